@@ -1,0 +1,49 @@
+"""dfwidgets: Jupyter widgets for data-efficient computer vision.
+
+The headless core (data, embed, layout, index, store, learn, session) never imports
+ipywidgets or anywidget; the widgets are imported lazily on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "ImageSource": "dfwidgets.data",
+    "datasets": "dfwidgets.datasets",
+    "embed": "dfwidgets.embed",
+    "embed_text": "dfwidgets.embed",
+    "get_embedder": "dfwidgets.embed",
+    "compute_layout": "dfwidgets.layout",
+    "NearestNeighborIndex": "dfwidgets.index",
+    "LabelStore": "dfwidgets.store",
+    "Session": "dfwidgets.session",
+    "simulate": "dfwidgets.learn.evaluate",
+    "EmbeddingMap": "dfwidgets.widgets.embedding_map",
+    "Labeler": "dfwidgets.widgets.labeler",
+    "VisualSearch": "dfwidgets.widgets.visual_search",
+    "Trainer": "dfwidgets.widgets.trainer",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'dfwidgets' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

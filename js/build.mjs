@@ -1,0 +1,31 @@
+// Bundles every js/src/<widget>.js entry into one self-contained ES module
+// dfwidgets/static/<widget>.js (anywidget's _esm). No network access at run time.
+import * as esbuild from "esbuild";
+import { readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const srcDir = join(here, "src");
+const entryPoints = readdirSync(srcDir)
+  .filter((f) => /\.(js|ts)$/.test(f))
+  .map((f) => join(srcDir, f));
+
+const options = {
+  entryPoints,
+  bundle: true,
+  format: "esm",
+  target: ["es2020"],
+  outdir: join(here, "..", "dfwidgets", "static"),
+  minify: !process.argv.includes("--watch"),
+  sourcemap: false,
+  loader: { ".css": "text" },
+  logLevel: "info",
+};
+
+if (process.argv.includes("--watch")) {
+  const ctx = await esbuild.context(options);
+  await ctx.watch();
+} else {
+  await esbuild.build(options);
+}
