@@ -7,8 +7,11 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const srcDir = join(here, "src");
+// `node build.mjs labeler` builds one entry; no argument builds them all.
+const only = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const entryPoints = readdirSync(srcDir)
   .filter((f) => /\.(js|ts)$/.test(f))
+  .filter((f) => only.length === 0 || only.includes(f.replace(/\.(js|ts)$/, "")))
   .map((f) => join(srcDir, f));
 
 const options = {

@@ -17,3 +17,35 @@ def output_dir() -> Path:
     """Folder for artefacts a test wants a human to look at (screenshots, plots)."""
     OUTPUT.mkdir(parents=True, exist_ok=True)
     return OUTPUT
+
+
+@pytest.fixture(scope="session")
+def fmnist_train():
+    """Fashion-MNIST train split (60,000 items) from Debian's dataset-fashion-mnist."""
+    import dfwidgets as dfw
+
+    return dfw.datasets.fashion_mnist(split="train")
+
+
+@pytest.fixture(scope="session")
+def fmnist_test():
+    """Fashion-MNIST test split (10,000 items)."""
+    import dfwidgets as dfw
+
+    return dfw.datasets.fashion_mnist(split="test")
+
+
+@pytest.fixture(scope="session")
+def fmnist_train_emb(fmnist_train):
+    """(60000, D) float32 embeddings from the offline backbone, cached on disk."""
+    import dfwidgets as dfw
+
+    return dfw.embed(fmnist_train, model="efficientnet_lite0", progress=False)
+
+
+@pytest.fixture(scope="session")
+def fmnist_test_emb(fmnist_test):
+    """(10000, D) float32 embeddings from the offline backbone, cached on disk."""
+    import dfwidgets as dfw
+
+    return dfw.embed(fmnist_test, model="efficientnet_lite0", progress=False)

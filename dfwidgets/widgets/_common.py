@@ -1,0 +1,33 @@
+"""Helpers shared by the widgets (no public class here)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+def bundle(name: str) -> Path:
+    """Path of the built ES module for widget ``name`` (js/src/<name>.js)."""
+    path = STATIC / f"{name}.js"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"The JS bundle {path} is missing. Build it with: cd js && npm ci && npm run build"
+        )
+    return path
+
+
+def resolve_session(session_or_source: Any, embeddings: np.ndarray | None = None, **kwargs: Any):
+    """Return the given Session, or a throwaway Session (temp folder) over (source, embeddings)."""
+    from ..session import Session
+
+    if isinstance(session_or_source, Session):
+        if embeddings is not None:
+            raise TypeError("Pass either a Session, or a source and its embeddings, not both.")
+        return session_or_source
+    folder = tempfile.mkdtemp(prefix="dfw_session_")
+    return Session.open(folder, source=session_or_source, embeddings=embeddings, **kwargs)
