@@ -18,8 +18,6 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY = {
     "ImageSource": "dfwidgets.data",
     "datasets": "dfwidgets.datasets",
-    "embed": "dfwidgets.embed",
-    "embed_text": "dfwidgets.embed",
     "get_embedder": "dfwidgets.embed",
     "compute_layout": "dfwidgets.layout",
     "NearestNeighborIndex": "dfwidgets.index",
@@ -32,7 +30,11 @@ _LAZY = {
     "Trainer": "dfwidgets.widgets.trainer",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = sorted([*_LAZY, "embed", "embed_text"]) + ["__version__"]
+
+# `embed` is both a sub-module and its main function: import it eagerly so that
+# `dfw.embed(...)` is always the function, even after `import dfwidgets.embed`.
+from dfwidgets.embed import embed, embed_text  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:
@@ -40,7 +42,8 @@ def __getattr__(name: str) -> Any:
     if module_name is None:
         raise AttributeError(f"module 'dfwidgets' has no attribute {name!r}")
     module = importlib.import_module(module_name)
-    value = module if module_name.endswith("." + name) else getattr(module, name)
+    # a sub-module is exported as itself unless it defines the name (dfwidgets.embed is a function)
+    value = getattr(module, name) if hasattr(module, name) else module
     globals()[name] = value
     return value
 

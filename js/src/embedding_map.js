@@ -1,5 +1,413 @@
-// Placeholder entry; replaced by the EmbeddingMap widget.
-function render({ model, el }) {
-  el.textContent = "dfwidgets";
+// EmbeddingMap: a WebGL map of the whole dataset (regl-scatterplot) with thumbnails on
+// hover, click-to-pin, lasso/box selection synced with Python and bulk labeling.
+//
+// Traits (Python <-> JS): _coords (float32 x,y interleaved, in [-1, 1]), _color_codes
+// (uint8 index into _palette per point), _legend, _selected (uint32 bytes), pinned,
+// _view (visible data rectangle), _classes, _color_by_name, _message, _sprite_meta.
+import createScatterplot from "regl-scatterplot";
+import { toFloat32, toUint8, toUint32, indicesToBytes } from "./lib/codecs.js";
+import { isolateKeys, isMac } from "./lib/keyboard.js";
+import { cssVar, onThemeChange } from "./lib/theme.js";
+import { linearScale } from "./lib/scale.js";
+import { SpriteSheets, fullImageURL } from "./lib/sprites.js";
+import { request } from "./lib/rpc.js";
+import { BASE_CSS, injectStyle, h, showMessage } from "./lib/style.js";
+
+const CSS = `
+.dfw-map-body { position: relative; width: 100%; background: var(--dfw-bg); }
+.dfw-map-body canvas { display: block; width: 100%; height: 100%; }
+.dfw-map-legend { position: absolute; top: 10px; right: 10px; max-height: calc(100% - 20px);
+  overflow: auto; min-width: 140px; padding: 8px 10px; border-radius: 6px;
+  background: color-mix(in srgb, var(--dfw-bg2) 88%, transparent);
+  border: 1px solid var(--dfw-border); box-shadow: 0 1px 4px rgba(0,0,0,.15); }
+.dfw-map-legend-title { font-weight: 600; margin-bottom: 6px; }
+.dfw-map-legend-row { display: flex; align-items: center; gap: 8px; line-height: 20px; }
+.dfw-map-legend-row .dfw-name { flex: 1; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 150px; }
+.dfw-map-legend-row .dfw-count { color: var(--dfw-fg2); font-variant-numeric: tabular-nums; }
+.dfw-swatch { width: 11px; height: 11px; border-radius: 50%; flex: none; }
+.dfw-ramp { height: 10px; width: 140px; border-radius: 3px; }
+.dfw-ramp-ends { display: flex; justify-content: space-between; color: var(--dfw-fg2); font-size: 11px; }
+.dfw-map-tip { position: absolute; pointer-events: none; display: none; z-index: 3;
+  padding: 6px; border-radius: 6px; background: var(--dfw-bg2); border: 1px solid var(--dfw-border);
+  box-shadow: 0 2px 8px rgba(0,0,0,.25); gap: 8px; align-items: flex-start; max-width: 320px; }
+.dfw-map-tip canvas, .dfw-map-pin img { image-rendering: pixelated; border-radius: 4px;
+  background: var(--dfw-bg3); }
+.dfw-map-info { display: grid; grid-template-columns: auto auto; column-gap: 8px; row-gap: 1px;
+  font-size: 12px; white-space: nowrap; }
+.dfw-map-info .dfw-k { color: var(--dfw-fg2); }
+.dfw-map-pin { position: absolute; left: 10px; bottom: 10px; z-index: 2; display: none;
+  padding: 8px; border-radius: 6px; background: var(--dfw-bg2); border: 1px solid var(--dfw-border);
+  box-shadow: 0 2px 8px rgba(0,0,0,.25); gap: 10px; align-items: flex-start; }
+.dfw-map-pin .dfw-close { border: none; background: none; color: var(--dfw-fg2); cursor: pointer;
+  font-size: 16px; line-height: 16px; padding: 0 2px; }
+.dfw-map-status { color: var(--dfw-fg2); white-space: nowrap; font-variant-numeric: tabular-nums; }
+.dfw-map-selcount { font-weight: 600; white-space: nowrap; font-variant-numeric: tabular-nums; }
+.dfw-map .dfw-input { width: 150px; }
+`;
+
+const fmt = (n) => Number(n).toLocaleString("en-US");
+
+function basePointSize(n) {
+  return Math.max(1.5, Math.min(7, 4 * Math.sqrt(20000 / Math.max(n, 1))));
 }
+
+function render({ model, el }) {
+  injectStyle("dfw-base-css-v1", BASE_CSS);
+  injectStyle("dfw-map-css-v1", CSS);
+
+  // ---- DOM -----------------------------------------------------------------------
+  const status = h("span", { class: "dfw-map-status" });
+  const modeBtns = {};
+  const seg = h("div", { class: "dfw-seg", role: "group", "aria-label": "Mouse mode" },
+    ...[["pan", "Pan", "Drag pans, wheel zooms; Shift+drag lassoes (L)"],
+        ["lasso", "Lasso", "Drag draws a lasso (L)"],
+        ["box", "Box", "Drag draws a box (B)"]].map(([mode, text, title]) => {
+      modeBtns[mode] = h("button", { class: "dfw-btn", title, "aria-pressed": "false",
+        "data-mode": mode, onclick: () => setMode(mode) }, text);
+      return modeBtns[mode];
+    }));
+  const colorSelect = h("select", { class: "dfw-select", "aria-label": "Colour by",
+      onchange: () => { model.set("_color_by_name", colorSelect.value); model.save_changes(); } },
+    ...["label", "prediction", "uncertainty", "difficulty"].map((v) => h("option", { value: v }, v)),
+    h("option", { value: "custom", disabled: true }, "custom"));
+  const selCount = h("span", { class: "dfw-map-selcount" });
+  const clearBtn = h("button", { class: "dfw-btn", title: "Clear the selection (Esc)",
+    onclick: () => { clearSelection(); } }, "Clear");
+  const listId = `dfw-classes-${Math.random().toString(36).slice(2)}`;
+  const datalist = h("datalist", { id: listId });
+  const labelInput = h("input", { class: "dfw-input dfw-map-label-input", list: listId,
+    placeholder: "class name…", "aria-label": "Label the selection as",
+    onkeydown: (e) => { if (e.key === "Enter") { e.preventDefault(); applyLabel(); } } });
+  const labelBtn = h("button", { class: "dfw-btn dfw-primary dfw-map-label-apply",
+    onclick: () => applyLabel() }, "Label");
+  const toolbar = h("div", { class: "dfw-toolbar" },
+    status, seg,
+    h("span", { class: "dfw-group" }, h("span", { class: "dfw-label" }, "Colour by"), colorSelect),
+    h("span", { class: "dfw-spacer" }),
+    h("span", { class: "dfw-group" }, selCount, clearBtn),
+    h("span", { class: "dfw-group" }, h("span", { class: "dfw-label" }, "Label selection as"),
+      labelInput, datalist, labelBtn));
+
+  const canvas = h("canvas", { class: "dfw-map-canvas" });
+  const legend = h("div", { class: "dfw-map-legend" });
+  const tipThumb = h("canvas", { width: 72, height: 72, style: "width:72px;height:72px" });
+  const tipInfo = h("div", { class: "dfw-map-info" });
+  const tip = h("div", { class: "dfw-map-tip" }, tipThumb, tipInfo);
+  const pinImg = h("img", { width: 128, height: 128, alt: "" });
+  const pinInfo = h("div", { class: "dfw-map-info" });
+  const pin = h("div", { class: "dfw-map-pin" }, pinImg, pinInfo,
+    h("button", { class: "dfw-close", title: "Unpin", "aria-label": "Unpin",
+      onclick: () => setPinned(-1) }, "×"));
+  const body = h("div", { class: "dfw-map-body" }, canvas, legend, tip, pin);
+  const mod = isMac ? "⌘" : "Ctrl";
+  const help = `Shift+drag or long-press: lasso · ${mod}: add · Alt: subtract · Esc: clear · click: pin`;
+  const msg = h("div", { class: "dfw-msg", "data-kind": "info" }, help);
+  const root = h("div", { class: "dfw-root dfw-map" }, toolbar, body, msg);
+  isolateKeys(root, { wheelTarget: body });
+  el.appendChild(root);
+
+  // ---- state -----------------------------------------------------------------------
+  const n = () => model.get("_n");
+  let coords = toFloat32(model.get("_coords"));
+  let codes = toUint8(model.get("_color_codes"));
+  let selected = Array.from(toUint32(model.get("_selected")));
+  let scatter = null;
+  let drawn = false;
+  let lassoing = false;
+  let pointerMods = { add: false, remove: false };
+  let hovered = -1;
+  let helpTimer = null;
+  const info = new Map(); // index -> info dict from Python
+  const sprites = new SpriteSheets(model, model.get("_sprite_meta"));
+  const xScale = linearScale([-1, 1]);
+  const yScale = linearScale([-1, 1]);
+
+  body.style.height = `${model.get("height")}px`;
+
+  function points() {
+    const N = n();
+    const pts = new Array(N);
+    for (let i = 0; i < N; i++) pts[i] = [coords[2 * i], coords[2 * i + 1], codes[i] || 0, 0];
+    return pts;
+  }
+
+  function themeColors() {
+    return {
+      backgroundColor: cssVar(root, "--jp-layout-color0", "#ffffff"),
+      lassoColor: cssVar(root, "--jp-brand-color1", "#1976d2"),
+      pointColorActive: cssVar(root, "--jp-brand-color1", "#1976d2"),
+      pointColorHover: cssVar(root, "--jp-ui-font-color0", "#000000"),
+    };
+  }
+
+  function syncView() {
+    model.set("_view", [...xScale.domain(), ...yScale.domain()]);
+    model.save_changes();
+  }
+  let viewTimer = null;
+
+  async function create(width, height) {
+    scatter = createScatterplot({
+      canvas, width, height, xScale, yScale,
+      pointSize: basePointSize(n()),
+      pointSizeSelected: 1,
+      pointOutlineWidth: 1.5,
+      opacity: n() > 50000 ? 0.8 : 0.9,
+      opacityBy: n() > 50000 ? "density" : null,
+      colorBy: "valueA",
+      pointColor: model.get("_palette"),
+      lassoOnLongPress: true,
+      lassoMinDelay: 8,
+      deselectOnEscape: false,
+      deselectOnDblClick: true,
+      actionKeyMap: { lasso: "shift", merge: isMac ? "cmd" : "ctrl", remove: "alt" },
+      ...themeColors(),
+    });
+    scatter.subscribe("lassoStart", () => { lassoing = true; });
+    scatter.subscribe("lassoEnd", () => { lassoing = false; });
+    scatter.subscribe("select", ({ points: pts }) => onSelect(Array.from(pts)));
+    scatter.subscribe("deselect", () => onSelect([]));
+    scatter.subscribe("pointover", (i) => showTip(i));
+    scatter.subscribe("pointout", () => hideTip());
+    scatter.subscribe("view", () => {
+      if (tip.style.display !== "none" && hovered >= 0) placeTip(hovered);
+      clearTimeout(viewTimer);
+      viewTimer = setTimeout(syncView, 150);
+    });
+    await scatter.draw(points(), { zDataType: "categorical" });
+    if (selected.length) scatter.select(selected, { preventEvent: true });
+    drawn = true;
+    root.dataset.drawn = "true";
+    syncView();
+  }
+
+  const ro = new ResizeObserver(() => {
+    const w = body.clientWidth;
+    const hgt = body.clientHeight;
+    if (w < 10 || hgt < 10) return;
+    if (!scatter) create(w, hgt);
+    else scatter.set({ width: w, height: hgt });
+  });
+  ro.observe(body);
+
+  // ---- selection -------------------------------------------------------------------
+  function onSelect(pts) {
+    if (!lassoing && pts.length === 1 && !pointerMods.add && !pointerMods.remove) {
+      // a plain click on a point pins it and keeps the selection as it was
+      setPinned(pts[0]);
+      if (selected.length) scatter.select(selected, { preventEvent: true });
+      else scatter.deselect({ preventEvent: true });
+      return;
+    }
+    lassoing = false;
+    selected = pts;
+    model.set("_selected", indicesToBytes(pts));
+    model.save_changes();
+    updateSelCount();
+  }
+
+  function clearSelection() {
+    if (scatter) scatter.deselect({ preventEvent: true });
+    onSelect([]);
+  }
+
+  function updateSelCount() {
+    const k = selected.length;
+    selCount.textContent = k ? `${fmt(k)} selected` : "no selection";
+    clearBtn.disabled = k === 0;
+  }
+
+  canvas.addEventListener("pointerdown", (e) => {
+    pointerMods = { add: isMac ? e.metaKey : e.ctrlKey, remove: e.altKey };
+  });
+
+  function setMode(mode) {
+    for (const [m, b] of Object.entries(modeBtns)) b.setAttribute("aria-pressed", String(m === mode));
+    if (!scatter) { pendingMode = mode; return; }
+    scatter.set({
+      mouseMode: mode === "pan" ? "panZoom" : "lasso",
+      lassoType: mode === "box" ? "rectangle" : "lasso",
+    });
+  }
+  let pendingMode = null;
+
+  root.addEventListener("keydown", (e) => {
+    if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+    if (e.key === "Escape") { clearSelection(); setPinned(-1); }
+    else if (e.key === "l" || e.key === "L") setMode("lasso");
+    else if (e.key === "b" || e.key === "B") setMode("box");
+    else if (e.key === "p" || e.key === "P") setMode("pan");
+  });
+
+  // ---- labeling ------------------------------------------------------------------
+  function applyLabel() {
+    const label = labelInput.value.trim();
+    model.send({ type: "label_selection", label });
+  }
+
+  // ---- hover & pin -------------------------------------------------------------------
+  async function getInfo(i) {
+    if (!info.has(i)) {
+      info.set(i, request(model, { type: "info", index: i }).then(({ content }) => content)
+        .catch((err) => { info.delete(i); throw err; }));
+    }
+    return info.get(i);
+  }
+
+  function fillInfo(target, d) {
+    target.replaceChildren();
+    const rows = [["id", d.id], ["label", d.label ?? "—"]];
+    if (d.prediction != null) rows.push(["prediction", d.prediction]);
+    if (d.confidence != null) rows.push(["confidence", `${(100 * d.confidence).toFixed(1)}%`]);
+    if (d.value != null) rows.push([d.value_name || "value", d.value]);
+    for (const [k, v] of rows) {
+      target.append(h("span", { class: "dfw-k" }, k), h("span", {}, String(v)));
+    }
+  }
+
+  function placeTip(i) {
+    const pos = scatter.getScreenPosition(i);
+    if (!pos) return;
+    const bw = body.clientWidth;
+    const tw = tip.offsetWidth || 240;
+    const th = tip.offsetHeight || 90;
+    let x = pos[0] + 14;
+    let y = pos[1] + 14;
+    if (x + tw > bw - 4) x = pos[0] - tw - 14;
+    if (y + th > body.clientHeight - 4) y = pos[1] - th - 14;
+    tip.style.left = `${Math.max(4, x)}px`;
+    tip.style.top = `${Math.max(4, y)}px`;
+  }
+
+  function showTip(i) {
+    hovered = i;
+    tip.style.display = "flex";
+    tipInfo.replaceChildren(h("span", { class: "dfw-k" }, "item"), h("span", {}, fmt(i)));
+    placeTip(i);
+    sprites.draw(tipThumb, i).catch(() => {});
+    getInfo(i).then((d) => { if (hovered === i) { fillInfo(tipInfo, d); placeTip(i); } })
+      .catch(() => {});
+  }
+  function hideTip() { hovered = -1; tip.style.display = "none"; }
+
+  let pinUrl = null;
+  function setPinned(i) {
+    if (model.get("pinned") !== i) { model.set("pinned", i); model.save_changes(); }
+    showPin(i);
+  }
+  function showPin(i) {
+    if (i < 0) { pin.style.display = "none"; return; }
+    pin.style.display = "flex";
+    pinInfo.replaceChildren(h("span", { class: "dfw-k" }, "item"), h("span", {}, fmt(i)));
+    getInfo(i).then((d) => { if (model.get("pinned") === i) fillInfo(pinInfo, d); }).catch(() => {});
+    fullImageURL(model, i, 128).then((url) => {
+      if (model.get("pinned") !== i) { URL.revokeObjectURL(url); return; }
+      if (pinUrl) URL.revokeObjectURL(pinUrl);
+      pinUrl = url;
+      pinImg.src = url;
+    }).catch(() => {});
+  }
+
+  // ---- legend ----------------------------------------------------------------------
+  function renderLegend() {
+    const lg = model.get("_legend") || {};
+    legend.replaceChildren();
+    legend.append(h("div", { class: "dfw-map-legend-title" }, lg.title || ""));
+    if (lg.kind === "continuous") {
+      const pal = model.get("_palette");
+      const stops = pal.filter((_, k) => k % 32 === 0 || k === pal.length - 1);
+      legend.append(h("div", { class: "dfw-ramp", style: `background: linear-gradient(to right, ${stops.join(",")})` }),
+        h("div", { class: "dfw-ramp-ends" }, h("span", {}, lg.min_label ?? ""), h("span", {}, lg.max_label ?? "")));
+      for (const it of lg.items || []) legend.append(legendRow(it));
+    } else {
+      for (const it of lg.items || []) legend.append(legendRow(it));
+    }
+  }
+  function legendRow(it) {
+    return h("div", { class: "dfw-map-legend-row", title: `${it.name}: ${fmt(it.count)}` },
+      h("span", { class: "dfw-swatch", style: `background:${it.color}` }),
+      h("span", { class: "dfw-name" }, it.name), h("span", { class: "dfw-count" }, fmt(it.count)));
+  }
+
+  function renderClasses() {
+    datalist.replaceChildren(...(model.get("_classes") || []).map((c) => h("option", { value: c })));
+  }
+
+  function renderStatus() {
+    const method = model.get("_layout_method");
+    status.textContent = `${fmt(n())} items · ${method === "umap" ? "UMAP" : method === "pca" ? "PCA (UMAP computing…)" : method}`;
+  }
+
+  function renderMessage() {
+    const m = model.get("_message") || {};
+    clearTimeout(helpTimer);
+    if (!m.text) { showMessage(msg, help, "info"); return; }
+    showMessage(msg, m.text, m.kind || "info");
+    if (m.undo) {
+      msg.append(h("button", { class: "dfw-btn", onclick: () => model.send({ type: "undo_bulk" }) }, "Undo"));
+    }
+    if (m.kind !== "error") helpTimer = setTimeout(() => showMessage(msg, help, "info"), 15000);
+  }
+
+  // ---- Python -> JS ----------------------------------------------------------------
+  model.on("change:_coords", () => {
+    coords = toFloat32(model.get("_coords"));
+    info.clear();
+    if (drawn) scatter.draw(points(), { transition: true, transitionDuration: 1200,
+      zDataType: "categorical", preventFilterReset: true, select: selected });
+    renderStatus();
+  });
+  model.on("change:_layout_method", renderStatus);
+  model.on("change:_color_codes", () => {
+    codes = toUint8(model.get("_color_codes"));
+    info.clear();
+    if (drawn) scatter.draw(points(), { zDataType: "categorical", preventFilterReset: true, select: selected });
+  });
+  model.on("change:_palette", () => { if (scatter) scatter.set({ pointColor: model.get("_palette") }); renderLegend(); });
+  model.on("change:_legend", renderLegend);
+  model.on("change:_classes", renderClasses);
+  model.on("change:_message", renderMessage);
+  model.on("change:_color_by_name", () => { colorSelect.value = model.get("_color_by_name"); });
+  model.on("change:pinned", () => showPin(model.get("pinned")));
+  model.on("change:height", () => { body.style.height = `${model.get("height")}px`; });
+  model.on("change:_selected", () => {
+    const next = Array.from(toUint32(model.get("_selected")));
+    if (next.length === selected.length && next.every((v, k) => v === selected[k])) return;
+    selected = next;
+    if (scatter && drawn) {
+      if (selected.length) scatter.select(selected, { preventEvent: true });
+      else scatter.deselect({ preventEvent: true });
+    }
+    updateSelCount();
+  });
+  model.on("msg:custom", (m) => {
+    if (m && m.type === "labels_applied") labelInput.value = "";
+    if (m && m.type === "invalidate") info.clear();
+  });
+
+  const offTheme = onThemeChange(() => { if (scatter) scatter.set(themeColors()); });
+
+  colorSelect.value = model.get("_color_by_name");
+  setMode("pan");
+  renderLegend();
+  renderClasses();
+  renderStatus();
+  renderMessage();
+  updateSelCount();
+  const modeTimer = setInterval(() => {
+    if (scatter && pendingMode) { setMode(pendingMode); pendingMode = null; }
+    if (scatter) clearInterval(modeTimer);
+  }, 100);
+
+  return () => {
+    clearInterval(modeTimer);
+    clearTimeout(viewTimer);
+    clearTimeout(helpTimer);
+    ro.disconnect();
+    offTheme();
+    if (pinUrl) URL.revokeObjectURL(pinUrl);
+    if (scatter) scatter.destroy();
+  };
+}
+
 export default { render };

@@ -1,0 +1,155 @@
+"""LabelStore and Session labeling speed: what one key press costs in the store.
+
+Measures, in one run on a real SQLite file in a temp folder:
+
+- ``LabelStore.set_labels`` of one item with ``synchronous=FULL`` (what dfwidgets uses:
+  fsync per commit) against ``synchronous=NORMAL`` (WAL, no fsync per commit);
+- ``Session.label`` of one item on a 60,000-item Fashion-MNIST session with 0 and with
+  10,000 labels already in the store (incremental cache update), and a full reload
+  (``refresh`` after another process wrote) at 10,000 labels;
+- two processes labeling into one file at once (throughput, and nothing lost).
+
+Usage: ``python benchmarks/label_store.py [--n 300]``. Prints a table and replaces the
+"LabelStore speed" section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "benchmarks" / "RESULTS.md"
+SECTION = "LabelStore speed"
+
+from dfwidgets.session import Session  # noqa: E402
+from dfwidgets.store import LabelStore  # noqa: E402
+
+
+def timed(fn, n: int) -> np.ndarray:
+    """Run ``fn(i)`` n times; return the durations in milliseconds."""
+    out = np.empty(n)
+    for i in range(n):
+        t = time.perf_counter()
+        fn(i)
+        out[i] = (time.perf_counter() - t) * 1000
+    return out
+
+
+def stats(ms: np.ndarray) -> tuple[float, float]:
+    return float(np.median(ms)), float(np.percentile(ms, 95))
+
+
+def write_section(markdown: str) -> None:
+    """Replace (or append) this benchmark's section in RESULTS.md, under a file lock."""
+    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
+    block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            text = head + block + rest.split(end, 1)[1].lstrip("\n")
+        else:
+            text = text.rstrip("\n") + "\n\n" + block
+        RESULTS.write_text(text)
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from dfwidgets.store import LabelStore
+    store = LabelStore(sys.argv[1])
+    for i in range(int(sys.argv[3])):
+        store.set_labels([f"{sys.argv[2]}-{i}"], "c", source="click")
+    """
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300, help="labels per measurement")
+    args = parser.parse_args()
+    n = args.n
+    rows: list[tuple[str, str, str, str]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="dfw_bench_store_"))
+
+    # 1. FULL vs NORMAL, interleaved in blocks so both see the same machine load
+    full, normal = LabelStore(tmp / "full.sqlite"), LabelStore(tmp / "normal.sqlite")
+    normal._conn.execute("PRAGMA synchronous = NORMAL")
+    t_full, t_normal = [], []
+    for block in range(10):
+        t_full.append(timed(lambda i: full.set_labels([f"f{block}-{i}"], "A", source="click"),
+                            n // 10))
+        t_normal.append(timed(lambda i: normal.set_labels([f"n{block}-{i}"], "A",
+                                                          source="click"), n // 10))
+    f50, f95 = stats(np.concatenate(t_full))
+    n50, n95 = stats(np.concatenate(t_normal))
+    rows.append(("store.set_labels, 1 item, synchronous=FULL (used)", f"{f50:.2f} ms",
+                 f"{f95:.2f} ms", f"{f50 / n50:.1f}x NORMAL's median"))
+    rows.append(("store.set_labels, 1 item, synchronous=NORMAL", f"{n50:.2f} ms",
+                 f"{n95:.2f} ms", "no fsync per commit"))
+
+    # 2. Session.label on a 60,000-item session
+    import dfwidgets as dfw
+
+    src = dfw.datasets.fashion_mnist(split="train")
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((len(src), 16)).astype(np.float32)  # store speed only
+    s = Session.open(tmp / "proj", source=src, embeddings=emb, auto_fit=False)
+    classes = s.classes
+    order = rng.permutation(len(src))
+    t0 = timed(lambda i: s.label([int(order[i])], classes[i % 10]), n)
+    bulk = order[n:n + 10_000]
+    s.label_many(bulk, [classes[i % 10] for i in range(len(bulk))], source="bulk")
+    t10k = timed(lambda i: s.label([int(order[10_000 + n + i])], classes[i % 10]), n)
+    a50, a95 = stats(t0)
+    b50, b95 = stats(t10k)
+    rows.append(("Session.label, 1 item, 60k items, 0 labels", f"{a50:.2f} ms",
+                 f"{a95:.2f} ms", ""))
+    rows.append(("Session.label, 1 item, 60k items, 10k labels", f"{b50:.2f} ms",
+                 f"{b95:.2f} ms", f"{b50 / a50:.2f}x the empty store"))
+    other = LabelStore(s.path)
+    reload_ms = []
+    for i in range(10):
+        other.set_labels([s.ids[int(order[-1 - i])]], "Bag", source="click")
+        t = time.perf_counter()
+        assert s.refresh()
+        reload_ms.append((time.perf_counter() - t) * 1000)
+    r50, r95 = stats(np.array(reload_ms))
+    rows.append(("Session.refresh after another writer, 10k labels", f"{r50:.1f} ms",
+                 f"{r95:.1f} ms", "full reload of the label cache"))
+    s.close()
+
+    # 3. two processes into one file
+    shared = tmp / "shared.sqlite"
+    LabelStore(shared).close()
+    t = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(shared), name, str(n)],
+                              cwd=REPO) for name in ("p", "q")]
+    codes = [p.wait() for p in procs]
+    wall = time.perf_counter() - t
+    got = len(LabelStore(shared).current())
+    rows.append(("2 processes x {} labels into one file".format(n), f"{wall:.2f} s wall",
+                 "", f"{got}/{2 * n} labels present, exit codes {codes}"))
+
+    header = ("| measurement | median | p95 | note |\n|---|---|---|---|\n")
+    table = header + "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+    md = (f"## {SECTION}\n\n`python benchmarks/label_store.py --n {n}` - real SQLite file "
+          "(WAL) on this machine's disk, 2 CPU cores shared with other jobs; "
+          f"{n} single-item labels per row.\n\n{table}\n")
+    print(md)
+    write_section(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Embedder implementations (private); the public API is :mod:`dfwidgets.embed`."""

@@ -1,0 +1,266 @@
+"""The Labeler's queue: which items to show next, fed by a Session (headless, no widget imports).
+
+The queue asks ``Session.next_batch`` for items (a cold-start strategy such as TypiClust
+while there is no model, then the chosen strategy; the Session mixes in its audit items),
+commits every answer to the Session's store before it forgets the item, remembers answers
+and skips for undo, and reorders itself when a new model arrives without ever bringing
+back an item that was answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LabelQueue"]
+
+log = logging.getLogger(__name__)
+
+
+class LabelQueue:
+    """Ordered item indices to show next, with answer / skip / undo / reorder.
+
+    Parameters
+    ----------
+    session:
+        A :class:`dfwidgets.session.Session` (uses ``next_batch``, ``label``, ``undo``,
+        ``history``, ``label_array``, ``probs_``, ``ids``).
+    strategy:
+        Acquisition strategy name used once the Session has a model (``s.probs_`` set).
+    cold_start:
+        Strategy used while there is no model yet (diversity: ``"typiclust"``).
+    batch:
+        Items asked from the Session per call (at least this many).
+    ahead:
+        Keep at least this many items queued (current item + prefetched ones).
+    hold:
+        On reorder, the first ``hold`` items stay in front (the browser may already be
+        showing them).
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        strategy: str = "hybrid",
+        cold_start: str = "typiclust",
+        batch: int = 8,
+        ahead: int = 9,
+        hold: int = 3,
+    ) -> None:
+        for name, value in (("batch", batch), ("ahead", ahead)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be at least 1, got {value!r}.")
+        _check_strategy(strategy, "strategy")
+        _check_strategy(cold_start, "cold_start")
+        self.session = session
+        self.strategy = strategy
+        self.cold_start = cold_start
+        self.batch = int(batch)
+        self.ahead = int(ahead)
+        self.hold = max(1, int(hold))
+        self._items: list[int] = []
+        self._skipped: set[int] = set()
+        self._answered: set[int] = set()
+        self._actions: list[tuple[str, tuple[int, ...], str | None]] = []
+        self._lock = threading.RLock()
+        self._exhausted = False
+
+    # ------------------------------------------------------------------ views
+    @property
+    def items(self) -> list[int]:
+        """Queued item indices, the one to show first at position 0."""
+        with self._lock:
+            return list(self._items)
+
+    @property
+    def current(self) -> int | None:
+        """Index of the item to show now, or None when nothing is left to label."""
+        with self._lock:
+            return self._items[0] if self._items else None
+
+    @property
+    def answered(self) -> frozenset[int]:
+        """Indices answered through this queue and not undone (never queued again)."""
+        with self._lock:
+            return frozenset(self._answered)
+
+    @property
+    def can_undo(self) -> bool:
+        """True when there is an answer or skip to take back."""
+        return bool(self._actions)
+
+    def strategy_in_use(self) -> str:
+        """The cold-start strategy until the Session has predictions, then ``strategy``."""
+        return self.cold_start if getattr(self.session, "probs_", None) is None else self.strategy
+
+    # ---------------------------------------------------------------- filling
+    def fill(self) -> list[int]:
+        """Top the queue up to ``ahead`` items; return the indices added (may be empty)."""
+        with self._lock:
+            need = self.ahead - len(self._items)
+            if need <= 0:
+                return []
+            exclude = self._exclusions(self._items)
+            new = self._fetch(max(self.batch, need), exclude)
+            if not new and self._skipped:
+                # Everything else is labeled: offer the skipped items again.
+                self._skipped.clear()
+                new = self._fetch(max(self.batch, need), self._exclusions(self._items))
+            self._items.extend(new)
+            self._exhausted = not self._items
+            return new
+
+    def reorder(self) -> list[int]:
+        """Re-rank after a model update: keep the first ``hold`` items, refetch the rest.
+
+        The expensive ``next_batch`` call runs without the lock, so answers keep flowing;
+        the result is filtered again against answers given meanwhile. Returns the new order.
+        """
+        with self._lock:
+            front = list(self._items[: self.hold])
+            exclude = self._exclusions(front)
+            k = max(self.batch, self.ahead - len(front))
+        new = self._fetch(k, exclude)
+        with self._lock:
+            labeled = self._labeled_mask()
+            kept = [i for i in front if i in self._items]
+            seen = set(kept) | self._answered | self._skipped
+            fresh = [i for i in new if i not in seen and not labeled[i]]
+            self._items = kept + fresh
+            if len(self._items) < self.ahead:
+                self.fill()
+            return list(self._items)
+
+    def drop_labeled(self) -> list[int]:
+        """Remove queued items that got a label elsewhere (another widget); return them."""
+        with self._lock:
+            labeled = self._labeled_mask()
+            gone = [i for i in self._items if labeled[i]]
+            if gone:
+                self._items = [i for i in self._items if not labeled[i]]
+            return gone
+
+    # ---------------------------------------------------------------- answers
+    def answer(self, indices: Sequence[int], label: str, *, source: str = "click") -> list[int]:
+        """Commit ``label`` for ``indices`` to the store, then take them off the queue.
+
+        The store write happens first: if it raises, the queue is unchanged and the error
+        propagates (the caller shows it and the item stays where it was).
+        """
+        idx = _as_indices(indices, len(self.session.ids))
+        with self._lock:
+            self.session.label(np.asarray(idx, dtype=np.int64), label, source=source)
+            self._answered.update(idx)
+            self._skipped.difference_update(idx)
+            self._remove(idx)
+            self._actions.append(("label", tuple(idx), source))
+            return idx
+
+    def skip(self, indices: Sequence[int]) -> list[int]:
+        """Take ``indices`` off the queue without a label (they come back only at the end)."""
+        idx = _as_indices(indices, len(self.session.ids))
+        with self._lock:
+            self._skipped.update(idx)
+            self._remove(idx)
+            self._actions.append(("skip", tuple(idx), None))
+            return idx
+
+    def undo(self) -> list[int]:
+        """Take back the last answer or skip made through this queue.
+
+        An answer is reverted in the store (``Session.undo(source=...)``) after checking
+        that the store's last event of that source is this answer; the items go back to
+        the front of the queue. Returns the indices brought back ([] if nothing to undo).
+        """
+        with self._lock:
+            if not self._actions:
+                return []
+            kind, idx, source = self._actions[-1]
+            if kind == "label":
+                self._check_last_event(idx, source)
+                self.session.undo(source=source)
+                self._answered.difference_update(idx)
+            else:
+                self._skipped.difference_update(idx)
+            self._actions.pop()
+            back = list(idx)
+            self._items = back + [i for i in self._items if i not in set(back)]
+            return back
+
+    # ---------------------------------------------------------------- helpers
+    def _remove(self, idx: Iterable[int]) -> None:
+        drop = set(idx)
+        self._items = [i for i in self._items if i not in drop]
+
+    def _labeled_mask(self) -> np.ndarray:
+        return np.asarray(self.session.label_array()) >= 0
+
+    def _exclusions(self, extra: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) bool mask of items not to fetch, and the unlabeled ones among them."""
+        mask = self._labeled_mask().copy()
+        more = np.asarray(sorted(self._answered | self._skipped | set(extra)), dtype=np.int64)
+        more = more[~mask[more]] if more.size else more
+        mask[more] = True
+        return mask, more
+
+    def _fetch(self, k: int, exclusions: tuple[np.ndarray, np.ndarray]) -> list[int]:
+        """Ask the Session for up to ``k`` items outside ``exclusions`` (see _exclusions)."""
+        exclude, extra = exclusions
+        remaining = int((~exclude).sum())
+        if remaining == 0:
+            return []
+        k = min(k, remaining)
+        # the Session leaves labeled items out itself: pass only our own exclusions
+        got = self.session.next_batch(k, strategy=self.strategy_in_use(), exclude=extra)
+        out: list[int] = []
+        seen: set[int] = set()
+        for i in np.asarray(got, dtype=np.int64).tolist():
+            if not exclude[i] and i not in seen:
+                out.append(i)
+                seen.add(i)
+        return out
+
+    def _check_last_event(self, idx: tuple[int, ...], source: str | None) -> None:
+        """Refuse to undo someone else's label: the store's last ``source`` event must be ours."""
+        hist = self.session.history()
+        if hist is None or len(hist) == 0:
+            raise RuntimeError("Nothing to undo: the label store has no history.")
+        live = hist[(hist["source"] == source) & (~hist["undone"].astype(bool))]
+        if len(live) == 0:
+            raise RuntimeError(f"Nothing to undo: no {source!r} label is left in the store.")
+        key = "group_id" if "group_id" in live.columns else "event_id"
+        last = live[live[key] == live[key].max()]
+        ours = {str(self.session.ids[i]) for i in idx}
+        if set(map(str, last["item_id"])) != ours:
+            raise RuntimeError(
+                f"The last {source!r} label in the store was made elsewhere (another widget or "
+                "process), so undo here would revert the wrong item. Undo it where it was made, "
+                "or call session.undo()."
+            )
+
+
+def _as_indices(indices: Sequence[int] | int, n: int) -> list[int]:
+    """Validate item indices: a non-empty list of distinct ints in [0, n)."""
+    arr = np.atleast_1d(np.asarray(indices))
+    if arr.size == 0:
+        raise ValueError("No items given: pass at least one item index.")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"Item indices must be integers, got dtype {arr.dtype}.")
+    bad = arr[(arr < 0) | (arr >= n)]
+    if bad.size:
+        raise IndexError(f"Item index {int(bad[0])} is out of range for {n} items.")
+    return list(dict.fromkeys(int(i) for i in arr))
+
+
+def _check_strategy(name: str, what: str) -> None:
+    try:
+        from .learn.strategies import STRATEGIES
+    except ImportError:  # the learning core is not importable: the Session will complain
+        return
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown {what} {name!r}; choose one of {sorted(STRATEGIES)}.")

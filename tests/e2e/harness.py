@@ -1,0 +1,386 @@
+"""End-to-end harness: a real JupyterLab server driven by headless Chromium (Playwright).
+
+Reused by every widget's e2e test. Typical use (fixtures from tests/e2e/conftest.py)::
+
+    def test_something(lab):                       # lab: a LabPage on a fresh browser page
+        lab.open_notebook("t.ipynb", ["import dfwidgets as dfw", "m = dfw.EmbeddingMap(...)\\nm"])
+        lab.run_cell(0); lab.run_cell(1)
+        out = lab.wait_for_widget(1)                # locator of the rendered widget view
+        lab.wait_until_drawn(1)                     # judged from screenshot pixels
+        assert lab.kernel_eval("len(m.selected)") > 0
+        lab.screenshot_output(1, "my_widget.png")
+
+Nothing here is dfwidgets-specific; the server's kernel imports the working tree.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+OUTPUT = REPO / "tests" / "_output"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    # WebGL without a GPU: ANGLE on SwiftShader
+    "--use-gl=angle",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+]
+LIGHT_THEME = "JupyterLab Light"
+DARK_THEME = "JupyterLab Dark"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_notebook(path: Path, cells: list[str]) -> Path:
+    """Write an nbformat-4 notebook of code ``cells`` with a python3 kernelspec."""
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": f"cell-{i}",
+                "metadata": {},
+                "outputs": [],
+                "source": src,
+            }
+            for i, src in enumerate(cells)
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb, indent=1))
+    return path
+
+
+class JupyterServer:
+    """A JupyterLab server on 127.0.0.1 (random free port, random token) in ``root_dir``."""
+
+    def __init__(self, root_dir: Path, *, env: dict[str, str] | None = None) -> None:
+        self.root_dir = Path(root_dir)
+        self.port = free_port()
+        self.token = secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = env or {}
+        self._proc: subprocess.Popen | None = None
+        self._log_path = self.root_dir.parent / f"jupyter-{self.port}.log"
+
+    def start(self, *, timeout: float = 120.0) -> "JupyterServer":
+        """Start the server and wait until its REST API answers."""
+        self.root_dir.mkdir(parents=True, exist_ok=True)
+        settings = self.root_dir.parent / "lab-settings"
+        # no news / update pop-ups covering the notebook
+        notif = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+        notif.parent.mkdir(parents=True, exist_ok=True)
+        notif.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        workspaces = self.root_dir.parent / "lab-workspaces"
+        workspaces.mkdir(exist_ok=True)
+        env = dict(os.environ)
+        env.update(
+            {
+                "JUPYTERLAB_SETTINGS_DIR": str(settings),
+                "JUPYTERLAB_WORKSPACES_DIR": str(workspaces),
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(REPO), env.get("PYTHONPATH", "")) if p
+                ),
+                # keep the kernel from taking both cores from the browser
+                "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
+            }
+        )
+        env.update(self._env)
+        cmd = [
+            sys.executable, "-m", "jupyterlab",
+            "--allow-root",
+            "--no-browser",
+            "--ServerApp.open_browser=False",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root_dir}",
+            "--LabApp.expose_app_in_browser=True",
+            "--ServerApp.disable_check_xsrf=False",
+            "--LabServerApp.open_browser=False",
+        ]
+        self._log = open(self._log_path, "wb")
+        self._proc = subprocess.Popen(cmd, cwd=self.root_dir, env=env, stdout=self._log,
+                                      stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited early:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(
+                    f"{self.url}/api/status?token={self.token}", timeout=2
+                ) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"JupyterLab did not start in {timeout} s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 4000) -> str:
+        """The last ``n`` characters of the server log (for failure messages)."""
+        try:
+            return self._log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Stop the server (and its kernels)."""
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        self._proc = None
+        self._log.close()
+
+
+_KERNEL_EXEC_JS = """
+async (code) => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const kernel = panel.sessionContext.session.kernel;
+  const future = kernel.requestExecute({ code, store_history: false, silent: false });
+  let out = "", err = null;
+  future.onIOPub = (msg) => {
+    const t = msg.header.msg_type;
+    if (t === "stream" && msg.content.name === "stdout") out += msg.content.text;
+    if (t === "error") err = msg.content.ename + ": " + msg.content.evalue + "\\n" +
+      (msg.content.traceback || []).join("\\n").replace(/\\x1b\\[[0-9;]*m/g, "");
+  };
+  await future.done;
+  return { out, err };
+}
+"""
+
+_MARK = "__DFW_JSON__"
+
+
+class LabPage:
+    """One browser page on a JupyterServer, with notebook helpers."""
+
+    def __init__(self, server: JupyterServer, page: Any) -> None:
+        self.server = server
+        self.page = page
+        self.console: list[str] = []
+        page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+
+    # -- notebooks ---------------------------------------------------------------
+    def open_notebook(self, name: str, cells: list[str], *, timeout: float = 90.0) -> None:
+        """Write ``name`` with ``cells`` into the server's root and open it, kernel ready."""
+        write_notebook(self.server.root_dir / name, cells)
+        self.page.goto(f"{self.server.url}/lab/tree/{name}?token={self.server.token}")
+        self.page.wait_for_function(
+            """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                 return !!(w && w.sessionContext && w.sessionContext.session &&
+                           w.sessionContext.session.kernel &&
+                           w.sessionContext.session.kernel.connectionStatus === 'connected' &&
+                           w.sessionContext.session.kernel.status === 'idle' &&
+                           w.content && w.content.widgets.length > 0); }""",
+            timeout=timeout * 1000,
+        )
+
+    def cell(self, index: int) -> Any:
+        """Locator of code cell ``index`` of the open notebook."""
+        return self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").nth(index)
+
+    def output(self, index: int) -> Any:
+        """Locator of the (first) output of cell ``index``."""
+        return self.cell(index).locator(".jp-OutputArea-output").first
+
+    def run_cell(self, index: int, *, timeout: float = 180.0) -> None:
+        """Run cell ``index`` with the 'notebook:run-cell' command; wait until it finishes."""
+        self.page.evaluate(
+            """async (i) => { const w = window.jupyterapp.shell.currentWidget;
+                 w.content.activeCellIndex = i;
+                 await window.jupyterapp.commands.execute('notebook:run-cell'); }""",
+            index,
+        )
+        self.page.wait_for_function(
+            """(i) => { const w = window.jupyterapp.shell.currentWidget;
+                 const c = w.content.widgets[i];
+                 return c.model.executionCount !== null && !c.hasClass('jp-mod-running') &&
+                        w.sessionContext.session.kernel.status === 'idle'; }""",
+            arg=index,
+            timeout=timeout * 1000,
+        )
+        errors = self.page.evaluate(
+            """(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.outputs
+                 .toJSON().filter(o => o.output_type === 'error')
+                 .map(o => o.ename + ': ' + o.evalue + '\\n' + (o.traceback || []).join('\\n'))""",
+            index,
+        )
+        if errors:
+            clean = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(errors))
+            raise AssertionError(f"cell {index} raised:\n{clean[-4000:]}")
+
+    def run_all(self, *, timeout: float = 300.0) -> None:
+        """Run every cell ('notebook:run-all-cells') and wait until the kernel is idle."""
+        n = self.page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length")
+        self.page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        self.page.wait_for_function(
+            """(n) => { const w = window.jupyterapp.shell.currentWidget;
+                 return w.content.widgets.slice(0, n).every(c => c.model.type !== 'code' ||
+                          c.model.executionCount !== null) &&
+                        w.sessionContext.session.kernel.status === 'idle'; }""",
+            arg=n,
+            timeout=timeout * 1000,
+        )
+
+    def wait_for_output(self, index: int, selector: str = ".jp-OutputArea-output", *,
+                        timeout: float = 60.0) -> Any:
+        """Wait until ``selector`` is visible inside cell ``index``'s output; its locator."""
+        loc = self.cell(index).locator(selector).first
+        loc.wait_for(state="visible", timeout=timeout * 1000)
+        return loc
+
+    def wait_for_widget(self, index: int, selector: str = ".dfw-root", *, timeout: float = 60.0) -> Any:
+        """Wait for a rendered widget view (default: any dfwidgets root) in cell ``index``."""
+        return self.wait_for_output(index, selector, timeout=timeout)
+
+    # -- kernel --------------------------------------------------------------------
+    def kernel_exec(self, code: str) -> str:
+        """Run ``code`` in the notebook's kernel (no cell); return stdout, raise on error."""
+        res = self.page.evaluate(_KERNEL_EXEC_JS, code)
+        if res["err"]:
+            raise AssertionError(f"kernel error running {code!r}:\n{res['err']}")
+        return res["out"]
+
+    def kernel_eval(self, expr: str) -> Any:
+        """Evaluate Python ``expr`` in the kernel; return its value through JSON.
+
+        numpy arrays/scalars are converted with ``.tolist()``.
+        """
+        code = (
+            "import json as _dfw_json, numpy as _dfw_np\n"
+            f"_dfw_v = ({expr})\n"
+            "_dfw_v = _dfw_v.tolist() if isinstance(_dfw_v, (_dfw_np.ndarray, _dfw_np.generic)) else _dfw_v\n"
+            f"print({_MARK!r} + _dfw_json.dumps(_dfw_v, default=str))\n"
+        )
+        out = self.kernel_exec(code)
+        line = next(ln for ln in out.splitlines()[::-1] if ln.startswith(_MARK))
+        return json.loads(line[len(_MARK):])
+
+    def restart_kernel(self, *, timeout: float = 60.0) -> None:
+        """Restart the notebook's kernel (no dialog) and wait until it is idle."""
+        self.page.evaluate(
+            "async () => { await window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart(); }"
+        )
+        self.page.wait_for_function(
+            "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+            timeout=timeout * 1000,
+        )
+
+    # -- look ----------------------------------------------------------------------
+    def set_theme(self, theme: str = LIGHT_THEME) -> None:
+        """Switch JupyterLab's theme ('JupyterLab Light' / 'JupyterLab Dark')."""
+        self.page.evaluate(
+            "async (t) => { await window.jupyterapp.commands.execute('apputils:change-theme', {theme: t}); }",
+            theme,
+        )
+        self.page.wait_for_function(
+            "(t) => document.body.dataset.jpThemeName === t", arg=theme, timeout=30_000
+        )
+        self.page.wait_for_timeout(300)
+
+    def screenshot_output(self, index: int, name: str, selector: str | None = None) -> Path:
+        """Save a PNG of cell ``index``'s output (or ``selector`` inside it) to tests/_output/."""
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        path = OUTPUT / name
+        loc = self.cell(index).locator(selector).first if selector else self.output(index)
+        loc.scroll_into_view_if_needed()
+        loc.screenshot(path=str(path))
+        return path
+
+    def pixels(self, locator: Any) -> np.ndarray:
+        """(H, W, 3) uint8 RGB pixels of an element, from a real screenshot."""
+        from PIL import Image
+
+        png = locator.screenshot()
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+    def wait_until_drawn(self, locator: Any, *, min_fraction: float = 0.01,
+                         timeout: float = 60.0, settle: float = 0.0) -> np.ndarray:
+        """Wait until an element's screenshot has at least ``min_fraction`` of pixels that
+        differ from its dominant (background) colour, and stop changing; return pixels.
+
+        A canvas exists before anything is drawn on it: this judges from pixels.
+        """
+        deadline = time.monotonic() + timeout
+        prev: np.ndarray | None = None
+        frac = 0.0
+        while time.monotonic() < deadline:
+            px = self.pixels(locator)
+            frac = drawn_fraction(px)
+            if frac >= min_fraction and prev is not None and prev.shape == px.shape and \
+                    np.abs(prev.astype(int) - px).max() <= 8:
+                if settle:
+                    time.sleep(settle)
+                return px
+            prev = px if frac >= min_fraction else None
+            time.sleep(0.25)
+        raise TimeoutError(f"element not drawn after {timeout} s (drawn fraction {frac:.4f})")
+
+
+def drawn_fraction(px: np.ndarray) -> float:
+    """Fraction of pixels that differ (by > 24 in any channel) from the most common colour."""
+    flat = px.reshape(-1, px.shape[-1]).astype(np.int32)
+    keys = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    vals, counts = np.unique(keys, return_counts=True)
+    bg = vals[counts.argmax()]
+    bg_rgb = np.array([(bg >> 16) & 255, (bg >> 8) & 255, bg & 255])
+    return float((np.abs(flat - bg_rgb).max(axis=1) > 24).mean())
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """(N,) bool: which of ``points`` (N,2) lie inside ``polygon`` (M,2) (even-odd rule)."""
+    x, y = points[:, 0][:, None], points[:, 1][:, None]
+    x0, y0 = polygon[:, 0][None, :], polygon[:, 1][None, :]
+    x1, y1 = np.roll(polygon[:, 0], -1)[None, :], np.roll(polygon[:, 1], -1)[None, :]
+    crosses = (y0 > y) != (y1 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xint = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+    return ((crosses & (x < xint)).sum(axis=1) % 2) == 1
+
+
+def chromium_available() -> bool:
+    """True when Debian's chromium binary is present."""
+    return Path(CHROMIUM).exists() or shutil.which("chromium") is not None

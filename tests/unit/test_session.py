@@ -1,0 +1,174 @@
+"""Session over a real project folder, a real LabelStore and real Fashion-MNIST embeddings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dfwidgets.session import Session
+
+REPO = Path(__file__).resolve().parents[2]
+N_SMALL = 3000
+
+
+@pytest.fixture(scope="module")
+def small(fmnist_train, fmnist_train_emb):
+    """The first 3,000 Fashion-MNIST train items and their offline-backbone embeddings."""
+    idx = np.arange(N_SMALL)
+    return fmnist_train.subset(idx), np.ascontiguousarray(fmnist_train_emb[idx])
+
+
+@pytest.fixture
+def session(tmp_path: Path, small):
+    src, emb = small
+    s = Session.open(tmp_path / "proj", source=src, embeddings=emb, auto_fit=False)
+    yield s
+    s.close()
+
+
+def truth(src, indices) -> list[str]:
+    """Ground-truth class names of items (the built-in dataset's labels)."""
+    return [src.classes[int(src.labels[i])] for i in np.atleast_1d(indices)]
+
+
+# ---------------------------------------------------------------- labels, classes, events
+def test_open_creates_project_with_dataset_classes(session: Session, small) -> None:
+    src, emb = small
+    assert (session.path / "labels.sqlite").exists()
+    saved = np.load(session.path / "embeddings.npy")
+    assert saved.dtype == np.float32 and np.array_equal(saved, emb)
+    assert session.classes == list(src.classes) and len(session.classes) == 10
+    assert session.labels.empty and (session.label_array() == -1).all()
+    assert session.probs_ is None
+
+
+def test_label_commits_and_emits(session: Session) -> None:
+    seen: list[np.ndarray] = []
+    handle = session.on("labels_changed", seen.append)
+    assert session.label([12, 40, 41], "Sneaker") == 3
+    session.label(np.array([5]), "Bag", source="bulk")
+    labels = session.labels
+    assert labels.to_dict() == {5: "Bag", 12: "Sneaker", 40: "Sneaker", 41: "Sneaker"}
+    assert session.label_array()[[12, 5, 0]].tolist() == [7, 8, -1]
+    assert [s.tolist() for s in seen] == [[12, 40, 41], [5]]
+    # committed: the file alone (a fresh store) has the labels, with their sources
+    from dfwidgets.store import LabelStore
+
+    cur = LabelStore(session.path).current().set_index("item_id")
+    assert cur.loc[session.ids[12], "source"] == "click"
+    assert cur.loc[session.ids[5], "source"] == "bulk"
+    session.off(handle)
+    session.label([7], "Coat")
+    assert len(seen) == 2
+
+
+def test_new_class_via_label_and_add_rename_merge(session: Session) -> None:
+    seen: list[list[str]] = []
+    session.on("classes_changed", seen.append)
+    session.label([1, 2], "Boot")
+    assert session.classes[-1] == "Boot" and seen[-1][-1] == "Boot"
+    session.add_class("Hat")  # no examples yet
+    assert session.classes[-1] == "Hat"
+    session.rename_class("Boot", "Winter boot")
+    assert session.labels.to_dict() == {1: "Winter boot", 2: "Winter boot"}
+    relabeled: list[np.ndarray] = []
+    session.on("labels_changed", relabeled.append)
+    assert session.merge_classes(["Winter boot"], into="Ankle boot") == 2
+    assert "Winter boot" not in session.classes
+    assert session.labels.to_dict() == {1: "Ankle boot", 2: "Ankle boot"}
+    assert relabeled[-1].tolist() == [1, 2]
+
+
+def test_bad_input_clear_errors_nothing_written(session: Session) -> None:
+    with pytest.raises(IndexError, match="out of range: the source has 3000 items"):
+        session.label([2, 3000], "Bag")
+    with pytest.raises(TypeError, match="integers"):
+        session.label(["a"], "Bag")
+    with pytest.raises(ValueError, match="No items"):
+        session.label([], "Bag")
+    with pytest.raises(ValueError, match="click, bulk"):
+        session.label([1], "Bag", source="keyboard")
+    with pytest.raises(ValueError, match="Unknown event"):
+        session.on("label_changed", print)
+    assert session.labels.empty and session.history().empty
+
+
+def test_callback_error_is_logged_not_raised(session: Session, caplog) -> None:
+    def broken(indices):
+        raise RuntimeError("widget bug")
+
+    session.on("labels_changed", broken)
+    session.label([3], "Bag")
+    assert session.labels.to_dict() == {3: "Bag"}
+    assert "widget bug" in caplog.text
+
+
+def test_history_and_undo_by_source(session: Session, small) -> None:
+    src, _ = small
+    session.label([1], "Bag")
+    session.label([1, 2, 3], "Coat", source="bulk")
+    session.label([4], "Coat", source="zero-shot")
+    session.label([5], "Coat", source="zero-shot")
+    session.label([3], "Shirt")
+    changed: list[np.ndarray] = []
+    session.on("labels_changed", changed.append)
+    assert session.undo(source="bulk") == 3
+    assert changed[-1].tolist() == [1, 2]  # 3 keeps its later click
+    assert session.labels.to_dict() == {1: "Bag", 3: "Shirt", 4: "Coat", 5: "Coat"}
+    assert session.undo(source="zero-shot", all_events=True) == 2
+    assert session.undo() == 1  # the last call left: the click on 3
+    assert session.labels.to_dict() == {1: "Bag"}
+    h = session.history()
+    assert h["index"].tolist()[:7] == [1, 1, 2, 3, 4, 5, 3]
+    assert set(h["source"]) == {"click", "bulk", "zero-shot", "undo"}
+
+
+def test_reopen_restores_everything_and_checks_fingerprint(tmp_path: Path, small,
+                                                           fmnist_train) -> None:
+    src, emb = small
+    with Session.open(tmp_path / "p", source=src, embeddings=emb, auto_fit=False) as s:
+        s.label([10, 11], "Trouser")
+        s.add_class("Hat")
+    # no source, no embeddings: both come back from the folder
+    with Session.open(tmp_path / "p", auto_fit=False) as s2:
+        assert len(s2.source) == N_SMALL and s2.labels.to_dict() == {10: "Trouser", 11: "Trouser"}
+        assert np.array_equal(s2.embeddings, emb) and s2.classes[-1] == "Hat"
+        assert len(s2.history()) == 2
+    other = fmnist_train.subset(np.arange(N_SMALL, 2 * N_SMALL))
+    with pytest.raises(ValueError, match="made for another dataset"):
+        Session.open(tmp_path / "p", source=other, auto_fit=False)
+    with pytest.raises(ValueError, match="2999 rows but the source has 3000 items"):
+        Session.open(tmp_path / "q", source=src, embeddings=emb[:-1], auto_fit=False)
+    bad = emb.copy()
+    bad[7, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        Session.open(tmp_path / "r", source=src, embeddings=bad, auto_fit=False)
+    with pytest.raises(ValueError, match="new project: pass source="):
+        Session.open(tmp_path / "empty", auto_fit=False)
+
+
+def test_refresh_sees_another_process(session: Session) -> None:
+    session.label([1], "Bag")
+    script = textwrap.dedent(
+        f"""
+        from dfwidgets.session import Session
+        s = Session.open({str(session.path)!r}, auto_fit=False)
+        s.label([20, 21], "Sandal", source="bulk")
+        s.undo(source="click")
+        s.close()
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO, timeout=120)
+    changed: list[np.ndarray] = []
+    session.on("labels_changed", changed.append)
+    assert session.refresh() is True
+    assert session.labels.to_dict() == {20: "Sandal", 21: "Sandal"}
+    assert sorted(changed[0].tolist()) == [1, 20, 21]
+    assert session.refresh() is False
