@@ -118,13 +118,14 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     lines = [f"{'measurement':<{width}} | time     | note", "-" * (width + 40)]
     lines += [f"{a:<{width}} | {b:<8} | {c}" for a, b, c in rows]
-    print("\n".join(lines))  # noqa: T201 - a benchmark script prints its table
+    print("\n".join(lines))
 
-    md = [f"## {SECTION}", "",
-          f"`python benchmarks/data_speed.py --n {args.n}` - Fashion-MNIST as {args.n:,} PNG files "
-          f"(28x28) vs the same images as a uint8 array; {os.cpu_count()} CPU cores shared; "
-          f"src[i] = median of {len(idx)} single calls.", "",
-          "| measurement | time | note |", "|---|---|---|"]
+    load = os.getloadavg()[0]
+    intro = (f"`python benchmarks/data_speed.py --n {args.n}`: Fashion-MNIST as {args.n:,} PNG "
+             f"files (28x28) vs the same images as a uint8 array; {os.cpu_count()} CPU cores "
+             f"shared with other jobs (load average {load:.1f} at the end); src[i] = median of "
+             f"{len(idx)} single calls.")
+    md = [f"## {SECTION}", "", intro, "", "| measurement | time | note |", "|---|---|---|"]
     md += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     write_section("\n".join(md) + "\n")
 

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import sqlite3
+import stat
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,7 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dfwidgets._config import cache_dir
 
-__all__ = ["ImageSource", "IMAGE_EXTENSIONS"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageSource"]
 
 logger = logging.getLogger(__name__)
 
@@ -275,6 +276,7 @@ class ImageSource:
         if classes is None and getattr(dataset, "classes", None) is not None:
             classes = [str(c) for c in dataset.classes]
         targets = getattr(dataset, "targets", None)
+        failed: dict[int, str] = {}
         if targets is not None and len(targets) == n:
             raw = _to_list(targets)
         else:
@@ -282,15 +284,21 @@ class ImageSource:
             for i in range(n):
                 try:
                     item = dataset[i]
-                    raw.append(_to_list(item[1]) if isinstance(item, (tuple, list)) and len(item) > 1 else None)
-                except Exception:  # noqa: BLE001 - a broken item must not stop the scan
+                except Exception as exc:  # noqa: BLE001 - a broken item must not stop the scan
+                    failed[i] = f"dataset item {i} failed: {type(exc).__name__}: {exc}"
                     raw.append(None)
+                    continue
+                has_label = isinstance(item, (tuple, list)) and len(item) > 1
+                raw.append(_to_list(item[1]) if has_label else None)
         if all(r is None for r in raw):
             lab, cls_names = None, (list(classes) if classes is not None else None)
         else:
             lab, cls_names = _encode_labels(raw, classes, n)
         src = cls(kind="torch", n=n, ids=_default_ids(n), labels=lab, classes=cls_names,
                   dataset=dataset, dataset_indices=np.arange(n, dtype=np.int64))
+        if failed:
+            src._problems.update({i: (None, reason) for i, reason in failed.items()})
+            src._warn_summary(len(failed), "(the dataset raised an error)")
         return src
 
     @classmethod
@@ -484,7 +492,8 @@ class ImageSource:
         warning) and return :attr:`problems`."""
         if self._array is not None:
             return self.problems
-        before = len(self._problems)
+        with self._lock:
+            before = set(self._problems)
         from tqdm.auto import tqdm
 
         items = range(self._n)
@@ -499,7 +508,8 @@ class ImageSource:
                     self._load_torch(i)
                     bar.update()
         bar.close()
-        found = len(self._problems) - before
+        with self._lock:
+            found = len(set(self._problems) - before)
         if found:
             self._warn_summary(found, "while decoding every image")
         return self.problems
@@ -665,12 +675,12 @@ def _encode_labels(
         if _is_missing(v) or (isinstance(v, str) and v == ""):
             continue
         if isinstance(v, (bool, np.bool_)):
-            raise ValueError(f"label {i} is a bool ({v!r}); use class names or ints.")
+            raise TypeError(f"label {i} is a bool ({v!r}); use class names or ints.")
         if isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and float(v).is_integer()):
             ints.append((i, int(v)))
             continue
-        if isinstance(v, float):
-            raise ValueError(f"label {i} is {v!r}, not a class name or whole number.")
+        if isinstance(v, (float, np.floating)):
+            raise TypeError(f"label {i} is {v!r}, not a class name or whole number.")
         name = str(v)
         k = lookup.get(name)
         if k is None:
@@ -795,6 +805,17 @@ def _reason(exc: BaseException, path: str) -> str:
     return f"decode failed: {type(exc).__name__}: {exc}"
 
 
+_OPEN_LOCK = threading.Lock()  # warnings.catch_warnings is process-global, not per thread
+
+
+def _open_quietly(path: str) -> Image.Image:
+    """``Image.open`` without PIL's per-file DecompressionBombWarning (over-limit images
+    that are below twice the limit still open; larger ones raise DecompressionBombError)."""
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
 def _probe_file(path: str) -> tuple[tuple[int, int] | None, str | None]:
     """Cheap header check: ((width, height), None) when fine, (None, reason) when not."""
     if not path:
@@ -803,15 +824,13 @@ def _probe_file(path: str) -> tuple[tuple[int, int] | None, str | None]:
         st = os.stat(path)
     except OSError as exc:
         return None, _reason(exc, path)
-    if os.path.isdir(path):
+    if stat.S_ISDIR(st.st_mode):
         return None, "unreadable: is a folder, not a file"
     if st.st_size == 0:
         return None, "empty: zero-byte file"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                return img.size, None
+        with _open_quietly(path) as img:
+            return img.size, None
     except Exception as exc:  # noqa: BLE001 - report, never raise
         return None, _reason(exc, path)
 
@@ -822,15 +841,13 @@ def _open_rgb(path: str) -> Image.Image:
         raise FileNotFoundError("no path given")
     if os.path.getsize(path) == 0:
         raise UnidentifiedImageError("zero-byte file")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(path) as img:
-            img.load()
-            try:
-                img = ImageOps.exif_transpose(img)
-            except Exception:  # noqa: BLE001 - a bad EXIF block is not worth losing the image
-                logger.debug("ignoring bad EXIF orientation in %s", path)
-            return _to_rgb(img)
+    with _open_quietly(path) as img:
+        img.load()
+        try:
+            img = ImageOps.exif_transpose(img)
+        except Exception:  # noqa: BLE001 - a bad EXIF block is not worth losing the image
+            logger.debug("ignoring bad EXIF orientation in %s", path)
+        return _to_rgb(img)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -19,7 +19,7 @@ import numpy as np
 from dfwidgets._config import cache_dir
 from dfwidgets.data import ImageSource
 
-__all__ = ["fashion_mnist", "digits", "FASHION_MNIST_CLASSES"]
+__all__ = ["FASHION_MNIST_CLASSES", "digits", "fashion_mnist"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _load_fashion_split(split: str, root: str | None, download: bool) -> tuple[n
         target = cache_dir(sub="fashion-mnist")
         try:
             _download_with_torchvision(target, train=(split == "train"))
-        except Exception as exc:  # noqa: BLE001 - turned into one clear message below
+        except Exception as exc:
             raise FileNotFoundError(_missing_message(folders, f"the torchvision download into "
                                                      f"{target} failed ({type(exc).__name__}: {exc})")) from exc
         img_file, lab_file = _find_file(target, image_stem), _find_file(target, label_stem)

@@ -162,6 +162,7 @@ class EmbeddingCache:
                 np.savez(f, hashes=hashes, vectors=vectors)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -172,6 +173,7 @@ class EmbeddingCache:
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
 
     def _remove_stale_temp_files(self, max_age_s: float = 3600.0) -> None:

@@ -34,7 +34,8 @@ class LabelQueue:
     cold_start:
         Strategy used while there is no model yet (diversity: ``"typiclust"``).
     batch:
-        Items asked from the Session per call (at least this many).
+        Extra items asked from the Session per refill: it is asked once per ``batch``
+        answers, and its new model reorders the queue in between.
     ahead:
         Keep at least this many items queued (current item + prefetched ones).
     hold:
@@ -100,17 +101,18 @@ class LabelQueue:
 
     # ---------------------------------------------------------------- filling
     def fill(self) -> list[int]:
-        """Top the queue up to ``ahead`` items; return the indices added (may be empty)."""
+        """When fewer than ``ahead`` items are queued, fetch ``batch`` more than missing
+        (so the Session is asked once per ``batch`` answers); return the indices added."""
         with self._lock:
             need = self.ahead - len(self._items)
             if need <= 0:
                 return []
             exclude = self._exclusions(self._items)
-            new = self._fetch(max(self.batch, need), exclude)
+            new = self._fetch(need + self.batch, exclude)
             if not new and self._skipped:
                 # Everything else is labeled: offer the skipped items again.
                 self._skipped.clear()
-                new = self._fetch(max(self.batch, need), self._exclusions(self._items))
+                new = self._fetch(need + self.batch, self._exclusions(self._items))
             self._items.extend(new)
             self._exhausted = not self._items
             return new

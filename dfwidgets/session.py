@@ -99,6 +99,7 @@ class Session:
         self.fit_error_: str | None = None
         self._published_seq = -1
         self._probe: Any = None  # LinearProbe kept between fits (warm start)
+        self._zero_shot: tuple[tuple[str, ...], Any] | None = None  # (classes, classifier)
         self._fit_lock = threading.Lock()
         self._cond = threading.Condition()
         self._fit_requested = False
@@ -295,7 +296,10 @@ class Session:
         return self.store.add_negatives(self.ids[idx].tolist(), label, source=source)
 
     def refresh(self) -> bool:
-        """Pick up changes another Session or process wrote; True if anything changed."""
+        """Pick up changes another Session or process wrote; True if labels or classes
+        changed (audit items served elsewhere are reloaded too)."""
+        with self._lock:
+            self._audit = None
         return self._sync()
 
     # ================================================================== events
@@ -402,16 +406,20 @@ class Session:
         return bool(len(changed) or classes_changed)
 
     # ================================================================== fitting
-    def _can_fit(self) -> tuple[bool, str]:
-        codes = self.label_array()
+    def _can_fit(self, codes: np.ndarray | None = None,
+                 classes: list[str] | None = None) -> tuple[bool, str]:
+        """(True, "") if a model can be trained, else (False, why)."""
+        if codes is None or classes is None:
+            codes, classes = self.label_array(), self.classes
+        if len(classes) >= 2 and self._text_embedder() is not None:
+            return True, ""  # zero-shot from the class names needs no labels
         train = codes[(codes >= 0) & ~self._audit_mask()]
-        counts = np.bincount(train, minlength=len(self._classes))
-        have = int((counts > 0).sum())
-        if have >= 2:
+        counts = np.bincount(train, minlength=len(classes))
+        if int((counts > 0).sum()) >= 2:
             return True, ""
         if len(train) == 0:
             return False, "No labels yet: label items of at least 2 classes to train a model."
-        only = self._classes[int(np.argmax(counts))]
+        only = classes[int(np.argmax(counts))]
         return False, (f"Only one class has labels ({only!r}, {int(counts.max())}); label "
                        "items of a second class to train a model.")
 
@@ -491,7 +499,7 @@ class Session:
                 seq = self._label_seq
                 codes = self._codes.copy()
                 classes = list(self._classes)
-            ok, why = self._can_fit()
+            ok, why = self._can_fit(codes, classes)
             started = time.perf_counter()
             if not ok:
                 self._publish(seq, None, None, classes, why)
@@ -500,7 +508,7 @@ class Session:
             X = self.embeddings[train]
             y = np.asarray(classes, dtype=object)[codes[train]]
             model, kind = self._make_model(y, classes)
-            model.fit(X, y)
+            self._fit_model(model, X, y)
             probs = _align_columns(model.predict_proba(self.embeddings),
                                    list(model.classes_), classes)
             seconds = time.perf_counter() - started
@@ -512,23 +520,41 @@ class Session:
 
     def _make_model(self, y: np.ndarray, classes: list[str]) -> tuple[Any, str]:
         """LinearProbe (warm-started), or prototypes while some class has < 2 labels;
-        blended with zero-shot text prototypes when the embedder reads text."""
+        blended with a zero-shot prior from the class names when the embedder reads text."""
         from .learn import models
 
         present = [c for c in classes if c in set(y.tolist())]
-        counts = pd.Series(y).value_counts()
-        if int(counts.min()) < 2:
-            base, kind = models.PrototypeClassifier(), "prototype"
+        counts = pd.Series(y).value_counts() if len(y) else pd.Series([0])
+        if len(present) < 2 or int(counts.min()) < 2:
+            base, kind = models.PrototypeClassifier(classes=present or None), "prototype"
         else:
             if self._probe is None:
                 self._probe = models.LinearProbe(warm_start=True)
             self._probe.set_params(classes=present)
             base, kind = self._probe, "linear probe"
         text = self._text_embedder()
-        if text is None:
+        if text is None or len(classes) < 2:
             return base, kind
-        zero_shot = models.ZeroShotClassifier(embedder=text, classes=present)
-        return models.BlendedClassifier(zero_shot=zero_shot, supervised=base), f"{kind}+zero-shot"
+        key = tuple(classes)
+        if self._zero_shot is None or self._zero_shot[0] != key:
+            self._zero_shot = (key, models.ZeroShotClassifier(classes, text_embedder=text))
+        blend = models.BlendedClassifier(zero_shot=self._zero_shot[1],
+                                         supervised=base if len(present) >= 2 else None)
+        return blend, f"zero-shot + {kind}" if len(present) >= 2 else "zero-shot"
+
+    def _fit_model(self, model: Any, X: np.ndarray, y: np.ndarray) -> None:
+        """Fit; prototypes also get the store's hard negatives ("not this class")."""
+        from .learn.models import PrototypeClassifier
+
+        if isinstance(model, PrototypeClassifier):
+            neg = self.store.negatives()
+            neg = neg[neg["item_id"].isin(self._index_of) & neg["label"].isin(set(y.tolist()))]
+            if len(neg):
+                idx = self.indices_of(neg["item_id"])
+                model.fit(X, y, X_negative=self.embeddings[idx],
+                          y_negative=neg["label"].to_numpy(dtype=object))
+                return
+        model.fit(X, y)
 
     def _text_embedder(self) -> Any:
         """The embedder if it embeds text (CLIP) and is loadable, else None (cached)."""
@@ -568,22 +594,34 @@ class Session:
 
     # ================================================================== next batch, audit
     def _audit_sampler(self) -> Any:
+        """The AuditSampler, restored from the store's meta "audit" (item ids)."""
         if self._audit is None:
             from .learn.evaluate import AuditSampler
 
-            state = self.store.get_meta("audit") or {}
-            self._audit = AuditSampler(share=AUDIT_SHARE, random_state=state.get("seed", 0))
-            served = self.indices_of([i for i in state.get("ids", []) if i in self._index_of])
-            self._audit.restore(served)
+            state = self.store.get_meta("audit")
+            self._audit = AuditSampler(share=AUDIT_SHARE, random_state=0)
+            if state:
+                self._audit = AuditSampler.from_json({
+                    **state, "items": self._known_indices(state.get("ids", []))})
         return self._audit
+
+    def _known_indices(self, ids: Iterable[str]) -> np.ndarray:
+        return np.fromiter((self._index_of[i] for i in ids if i in self._index_of),
+                           dtype=np.int64)
 
     def _audit_mask(self) -> np.ndarray:
         """(N,) bool: items served as audit items (never trained on)."""
         mask = np.zeros(len(self.ids), dtype=bool)
-        ids = (self.store.get_meta("audit") or {}).get("ids", [])
-        known = [self._index_of[i] for i in ids if i in self._index_of]
-        mask[known] = True
+        mask[self._known_indices((self.store.get_meta("audit") or {}).get("ids", []))] = True
         return mask
+
+    def _remember_audit(self) -> None:
+        """Save the sampler state (audit items as ids), merged with what others saved."""
+        state = self._audit.to_json()
+        saved = self.store.get_meta("audit") or {}
+        ids = list(dict.fromkeys(saved.get("ids", []) + self.ids[state.pop("items")].tolist()))
+        state["asked"] = max(state["asked"], int(saved.get("asked", 0)))
+        self.store.set_meta("audit", {**state, "ids": ids})
 
     def next_batch(self, k: int, *, strategy: str | None = None,
                    exclude: Iterable[int] = ()) -> np.ndarray:
@@ -617,17 +655,24 @@ class Session:
         with self._lock:
             probs = self.probs_
         rng = np.random.default_rng([int(self.store.version()), len(pool)])
-        audit = self._audit_sampler()
-        audit_idx = np.asarray(audit.sample(pool, k, rng=rng), dtype=np.int64)[:k]
-        if audit_idx.size:
-            self._remember_audit(audit_idx)
-            blocked[audit_idx] = True
+        with self._lock:
+            audit = self._audit_sampler()
+            audit_idx = np.asarray(audit.sample(pool, k, rng=rng), dtype=np.int64)[:k]
+            self._remember_audit()
+        blocked[audit_idx] = True
         rest = k - audit_idx.size
         chosen = np.empty(0, dtype=np.int64)
         if rest > 0:
             name = strategy
             if probs is None and name not in ("random", "coreset", "typiclust"):
                 name = "typiclust"
+            elif name == "bald":
+                mc = getattr(self.model_, "predict_proba_mc", None)
+                if mc is None:
+                    log.info("bald needs a linear probe (MC samples); using entropy")
+                    name = "entropy"
+                else:
+                    probs = mc(self.embeddings)  # (S, N, K)
             chosen = np.asarray(strategies.select(name, probs, self.embeddings, blocked, rest,
                                                   rng), dtype=np.int64)
         out = np.concatenate([chosen, audit_idx])
@@ -635,26 +680,19 @@ class Session:
         out = out[rng.permutation(out.size)]
         return out
 
-    def _remember_audit(self, indices: np.ndarray) -> None:
-        state = self.store.get_meta("audit") or {"seed": 0, "ids": []}
-        state["ids"] = list(dict.fromkeys(state["ids"] + self.ids[indices].tolist()))
-        self.store.set_meta("audit", state)
-
     def accuracy_estimate(self) -> dict[str, Any]:
         """Accuracy of the current model on answered audit items (never trained on):
         dict(estimate, low, high, n) with a 95% Wilson interval; None values when n = 0."""
-        from .learn.evaluate import wilson_interval
-
-        codes = self.label_array()
-        answered = np.flatnonzero(self._audit_mask() & (codes >= 0))
         with self._lock:
-            pred = self.predictions_
-        if pred is None or answered.size == 0:
-            return {"estimate": None, "low": None, "high": None, "n": int(answered.size)}
-        correct = int((pred[answered] == codes[answered]).sum())
-        low, high = wilson_interval(correct, int(answered.size))
-        return {"estimate": correct / answered.size, "low": float(low), "high": float(high),
-                "n": int(answered.size)}
+            pred, model_classes = self.predictions_, list(self.model_classes_)
+            given = np.asarray(self._classes + [None], dtype=object)[self._codes]
+            sampler = self._audit_sampler()
+        if pred is None:
+            answered = int(sum(v is not None for v in given[sampler.items]))
+            return {"estimate": None, "low": None, "high": None, "n": answered}
+        # compare class names: classes may have been added or merged since the fit
+        guessed = np.asarray(model_classes, dtype=object)[pred]
+        return sampler.estimate(guessed, given)
 
     def true_accuracy(self) -> dict[str, Any] | None:
         """Accuracy on a fixed random holdout of up to 2,000 unlabeled items with ground
@@ -725,6 +763,23 @@ class Session:
         found.insert(1, "item_id", self.ids[found["index"].to_numpy()])
         return found.reset_index(drop=True)
 
+
+    # ================================================================== proposals (issue 7)
+    def propose(self, *, method: str = "prototype", prompts: Any = None,
+                examples: Any = None) -> pd.DataFrame:
+        """Proposed label + confidence for every unlabeled item, DataFrame[index, label,
+        confidence]; kept as ``proposal_``; nothing written (see learn/proposals.py)."""
+        from .learn.proposals import propose
+
+        return propose(self, method=method, prompts=prompts, examples=examples)
+
+    def commit_proposal(self, *, min_confidence: float = 0.9,
+                        labels: Sequence[str] | None = None) -> int:
+        """Label the last proposal's items with confidence >= ``min_confidence`` (source
+        "prototype"/"zero-shot", undoable by source); returns the items written."""
+        from .learn.proposals import commit_proposal
+
+        return commit_proposal(self, min_confidence=min_confidence, labels=labels)
 
 # ====================================================================== helpers
 def _check_strategy_name(name: str) -> None:

@@ -93,7 +93,7 @@ class FineTuner:
         patience: epochs without held-out improvement before stopping.
         holdout: share of the labels held out for early stopping when no validation
             items are given (at least one per class is kept for training).
-        probe_c: inverse regularisation of the logistic-regression head.
+        probe_c: ``C`` of the LinearProbe that initialises the head (None: its default).
         threads: torch threads during ``fit`` (None leaves the setting alone).
         device: torch device (default: cuda > mps > cpu).
         random_state: seed for the split, sampling and augmentation.
@@ -103,7 +103,8 @@ class FineTuner:
     epoch, train_loss, train_acc, val_loss, val_acc, seconds), ``probe_accuracy_`` (held-out
     accuracy of the probe head, epoch 0), ``best_epoch_``, ``best_accuracy_``,
     ``improved_`` (fine-tuning beat the probe on the held-out labels), ``n_val_``,
-    ``cancelled_``, ``error_``, ``seconds_``, ``blocks_`` (names of the trained blocks).
+    ``cancelled_``, ``error_``, ``seconds_``, ``blocks_`` (names of the trained blocks),
+    ``verdict_`` (one sentence: which model was kept and why, with the held-out numbers).
     """
 
     def __init__(
@@ -114,14 +115,14 @@ class FineTuner:
         epochs: int = 3,
         batch_size: int = 16,
         lr: float = 3e-4,
-        head_lr: float = 3e-3,
+        head_lr: float = 3e-4,
         weight_decay: float = 1e-4,
-        crop_scale: tuple[float, float] = (0.6, 1.0),
+        crop_scale: tuple[float, float] = (0.8, 1.0),
         hflip: bool = True,
         balanced: bool = True,
         patience: int = 1,
         holdout: float = 0.2,
-        probe_c: float = 1.0,
+        probe_c: float | None = None,
         threads: int | None = None,
         device: str | None = None,
         random_state: int = 0,
@@ -258,7 +259,7 @@ class FineTuner:
         eval_tf = _build_eval(prep)
         side = _output_side(prep)
         steps: list[Any] = [
-            T.RandomResizedCrop(side, scale=tuple(self.crop_scale), antialias=True,
+            T.RandomResizedCrop(side, scale=tuple(self.crop_scale), ratio=(0.9, 1.1), antialias=True,
                                 interpolation=T.InterpolationMode(prep["interpolation"]))
         ]
         if self.hflip:
@@ -284,7 +285,7 @@ class FineTuner:
             x_val = torch.stack([eval_tf(im) for im in val_pil])
             # 1. probe head on frozen features (LP-FT)
             feats = self._features(backbone, torch.stack(x_eval_train), device)
-            head = _probe_head(feats, y_idx, k, c=self.probe_c).to(device)
+            head = probe_head(feats, y_idx, k, c=self.probe_c).to(device)
             model = ExportedModel(
                 backbone, head, classes=self.classes_, preprocessing=prep,
                 architecture={"embedder": getattr(embedder, "name", str(self.embedder)),
@@ -329,12 +330,10 @@ class FineTuner:
                         self._check_cancel()
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
-                        if epoch == 1 and b == 0 and all(p.grad is None for p in tail):
-                            raise RuntimeError(
-                                f"The blocks {self.blocks_} do not reach the features of "
-                                f"{type(backbone).__name__}; fine-tuning would change nothing.")
+                        if epoch == 1 and b == 0:
+                            tail = self._prune_unused(tail, backbone)
                         opt.step()
-                        losses.append(float(loss))
+                        losses.append(float(loss.detach()))
                         correct += int((logits.argmax(1) == yb).sum())
                         seen += len(ids)
                         done_steps += 1
@@ -364,6 +363,7 @@ class FineTuner:
             if "history" not in locals():
                 self.model_ = None
                 self.history_ = pd.DataFrame()
+                self.verdict_ = "Training was cancelled before a model was trained."
                 return
         finally:
             for h in hooks:
@@ -377,6 +377,47 @@ class FineTuner:
         self.best_epoch_ = int(best[2])
         self.improved_ = self.best_epoch_ > 0 and self.best_accuracy_ > self.probe_accuracy_
         self.model_ = model
+        self.verdict_ = self._verdict()
+
+    def _verdict(self) -> str:
+        """One honest sentence on which model was kept and why."""
+        from .evaluate import wilson_interval
+
+        n = self.n_val_
+        probe = self.probe_accuracy_
+        tuned = self.history_["val_acc"].iloc[1:]
+        prefix = ""
+        if self.cancelled_:
+            prefix = f"Training was cancelled after {len(tuned)} epoch(s). "
+        if tuned.empty:
+            return prefix + (f"No fine-tuning epoch finished; kept the linear probe "
+                             f"({probe:.1%} on {n} held-out labels).")
+        top = float(tuned.max())
+        lo_p, hi_p = wilson_interval(round(probe * n), n)
+        lo_t, hi_t = wilson_interval(round(top * n), n)
+        noise = (f" The difference is within the noise of {n} held-out labels (95% intervals "
+                 f"{lo_p:.0%}-{hi_p:.0%} vs {lo_t:.0%}-{hi_t:.0%}).")
+        overlap = lo_t <= hi_p and lo_p <= hi_t
+        if self.improved_:
+            return prefix + (f"Fine-tuning reached {top:.1%} on {n} held-out labels vs "
+                             f"{probe:.1%} for the linear probe: kept the fine-tuned model "
+                             f"(epoch {self.best_epoch_}).") + (noise if overlap else "")
+        how = "worse" if top < probe else "no better"
+        return prefix + (f"Fine-tuning reached at best {top:.1%} on {n} held-out labels vs "
+                         f"{probe:.1%} for the linear probe: kept the linear probe "
+                         f"(fine-tuning was {how}).") + (noise if overlap else "")
+
+    def _prune_unused(self, tail: list[nn.Parameter], backbone: nn.Module) -> list[nn.Parameter]:
+        """Freeze tail parameters that got no gradient (e.g. an unused classifier)."""
+        used = [p for p in tail if p.grad is not None]
+        if not used:
+            raise RuntimeError(
+                f"The blocks {self.blocks_} do not reach the features of "
+                f"{type(backbone).__name__}; fine-tuning would change nothing.")
+        for p in tail:
+            if p.grad is None:
+                p.requires_grad_(False)
+        return used
 
     def _check_cancel(self, *args: Any) -> None:
         if self._cancel.is_set():
@@ -452,21 +493,22 @@ def _stratified_split(y: np.ndarray, share: float, rng: np.random.Generator
     return np.sort(np.asarray(tr, dtype=np.int64)), np.sort(np.asarray(va, dtype=np.int64))
 
 
-def _probe_head(features: np.ndarray, y: np.ndarray, k: int, *, c: float) -> nn.Linear:
-    """Linear(D,K) initialised from a multinomial logistic regression (scikit-learn)."""
-    from sklearn.linear_model import LogisticRegression
+def probe_head(features: np.ndarray, y: np.ndarray, k: int, *, c: float | None = None) -> nn.Linear:
+    """Linear(D,K) from the project's LinearProbe (softmax regression) on (n,D) features
+    with labels y (n,) in [0,K); classes without labels get zero weights."""
+    from .linear_probe import LinearProbe
 
-    clf = LogisticRegression(C=c, max_iter=1000).fit(features, y)
-    head = nn.Linear(features.shape[1], k)
+    probe = LinearProbe(classes=list(range(k)), **({} if c is None else {"C": c}))
+    probe.fit(np.asarray(features, dtype=np.float32), np.asarray(y, dtype=np.int64))
+    return head_from_coef(probe.coef_, probe.intercept_)
+
+
+def head_from_coef(coef: np.ndarray, intercept: np.ndarray) -> nn.Linear:
+    """nn.Linear with weight ``coef`` (K,D) and bias ``intercept`` (K,)."""
+    head = nn.Linear(coef.shape[1], coef.shape[0])
     with torch.no_grad():
-        head.weight.zero_()
-        head.bias.fill_(-30.0)  # classes never seen in training stay improbable
-        w, b = clf.coef_, clf.intercept_
-        if len(clf.classes_) == 2:  # sklearn stores one row for two classes
-            w = np.vstack([-w[0] / 2, w[0] / 2])
-            b = np.array([-b[0] / 2, b[0] / 2])
-        head.weight[clf.classes_] = torch.as_tensor(w, dtype=torch.float32)
-        head.bias[clf.classes_] = torch.as_tensor(b, dtype=torch.float32)
+        head.weight.copy_(torch.as_tensor(np.asarray(coef), dtype=torch.float32))
+        head.bias.copy_(torch.as_tensor(np.asarray(intercept), dtype=torch.float32))
     return head
 
 

@@ -246,14 +246,14 @@ def coreset(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any) ->
 
 
 def _kmeans_labels(X: np.ndarray, n_clusters: int, rng: np.random.Generator, *,
-                   max_fit: int = 20_000) -> np.ndarray:
+                   max_fit: int = 10_000) -> np.ndarray:
     """Cluster ids (N,) from scikit-learn's MiniBatchKMeans, fitted on <= max_fit rows."""
     from sklearn.cluster import MiniBatchKMeans
 
     seed = int(rng.integers(2**31 - 1))
     fit_rows = X if len(X) <= max_fit else X[rng.choice(len(X), max_fit, replace=False)]
-    km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, n_init=3,
-                         batch_size=2048, max_no_improvement=10)
+    km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, n_init=1,
+                         batch_size=2048, max_iter=20, max_no_improvement=5)
     km.fit(fit_rows)
     return km.predict(X)
 

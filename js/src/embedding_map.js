@@ -163,7 +163,10 @@ function render({ model, el }) {
       actionKeyMap: { lasso: "shift", merge: isMac ? "cmd" : "ctrl", remove: "alt" },
       ...themeColors(),
     });
-    scatter.subscribe("lassoStart", () => { lassoing = true; });
+    canvas.__dfwScatter = scatter;
+    scatter.subscribe("lassoStart", () => { lassoing = true; console.log("DFW lassoStart"); });
+    scatter.subscribe("lassoEnd", (e) => console.log("DFW lassoEnd", JSON.stringify(e).slice(0, 200)));
+    scatter.subscribe("select", (e) => console.log("DFW select", e.points.length));
     scatter.subscribe("lassoEnd", () => { lassoing = false; });
     scatter.subscribe("select", ({ points: pts }) => onSelect(Array.from(pts)));
     scatter.subscribe("deselect", () => onSelect([]));

@@ -39,9 +39,9 @@ def _user_warnings(record: list[warnings.WarningMessage]) -> list[str]:
     return [str(w.message) for w in record if issubclass(w.category, UserWarning)]
 
 
-@pytest.fixture()
+@pytest.fixture(autouse=True)
 def hash_cache(tmp_path, monkeypatch) -> Path:
-    """An isolated cache dir, so hash-cache tests see only their own rows."""
+    """An isolated cache dir: hash rows of temporary files stay out of the shared cache."""
     folder = tmp_path / "cache"
     monkeypatch.setenv("DFW_CACHE_DIR", str(folder))
     return folder
@@ -250,6 +250,14 @@ def test_truncated_jpeg_is_found_when_loaded_and_by_check(tmp_path) -> None:
     assert len(messages) == 1 and "2 of 3" in messages[0]
 
 
+def test_exif_orientation_is_applied(tmp_path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display", as phone cameras write it
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(tmp_path / "phone.jpg", exif=exif)
+    src = ImageSource.from_paths([tmp_path / "phone.jpg"])
+    assert src[0].size == (20, 40)
+
+
 def test_decompression_bombs_are_listed_or_loaded_quietly(tmp_path, monkeypatch) -> None:
     _solid(tmp_path / "a_small.png", (0, 255, 0), size=(10, 10))  # 100 px
     _solid(tmp_path / "b_large.png", (0, 255, 0), size=(15, 10))  # 150 px: over the limit
@@ -315,6 +323,8 @@ def test_from_dataframe_keeps_frame_ids_and_labels(tmp_path) -> None:
     int_src = ImageSource.from_dataframe(int_labels, label_column="y")
     assert int_src.labels.tolist() == [1, 0] and int_src.classes == ["0", "1"]
     assert int_src.ids.tolist() == ["0", "1"]
+    with_gaps = pd.DataFrame({"path": [str(tmp_path / "r.png")] * 3, "y": [1, np.nan, 0]})
+    assert ImageSource.from_dataframe(with_gaps, label_column="y").labels.tolist() == [1, -1, 0]
     with pytest.raises(ValueError, match=r"'kind' is not a column.*\['path', 'y'\]"):
         ImageSource.from_dataframe(int_labels, label_column="kind")
 
@@ -335,7 +345,7 @@ def test_from_torch_tensors_pil_arrays_and_failures(fmnist_test) -> None:
     class Mixed(Dataset):
         """Items in every supported image type, plus one that fails to load."""
 
-        classes = ["zero", "one"]
+        classes = ("zero", "one")
 
         def __len__(self) -> int:
             return 5
@@ -350,7 +360,8 @@ def test_from_torch_tensors_pil_arrays_and_failures(fmnist_test) -> None:
 
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        src = ImageSource.from_torch(Mixed())
+        src = ImageSource.from_torch(Mixed())  # no .targets: labels come from reading items
+        assert src.problems["index"].tolist() == [4]  # found while reading the labels
         images = [src[i] for i in range(5)]
     assert src.labels.tolist() == [0, 1, 0, 1, -1] and src.classes == ["zero", "one"]
     for i in range(4):
@@ -360,6 +371,22 @@ def test_from_torch_tensors_pil_arrays_and_failures(fmnist_test) -> None:
     assert len(_user_warnings(record)) == 1
     assert src.spec is None
     assert len(src.content_hashes()) == 5
+
+
+def test_from_torch_uses_targets_of_a_torchvision_image_folder(tmp_path) -> None:
+    from torchvision.datasets import ImageFolder
+
+    for cls, color in (("ant", (200, 0, 0)), ("bee", (0, 0, 200))):
+        (tmp_path / cls).mkdir()
+        for k in range(2):
+            _solid(tmp_path / cls / f"{k}.png", color, size=(20, 10))
+    folder = ImageFolder(tmp_path)
+    src = ImageSource.from_torch(folder)
+    assert src.classes == ["ant", "bee"] and src.labels.tolist() == [0, 0, 1, 1]
+    assert src[3].size == (20, 10) and np.asarray(src[3])[0, 0].tolist() == [0, 0, 200]
+    sub = src.subset([3, 0])
+    assert sub.labels.tolist() == [1, 0] and np.asarray(sub[1])[0, 0].tolist() == [200, 0, 0]
+    assert sub.content_hashes()[0] == src.content_hashes()[3]
 
 
 # ---------------------------------------------------------------------- subset, spec, pickle

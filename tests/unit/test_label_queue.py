@@ -40,10 +40,15 @@ def test_fill_uses_cold_start_then_keeps_ahead_items(session):
     q = LabelQueue(session, strategy="margin", cold_start="typiclust", batch=4, ahead=9)
     assert q.strategy_in_use() == "typiclust"  # no model yet
     added = q.fill()
-    assert len(added) == len(set(added)) >= 9
+    assert len(added) == len(set(added)) == 9 + 4
     assert q.items == added and q.current == added[0]
     assert all(0 <= i < N for i in added)
     assert q.fill() == []  # already full
+    for i in added[:4]:
+        q.skip([i])
+    assert q.fill() == []  # 9 left: no call to the Session yet
+    q.skip([added[4]])
+    assert len(q.fill()) == 1 + 4 and len(q.items) == 13
 
 
 def test_answer_writes_store_before_leaving_queue(session, tmp_path):
@@ -130,7 +135,8 @@ def test_exhausted_queue_offers_skipped_items_again(session):
     s.label_many(np.arange(10), [small.classes[int(y)] for y in small.labels[:10]],
                  source="bulk")
     q.drop_labeled()
-    q.skip(q.items)  # items 10 and 11 skipped
+    assert sorted(q.items + q.fill()) == [10, 11]  # all that is left
+    q.skip(q.items)
     assert q.items == []
     assert sorted(q.fill()) == [10, 11]  # nothing else left: skipped ones come back
     q.answer([10, 11], small.classes[0])

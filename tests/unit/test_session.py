@@ -172,3 +172,107 @@ def test_refresh_sees_another_process(session: Session) -> None:
     assert session.labels.to_dict() == {20: "Sandal", 21: "Sandal"}
     assert sorted(changed[0].tolist()) == [1, 20, 21]
     assert session.refresh() is False
+
+
+# ---------------------------------------------------------------- fitting
+def label_per_class(session: Session, src, per_class: int, *, start: int = 0,
+                    source: str = "click") -> np.ndarray:
+    """Label ``per_class`` items of each class with their ground truth (one call per class)."""
+    gt = np.asarray(src.labels)
+    chosen = []
+    for c, name in enumerate(src.classes):
+        idx = np.flatnonzero(gt == c)[start:start + per_class]
+        session.label(idx, name, source=source)
+        chosen.append(idx)
+    return np.concatenate(chosen)
+
+
+def test_fit_states_one_class_then_prototypes_then_probe(session: Session, small) -> None:
+    src, _ = small
+    updates: list[Session] = []
+    session.on("model_updated", updates.append)
+    session.fit()
+    assert session.probs_ is None and "No labels yet" in session.fit_status_
+    session.label(np.flatnonzero(src.labels == 7)[:3], "Sneaker")
+    session.fit()
+    assert session.probs_ is None and session.predictions_ is None
+    assert "Only one class has labels ('Sneaker'" in session.fit_status_
+    session.label([int(np.flatnonzero(src.labels == 8)[0])], "Bag")  # one example: prototypes
+    session.fit()
+    assert session.fit_status_.startswith("prototype")
+    assert session.probs_.shape == (N_SMALL, 10)
+    labeled = label_per_class(session, src, 5)
+    session.fit()
+    assert session.fit_status_.startswith("linear probe") and len(updates) == 4
+    probs = session.probs_
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert np.allclose(session.uncertainty_, 1 - probs.max(axis=1))
+    unlabeled = np.setdiff1d(np.arange(N_SMALL), labeled)
+    acc = np.mean(np.asarray(session.classes)[session.predictions_[unlabeled]]
+                  == np.asarray(truth(src, unlabeled)))
+    assert acc > 0.6  # 50 labels on real embeddings: far above chance (0.1)
+    curve = session.curve
+    assert len(curve) == 2  # one record per fit that trained a model
+    assert curve["model"].tolist() == ["prototype", "linear probe"]
+    last = curve.iloc[-1]
+    assert last["n_labels"] == 50 == len(labeled)  # the first Sneakers/Bag were relabeled
+    # the recorded true accuracy is measured on unlabeled ground-truth items
+    assert abs(last["true_accuracy"] - acc) < 0.05
+
+
+def test_auto_fit_coalesces_a_burst(tmp_path: Path, small) -> None:
+    src, emb = small
+    with Session.open(tmp_path / "auto", source=src, embeddings=emb, fit_delay=1.0) as s:
+        done = threading.Event()
+        updates: list[float] = []
+        s.on("model_updated", lambda sess: (updates.append(1), done.set()))
+        gt = np.asarray(src.labels)
+        for c in range(4):  # a burst of 8 label calls, well within the 1 s quiet time
+            items = np.flatnonzero(gt == c)[:4]
+            s.label(items[:2], src.classes[c])
+            s.label(items[2:], src.classes[c])
+        assert s.wait_for_fit(timeout=120) and done.is_set()
+        assert s.probs_ is not None and s.probs_.shape == (N_SMALL, 10)
+        assert 1 <= len(updates) <= 2  # coalesced, not one fit per label call
+        assert s.curve["n_labels"].iloc[-1] == 16
+    # reopening restores the model in the background
+    with Session.open(tmp_path / "auto") as s2:
+        assert s2.wait_for_fit(timeout=120) and s2.probs_ is not None
+
+
+def test_next_batch_audit_and_estimate(session: Session, small) -> None:
+    src, _ = small
+    batch = session.next_batch(20)  # no model: typiclust cold start
+    assert batch.dtype == np.int64 and len(np.unique(batch)) == 20
+    audit_ids = session.store.get_meta("audit")["ids"]
+    assert 1 <= len(audit_ids) <= 4  # about 10% of 20, random
+    session.label_many(batch, truth(src, batch), source="click")
+    label_per_class(session, src, 6, start=50)
+    session.fit()
+    # audit items (all labeled by now) are never trained on
+    n_labeled = int((session.label_array() >= 0).sum())
+    assert session.curve["n_train"].iloc[-1] == n_labeled - len(audit_ids)
+    exclude = np.arange(100)
+    for _ in range(3):
+        b = session.next_batch(10, strategy="margin", exclude=exclude)
+        assert len(b) == 10 and not np.isin(b, exclude).any()
+        assert (session.label_array()[b] == -1).all()
+        session.label_many(b, truth(src, b), source="click")
+    session.fit()
+    est = session.accuracy_estimate()
+    n_audit = len(session.store.get_meta("audit")["ids"])
+    assert est["n"] == n_audit >= 3
+    assert 0 <= est["low"] <= est["estimate"] <= est["high"] <= 1
+    with pytest.raises(ValueError, match="Unknown strategy"):
+        session.next_batch(5, strategy="smart")
+
+
+def test_next_batch_empty_pool(tmp_path: Path, small) -> None:
+    src, emb = small
+    sub, sub_emb = src.subset(np.arange(30)), emb[:30]
+    with Session.open(tmp_path / "tiny", source=sub, embeddings=sub_emb, auto_fit=False) as s:
+        s.label(np.arange(25), "Bag", source="bulk")
+        assert sorted(s.next_batch(10).tolist()) == [25, 26, 27, 28, 29]
+        s.label(np.arange(25, 30), "Coat", source="bulk")
+        with pytest.raises(ValueError, match="every item is labeled or excluded"):
+            s.next_batch(3)

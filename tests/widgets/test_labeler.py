@@ -62,13 +62,14 @@ def lab(session):
 def test_initial_state_queue_keys_and_images(lab, session):
     assert lab.classes == list(session.classes) and len(lab.classes) == 10
     assert lab.keys == list("1234567890")
-    assert len(lab.queue) == 9 and len(set(lab.queue)) == 9  # shown + 8 prefetched
+    # shown + 8 prefetched, + a batch of 8 so the Session is asked once per 8 answers
+    assert len(lab.queue) == 17 and len(set(lab.queue)) == 17
     assert lab.status["labeled"] == 0 and lab.status["strategy"] == "typiclust"
     rec = Recorder(lab)
     lab._on_msg(lab, {"type": "hello"}, [])  # a view rendered: images for the queue
     (content, buffers), = rec.of("items")
     assert [m["index"] for m in content["items"]] == lab.queue
-    assert len(buffers) == 9 and all(b[:8] == b"\x89PNG\r\n\x1a\n" for b in buffers)
+    assert len(buffers) == 17 and all(b[:8] == b"\x89PNG\r\n\x1a\n" for b in buffers)
     assert content["items"][0]["mime"] == "image/png"
 
 
@@ -84,10 +85,13 @@ def test_key_press_labels_shown_item_writes_store_and_advances(lab, session, tmp
     assert lab.queue[0] == nxt and shown not in lab.queue and len(lab.queue) >= 9
     assert rec.of("ack")[0][0] == {"type": "ack", "seq": "v:1", "indices": [shown]}
     assert lab.status["labeled"] == 1 and lab.message == ""
-    # the queue was topped up and the new items' images were sent ahead
+    # after 8 more answers the queue is topped up and the new images are sent ahead
+    assert rec.of("items") == []
+    for n in range(8):
+        press(lab, key_for(lab, truth(session, lab.queue[0])), seq=f"v:{n + 2}")
     (content, buffers), = rec.of("items")
     new = [m["index"] for m in content["items"]]
-    assert new and set(new) <= set(lab.queue) and len(buffers) == len(new)
+    assert len(new) == 9 and len(lab.queue) == 17 and set(new) <= set(lab.queue) and len(buffers) == len(new)
 
 
 def test_undo_key_reverts_store_and_queue(lab, session):

@@ -1,0 +1,212 @@
+"""simulate(): replay labeling with an oracle, to compare acquisition strategies."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ._checks import check_embeddings, check_labels, encode_labels
+from .strategies import STRATEGIES
+
+__all__ = ["SimulationResult", "simulate"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SimulationResult:
+    """What :func:`simulate` returns.
+
+    ``curves``: DataFrame[strategy, seed, n_labels, accuracy, seconds] (one row per
+    strategy x seed x budget; ``seconds`` = time spent in that run so far).
+    ``seconds``: wall time of the whole simulation. ``n_pool`` / ``n_test``: sizes.
+    """
+
+    curves: pd.DataFrame
+    seconds: float = 0.0
+    n_pool: int = 0
+    n_test: int = 0
+    settings: dict = field(default_factory=dict)
+
+    def mean_curves(self) -> pd.DataFrame:
+        """Mean accuracy over seeds: index n_labels, one column per strategy."""
+        return self.curves.pivot_table(index="n_labels", columns="strategy",
+                                       values="accuracy", aggfunc="mean", sort=True)
+
+    def labels_needed(self, target: float) -> pd.Series:
+        """Per strategy, labels needed for mean accuracy (over seeds) >= ``target``,
+        linearly interpolated between budgets; NaN if no budget reached it."""
+        if not 0 < target < 1:
+            raise ValueError(f"target must be an accuracy in (0, 1); got {target}")
+        mean = self.mean_curves()
+        out = {}
+        n = mean.index.to_numpy(dtype=np.float64)
+        for strategy in mean.columns:
+            acc = mean[strategy].to_numpy(dtype=np.float64)
+            hit = np.flatnonzero(acc >= target)
+            if not len(hit):
+                out[strategy] = np.nan
+                continue
+            i = int(hit[0])
+            if i == 0:
+                out[strategy] = n[0]
+                continue
+            frac = (target - acc[i - 1]) / (acc[i] - acc[i - 1])
+            out[strategy] = n[i - 1] + frac * (n[i] - n[i - 1])
+        return pd.Series(out, name="labels_needed", dtype=np.float64)
+
+    def savings(self, target: float) -> pd.DataFrame:
+        """Labels needed per strategy vs random: DataFrame[labels_needed, ratio, saving]
+        indexed by strategy; ratio = labels / random's labels, saving = 1 - ratio."""
+        need = self.labels_needed(target)
+        if "random" not in need.index:
+            raise ValueError("savings() compares against random: include 'random' in strategies")
+        base = need["random"]
+        ratio = need / base if np.isfinite(base) else need * np.nan
+        if not np.isfinite(base):
+            log.info("random never reached %.3f: savings are unknown (NaN)", target)
+        return pd.DataFrame({"labels_needed": need, "ratio": ratio, "saving": 1.0 - ratio})
+
+
+def _accuracy(model: Any, X: np.ndarray, y_codes: np.ndarray, classes: np.ndarray) -> float:
+    pred = model.predict(X)
+    lookup = {c: i for i, c in enumerate(classes.tolist())}
+    pred_codes = np.fromiter((lookup[p] for p in pred.tolist()), np.int64, len(pred))
+    return float((pred_codes == y_codes).mean())
+
+
+def simulate(
+    embeddings: Any,
+    y: Any,
+    *,
+    strategies: Sequence[str] = ("random", "entropy", "margin", "hybrid"),
+    budgets: Sequence[int] = (20, 40, 80, 160, 320, 640),
+    seeds: Sequence[int] = (0, 1, 2),
+    test: tuple[Any, Any] | None = None,
+    model: Any = None,
+    batch_size: int | None = None,
+    initial: Literal["typiclust", "random"] = "typiclust",
+    progress: bool = True,
+) -> SimulationResult:
+    """Replay active labeling with an oracle that knows ``y``; return accuracy curves.
+
+    ``embeddings`` (N, D) is the pool, ``y`` (N,) its true labels (ground truth, or the
+    labels a user already gave: then pass only the labeled items). For each seed the
+    first ``budgets[0]`` labels come from ``initial`` (the same items for every strategy);
+    then each strategy picks the rest, a batch of ``batch_size`` at a time (default: up to
+    the next budget), the model is refitted (warm-started) after each batch, and accuracy
+    is measured at every budget on ``test = (X_test, y_test)`` (default: a random 20% of
+    the pool held out, never labeled). ``model``: an unfitted sklearn-shaped classifier
+    (default :class:`LinearProbe`); cloned per run.
+    """
+    from sklearn.base import clone
+
+    from .linear_probe import LinearProbe
+
+    X = check_embeddings(embeddings, name="embeddings")
+    y = check_labels(y, len(X))
+    classes, codes = encode_labels(y, None)
+    if len(classes) < 2:
+        raise ValueError(f"simulate needs at least 2 classes in y; got {list(classes)}")
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or not len(strategies):
+        raise ValueError(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}")
+    if initial not in ("typiclust", "random"):
+        raise ValueError(f"initial must be 'typiclust' or 'random'; got {initial!r}")
+    budgets = sorted({int(b) for b in budgets})
+    if not budgets or budgets[0] < 1:
+        raise ValueError(f"budgets must be positive label counts; got {budgets}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 or None; got {batch_size}")
+
+    if test is None:
+        rng = np.random.default_rng(12345)
+        perm = rng.permutation(len(X))
+        n_test = max(1, len(X) // 5)
+        test_idx, pool_idx = perm[:n_test], np.sort(perm[n_test:])
+        X_test, t_codes = X[test_idx], codes[test_idx]
+        X, codes = X[pool_idx], codes[pool_idx]
+        log.info("simulate: no test set given; holding out %d pool items for accuracy", n_test)
+    else:
+        X_test = check_embeddings(test[0], name="test embeddings", dim=X.shape[1])
+        y_test = check_labels(test[1], len(X_test), name="test labels")
+        _, t_codes = encode_labels(y_test, classes)
+    if budgets[-1] > len(X):
+        raise ValueError(f"the largest budget {budgets[-1]} exceeds the pool ({len(X)} items)")
+
+    if model is None:
+        model = LinearProbe(classes=classes.tolist())
+    elif "classes" in model.get_params():
+        model = clone(model).set_params(classes=classes.tolist())
+    if "bald" in strategies and not hasattr(model, "predict_proba_mc"):
+        raise ValueError("bald needs a model with predict_proba_mc (e.g. LinearProbe)")
+    y_pool = classes[codes]
+
+    total_steps = len(seeds) * len(strategies) * len(budgets)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_steps, desc="simulate", unit="fit")
+    rows = []
+    started = time.perf_counter()
+    try:
+        for seed in seeds:
+            start_mask = np.zeros(len(X), dtype=bool)
+            first = STRATEGIES[initial](None, X, start_mask, budgets[0],
+                                        np.random.default_rng([int(seed), 0]))
+            for s_i, name in enumerate(strategies):
+                rng = np.random.default_rng([int(seed), s_i + 1])
+                run_model = clone(model)
+                mask = start_mask.copy()
+                mask[first] = True
+                run_start = time.perf_counter()
+                fitted, fitted_at = None, -1
+                for budget in budgets:
+                    while (have := int(mask.sum())) < budget:
+                        if fitted_at != have:  # labels only grow: the count identifies the fit
+                            fitted, fitted_at = _fit(run_model, X, y_pool, mask), have
+                        step = budget - have if batch_size is None else min(batch_size,
+                                                                             budget - have)
+                        probs = None
+                        if fitted is not None:
+                            probs = (fitted.predict_proba_mc(X) if name == "bald"
+                                     else fitted.predict_proba(X))
+                        picks = STRATEGIES[name](probs, X, mask, step, rng)
+                        mask[picks] = True
+                    fitted, fitted_at = _fit(run_model, X, y_pool, mask), int(mask.sum())
+                    if fitted is None:  # one class so far: the constant prediction
+                        only = codes[mask][0]
+                        acc = float((t_codes == only).mean())
+                    else:
+                        acc = _accuracy(fitted, X_test, t_codes, classes)
+                    rows.append((name, int(seed), int(mask.sum()), acc,
+                                 time.perf_counter() - run_start))
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    curves = pd.DataFrame(rows, columns=["strategy", "seed", "n_labels", "accuracy", "seconds"])
+    return SimulationResult(
+        curves=curves,
+        seconds=time.perf_counter() - started,
+        n_pool=len(X),
+        n_test=len(X_test),
+        settings={"strategies": list(strategies), "budgets": budgets, "seeds": list(seeds),
+                  "batch_size": batch_size, "initial": initial},
+    )
+
+
+def _fit(model: Any, X: np.ndarray, y: np.ndarray, mask: np.ndarray) -> Any | None:
+    """Fit on the labeled items; None while fewer than 2 classes are labeled."""
+    labels = y[mask]
+    if len(np.unique(labels)) < 2:
+        return None
+    return model.fit(X[mask], labels)

@@ -1,0 +1,200 @@
+"""EmbeddingMap end to end: real JupyterLab, headless Chromium, real Fashion-MNIST
+embeddings from the offline backbone; the user lassoes with the mouse and labels from
+the widget, and the kernel's Session/store must agree with what was drawn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness import DARK_THEME, LIGHT_THEME, drawn_fraction, points_in_polygon
+
+N = 2000
+
+CELLS = [
+    # 0: data, embeddings (disk cache warmed by the fixture), a Session in a temp folder
+    "import tempfile, numpy as np, dfwidgets as dfw\n"
+    f"src = dfw.datasets.fashion_mnist('train').subset(np.arange({N}))\n"
+    "emb = dfw.embed(src, model='efficientnet_lite0', progress=False)\n"
+    "s = dfw.Session.open(tempfile.mkdtemp(prefix='e2e_map_'), source=src, embeddings=emb,"
+    " auto_fit=False)",
+    # 1: the map
+    "m = dfw.EmbeddingMap(s, layout='pca', height=460)\nm",
+]
+
+
+@pytest.fixture(scope="module")
+def warm_embeddings(fmnist_train):
+    """Embed the first 2,000 training images once in the test process (disk cache), so
+    the notebook's kernel reads them from the cache instead of recomputing."""
+    import dfwidgets as dfw
+
+    emb = dfw.embed(fmnist_train.subset(np.arange(N)), model="efficientnet_lite0", progress=False)
+    assert emb.shape[0] == N
+    return emb
+
+
+def _plot_pixels(lab, body):
+    """Pixels of the map area left of the legend (the legend is drawn before the points)."""
+    px = lab.pixels(body)
+    bb, lb = body.bounding_box(), lab.page.locator(".dfw-map-legend").first.bounding_box()
+    return px[:, : max(10, int(lb["x"] - bb["x"]) - 4)]
+
+
+def test_lasso_select_and_bulk_label(lab, warm_embeddings):
+    lab.open_notebook("embedding_map_e2e.ipynb", CELLS)
+    lab.set_theme(LIGHT_THEME)
+    lab.run_cell(0)
+    lab.run_cell(1)
+    lab.wait_for_widget(1, ".dfw-map")
+    body = lab.cell(1).locator(".dfw-map-body")
+    body.scroll_into_view_if_needed()
+
+    # drawn: judged from pixels of the plot, not from the canvas element existing
+    deadline_px = None
+    for _ in range(120):
+        deadline_px = _plot_pixels(lab, body)
+        if drawn_fraction(deadline_px) > 0.01:
+            break
+        lab.page.wait_for_timeout(250)
+    assert drawn_fraction(deadline_px) > 0.01, "no points were drawn on the map"
+    lab.page.wait_for_timeout(300)  # let the view state reach the kernel
+
+    # ---- lasso with the mouse (Shift+drag, regl-scatterplot's lasso key) -------------
+    box = body.bounding_box()
+    cx, cy = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5
+    r = min(box["width"], box["height"]) * 0.22
+    angles = np.linspace(0, 2 * np.pi, 9)[:-1]
+    poly_page = np.stack([cx + r * np.cos(angles) * 1.3, cy + r * np.sin(angles)], axis=1)
+    page = lab.page
+    page.mouse.move(*poly_page[0])
+    page.keyboard.down("Shift")
+    page.mouse.down()
+    for x, y in [*poly_page[1:], poly_page[0]]:
+        page.mouse.move(float(x), float(y), steps=8)
+        page.wait_for_timeout(30)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    page.wait_for_timeout(500)
+
+    sel_count = lab.cell(1).locator(".dfw-map-selcount")
+    assert "selected" in sel_count.inner_text() and "no selection" not in sel_count.inner_text()
+
+    # ---- the kernel's selection equals the points inside the drawn polygon ------------
+    state = lab.kernel_eval(
+        "{'sel': m.selected.tolist(), 'xy': m.coordinates.tolist(), 'view': list(m._view)}"
+    )
+    sel = np.asarray(state["sel"], dtype=np.int64)
+    xy = np.asarray(state["xy"], dtype=np.float64)
+    x0, x1, y0, y1 = state["view"]
+    assert sel.size > 0, "the lasso selected nothing in the kernel"
+    # page px -> data coordinates with the widget's view rectangle
+    u = (poly_page[:, 0] - box["x"]) / box["width"]
+    v = (poly_page[:, 1] - box["y"]) / box["height"]
+    poly_data = np.stack([x0 + u * (x1 - x0), y1 - v * (y1 - y0)], axis=1)
+    inside = points_in_polygon(xy, poly_data)
+    # points within 2 px of the outline may fall either way (pixel rounding): compare the rest
+    px_per_unit = box["width"] / (x1 - x0)
+    edge = _distance_to_polygon(xy, poly_data) * px_per_unit < 2.0
+    expected = set(np.flatnonzero(inside & ~edge))
+    got = set(sel.tolist())
+    assert expected <= got, f"{len(expected - got)} points inside the lasso were not selected"
+    assert not (got - set(np.flatnonzero(inside | edge))), "points outside the lasso were selected"
+    assert edge.sum() < 0.1 * max(1, inside.sum())
+
+    lab.screenshot_output(1, "embedding_map_selected_light.png", ".dfw-map")
+
+    # ---- keys and wheel inside the widget stay in the widget ---------------------------
+    n_cells = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length")
+    lab.cell(1).locator(".dfw-map").focus()
+    page.keyboard.press("d")
+    page.keyboard.press("d")  # "dd" would delete a cell if it reached the notebook
+    page.keyboard.press("a")  # "a" would insert one
+    assert page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length") == n_cells
+    scroller = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer"
+    top = page.evaluate(f"() => document.querySelector('{scroller}').scrollTop")
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    page.mouse.wheel(0, 300)
+    page.wait_for_timeout(300)
+    assert page.evaluate(f"() => document.querySelector('{scroller}').scrollTop") == top
+    # the wheel zoomed the map: the view rectangle in the kernel shrank
+    page.wait_for_timeout(400)
+    view2 = lab.kernel_eval("list(m._view)")
+    assert (view2[1] - view2[0]) < (x1 - x0)
+    assert lab.kernel_eval("m.selected.tolist()") == sel.tolist()  # zoom kept the selection
+
+    # ---- label the selection from the widget, as a person would ------------------------
+    label_input = lab.cell(1).locator(".dfw-map-label-input")
+    label_input.click()
+    label_input.type("lasso shoes")
+    lab.cell(1).locator(".dfw-map-label-apply").click()
+    ok = lab.cell(1).locator(".dfw-msg[data-kind='ok']")
+    ok.wait_for(timeout=20_000)
+    assert f"Labeled {sel.size:,} items" in ok.inner_text()
+    rows = lab.kernel_eval(
+        "s.store.current().query(\"label == 'lasso shoes'\")[['item_id', 'source']]"
+        ".to_dict('list')"
+    )
+    ids = lab.kernel_eval(f"s.ids[np.asarray({sel.tolist()})].tolist()")
+    assert sorted(rows["item_id"]) == sorted(ids)
+    assert set(rows["source"]) == {"bulk"}
+    assert "lasso shoes" in lab.kernel_eval("s.classes")
+    # the legend recoloured live: the new class shows its count
+    legend = lab.cell(1).locator(".dfw-map-legend")
+    legend.get_by_text("lasso shoes").wait_for(timeout=10_000)
+    assert f"{sel.size:,}" in legend.inner_text()
+
+    # ---- a mistake (empty selection) shows an inline message, not a traceback ----------
+    page.keyboard.press("Escape")
+    lab.cell(1).locator(".dfw-map").focus()
+    page.keyboard.press("Escape")
+    assert lab.kernel_eval("len(m.selected)") == 0
+    label_input.fill("Bag")
+    lab.cell(1).locator(".dfw-map-label-apply").click()
+    err = lab.cell(1).locator(".dfw-msg[data-kind='error']")
+    err.wait_for(timeout=10_000)
+    assert "Nothing is selected" in err.inner_text()
+    assert lab.cell(1).locator(".jp-OutputArea-output[data-mime-type*='stderr']").count() == 0
+    assert lab.kernel_eval("int((s.store.current()['label'] == 'Bag').sum())") == 0
+
+    # ---- hover shows the thumbnail and the item's details; screenshots light + dark ---
+    lab.kernel_exec("m.selected = " + str(sel.tolist()))
+    view3 = lab.kernel_eval("list(m._view)")
+    target = int(sel[0])
+    hx = box["x"] + (xy[target, 0] - view3[0]) / (view3[1] - view3[0]) * box["width"]
+    hy = box["y"] + (view3[3] - xy[target, 1]) / (view3[3] - view3[2]) * box["height"]
+    tip = lab.cell(1).locator(".dfw-map-tip")
+    for dx in (0, 1, -1, 2):
+        page.mouse.move(hx + dx, hy)
+        page.wait_for_timeout(250)
+        if tip.is_visible():
+            break
+    tip.wait_for(state="visible", timeout=10_000)
+    lab.page.wait_for_function(
+        "() => document.querySelector('.dfw-map-tip .dfw-map-info').textContent.includes('fashion_mnist/')",
+        timeout=10_000,
+    )
+    thumb_px = lab.pixels(tip.locator("canvas"))
+    assert drawn_fraction(thumb_px) > 0.05, "the hover thumbnail is empty"
+    lab.screenshot_output(1, "embedding_map_light.png", ".dfw-map")
+    lab.set_theme(DARK_THEME)
+    page.mouse.move(hx, hy + 1)
+    page.mouse.move(hx, hy)
+    page.wait_for_timeout(400)
+    dark = lab.screenshot_output(1, "embedding_map_dark.png", ".dfw-map")
+    from PIL import Image
+
+    bg = np.asarray(Image.open(dark).convert("RGB"))[5:-5, 5:-5].reshape(-1, 3).mean(axis=0)
+    assert bg.mean() < 110, "the map did not follow the dark theme"
+    lab.set_theme(LIGHT_THEME)
+
+
+def _distance_to_polygon(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """(N,) distance from each point to the polygon's outline (same units as the input)."""
+    a = poly
+    b = np.roll(poly, -1, axis=0)
+    ab = b - a
+    ap = points[:, None, :] - a[None, :, :]
+    t = np.clip((ap * ab[None]).sum(-1) / (ab * ab).sum(-1)[None], 0, 1)
+    closest = a[None] + t[..., None] * ab[None]
+    return np.sqrt(((points[:, None, :] - closest) ** 2).sum(-1)).min(axis=1)

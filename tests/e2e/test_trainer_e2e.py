@@ -1,0 +1,104 @@
+"""Trainer end to end: real JupyterLab, headless Chromium. A person labels a few items
+with the Labeler's keys, presses Train in the Trainer, and the accuracy-vs-labels curve
+in the page gains a point whose numbers are the ones the Python figure holds."""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_ITEMS = 4000
+N_FIRST = 40
+N_MORE = 6
+
+CURVE_JS = """el => { const gd = el.querySelector('.js-plotly-plot');
+  return gd && gd.data ? {x: Array.from(gd.data[0].x || []), y: Array.from(gd.data[0].y || [])}
+                       : null; }"""
+
+
+def _page_curve(lab, root):
+    return root.evaluate(CURVE_JS)
+
+
+def _wait_curve_len(lab, root, n, timeout=120.0):
+    lab.page.wait_for_function(
+        """([el, n]) => { const gd = el.querySelector('.js-plotly-plot');
+             return !!(gd && gd.data && gd.data[0].x && gd.data[0].x.length === n); }""",
+        arg=[root.element_handle(), n], timeout=timeout * 1000)
+    return _page_curve(lab, root)
+
+
+def test_label_press_train_curve_gains_a_point(lab, tmp_path, fmnist_train_emb, output_dir):
+    project = tmp_path / "trainer_project"
+    setup = (
+        "import numpy as np, dfwidgets as dfw\n"
+        "full = dfw.datasets.fashion_mnist(split='train')\n"
+        "emb = dfw.embed(full, model='efficientnet_lite0', progress=False)\n"
+        f"idx = np.arange({N_ITEMS})\n"
+        "src = full.subset(idx)\n"
+        f"s = dfw.Session.open({str(project)!r}, source=src, embeddings=emb[idx], auto_fit=False)\n"
+        "hold = set(s._holdout_indices().tolist())\n"
+        "pool = np.array([i for i in range(len(src)) if i not in hold])\n"
+        f"first = np.random.default_rng(0).choice(pool, {N_FIRST}, replace=False)\n"
+        "s.label_many(first, [src.classes[c] for c in src.labels[first]], source='import')\n"
+        "tr = dfw.Trainer(s, embedder='efficientnet_lite0', target=0.85)\n"
+        "tr.train(mode='probe')\n"
+        "len(tr.curve_fig.data[0].x)"
+    )
+    lab.open_notebook("trainer_e2e.ipynb", [setup, "tr", "lb = dfw.Labeler(s, batch=8)\nlb"])
+    lab.run_cell(0, timeout=600)
+    lab.run_cell(1)
+    root = lab.wait_for_widget(1, ".dfw-trainer")
+    before = _wait_curve_len(lab, root, 1)
+    assert before["x"] == [N_FIRST]
+    lab.wait_until_drawn(root.locator(".js-plotly-plot").first)
+
+    # a person labels a few more items with the Labeler's keys
+    lab.run_cell(2)
+    labeler = lab.wait_for_widget(2, ".dfw-labeler")
+    stage = labeler.locator(".dfw-lab-stage")
+    lab.page.wait_for_function("el => el.dataset.index !== undefined",
+                               arg=stage.element_handle(), timeout=60_000)
+    truth = lab.kernel_eval("src.labels.tolist()")
+    names = lab.kernel_eval("list(src.classes)")
+    key_of = dict(zip(lab.kernel_eval("lb.classes"), lab.kernel_eval("lb.keys")))
+    labeler.locator(".dfw-lab-status").click()
+    done: set[int] = set()
+    shown = int(stage.get_attribute("data-index"))
+    while len(done) < N_MORE:
+        lab.page.keyboard.press(key_of[names[truth[shown]]])
+        done.add(shown)
+        lab.page.wait_for_function("([el, old]) => el.dataset.index !== old",
+                                   arg=[stage.element_handle(), str(shown)], timeout=10_000)
+        shown = int(stage.get_attribute("data-index"))
+    for _ in range(100):
+        if lab.kernel_eval("int((s.label_array() >= 0).sum())") == N_FIRST + N_MORE:
+            break
+        lab.page.wait_for_timeout(100)
+    assert lab.kernel_eval("int((s.label_array() >= 0).sum())") == N_FIRST + N_MORE
+
+    # press Train (linear probe is preselected): the page's curve gains a point
+    root.scroll_into_view_if_needed()
+    root.get_by_role("button", name="Train", exact=True).click()
+    after = _wait_curve_len(lab, root, 2)
+    assert after["x"] == [N_FIRST, N_FIRST + N_MORE]
+    py_x = lab.kernel_eval("list(tr.curve_fig.data[0].x)")
+    py_y = lab.kernel_eval("list(tr.curve_fig.data[0].y)")
+    truth_acc = lab.kernel_eval("s.curve['true_accuracy'].tolist()")
+    assert after["x"] == py_x
+    np.testing.assert_allclose(after["y"], py_y, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(py_y, truth_acc[-2:], atol=1e-12)
+    assert 0.3 < after["y"][-1] <= 1.0
+    status = root.locator(".dfw-tr-note").first.inner_text()
+    assert "trained" in status.lower(), status
+    saving = lab.kernel_eval("tr.saving_html.value")
+    assert f"{N_FIRST + N_MORE} labels so far" in saving
+
+    # looks: light, then dark (JupyterLab CSS variables reach the plots' text too)
+    lab.wait_until_drawn(root)
+    lab.screenshot_output(1, "trainer_light.png", ".dfw-trainer")
+    light = lab.pixels(root).astype(float).mean()
+    lab.set_theme("JupyterLab Dark")
+    lab.screenshot_output(1, "trainer_dark.png", ".dfw-trainer")
+    dark = lab.pixels(root).astype(float).mean()
+    lab.set_theme("JupyterLab Light")
+    assert dark < light - 60, (dark, light)

@@ -1,0 +1,175 @@
+"""Honest evaluation: Wilson intervals, the audit sample, learning curves, simulate()."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from threadpoolctl import threadpool_limits
+
+from dfwidgets.learn.evaluate import AuditSampler, LearningCurveFit, simulate, wilson_interval
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """2 shared cores: one thread each for torch and BLAS/OpenMP avoids oversubscription."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- wilson_interval
+def test_wilson_interval_known_values():
+    # reference values (Wilson 1927 / statsmodels proportion_confint(method="wilson"))
+    np.testing.assert_allclose(wilson_interval(8, 10), (0.4901625, 0.9433178), atol=1e-6)
+    np.testing.assert_allclose(wilson_interval(0, 20), (0.0, 0.1611251), atol=1e-6)
+    low, high = wilson_interval(50, 100, confidence=0.9)
+    assert low < 0.5 < high and high - low < 0.2
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="0 <= correct <= n"):
+        wilson_interval(5, 3)
+
+
+# ------------------------------------------------------------------ AuditSampler
+def test_audit_share_is_exact_over_time_and_random():
+    audit = AuditSampler(share=0.1, random_state=0)
+    pool = np.arange(1000)
+    served = 0
+    for k in [1] * 30 + [8] * 20 + [25] * 4:
+        picks = audit.sample(pool, k)
+        served += k
+        assert len(picks) <= k and np.isin(picks, pool).all()
+        assert len(audit.items) == int(np.floor(0.1 * served + 0.5))
+    assert len(np.unique(audit.items)) == len(audit.items)
+    # uniformly random, not clustered at the start of the pool
+    assert audit.items.mean() == pytest.approx(500, abs=150)
+
+
+def test_audit_only_draws_from_the_pool_and_estimates():
+    audit = AuditSampler(share=0.5, random_state=1)
+    pool = np.arange(100, 200)
+    picks = audit.sample(pool, 10)
+    assert len(picks) == 5 and ((picks >= 100) & (picks < 200)).all()
+    assert audit.is_audit(picks).all() and not audit.is_audit([0, 1]).any()
+    labels = np.full(300, -1)
+    predictions = np.zeros(300, dtype=int)
+    labels[picks[:4]] = [0, 0, 0, 1]  # 4 answered, 3 right; the 5th skipped
+    est = audit.estimate(predictions, labels)
+    assert est["n"] == 4 and est["estimate"] == 0.75
+    assert (est["low"], est["high"]) == pytest.approx(wilson_interval(3, 4))
+    assert AuditSampler().estimate(predictions, labels)["estimate"] is None
+
+
+def test_audit_json_round_trip_continues_identically():
+    a = AuditSampler(share=0.2, random_state=7)
+    pool = np.arange(500)
+    a.sample(pool, 10)
+    a.sample(pool, 3)
+    state = json.loads(json.dumps(a.to_json()))
+    b = AuditSampler.from_json(state)
+    np.testing.assert_array_equal(a.items, b.items)
+    np.testing.assert_array_equal(a.sample(pool, 10), b.sample(pool, 10))
+    with pytest.raises(ValueError, match="missing the key"):
+        AuditSampler.from_json({"share": 0.1})
+    with pytest.raises(ValueError, match="share must be in"):
+        AuditSampler(share=1.5)
+
+
+# -------------------------------------------------------------- LearningCurveFit
+@pytest.mark.slow
+def test_learning_curve_recovers_a_power_law():
+    n = np.array([20, 40, 80, 160, 320, 640, 1280])
+    truth = (0.05 / 1.2) ** (-1 / 0.5)  # labels for 0.85 on 0.9 - 1.2 n^-0.5: 576
+    covered = []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        acc = 0.9 - 1.2 * n ** -0.5 + rng.normal(0, 0.003, len(n))
+        fit = LearningCurveFit(n_bootstrap=40, random_state=seed).fit(n, acc)
+        a, b, c = fit.params_
+        assert a == pytest.approx(0.9, abs=0.02) and c == pytest.approx(0.5, abs=0.15)
+        need = fit.labels_needed(0.85)
+        assert need["reachable"] and need["low"] <= need["estimate"] <= need["high"]
+        assert need["estimate"] == pytest.approx(truth, rel=0.25)
+        covered.append(need["low"] <= truth <= need["high"])
+    # a nominal 90% range from a point bootstrap on 7 points covers the truth most times
+    assert np.mean(covered) >= 0.6, covered
+    far = fit.labels_needed(0.95)  # above the asymptote
+    assert not far["reachable"] and far["estimate"] == float("inf")
+    np.testing.assert_allclose(fit.predict([20, 640]), [a - b * 20 ** -c, a - b * 640 ** -c])
+
+
+def test_learning_curve_bad_input():
+    with pytest.raises(ValueError, match=">= 3 different label counts"):
+        LearningCurveFit().fit([10, 10, 20], [0.5, 0.5, 0.6])
+    with pytest.raises(ValueError, match="fraction in \\[0, 1\\]"):
+        LearningCurveFit().fit([10, 20, 40], [50, 60, 70])
+
+
+# ----------------------------------------------------------------------- simulate
+@pytest.fixture(scope="module")
+def sim(fmnist_train, fmnist_test, fmnist_train_emb, fmnist_test_emb):
+    rng = np.random.default_rng(0)
+    idx = np.sort(rng.choice(len(fmnist_train_emb), 4000, replace=False))
+    te = np.sort(rng.choice(len(fmnist_test_emb), 3000, replace=False))
+    names = np.asarray(fmnist_train.classes, dtype=object)
+    result = simulate(
+        fmnist_train_emb[idx], names[fmnist_train.labels[idx]],
+        strategies=["random", "entropy", "margin", "hybrid"],
+        budgets=[20, 40, 80, 160, 320], seeds=[0, 1],
+        test=(fmnist_test_emb[te], names[fmnist_test.labels[te]]), progress=False,
+    )
+    return result
+
+
+@pytest.mark.slow
+def test_simulate_curves_shape_and_honesty(sim):
+    c = sim.curves
+    assert list(c.columns[:4]) == ["strategy", "seed", "n_labels", "accuracy"]
+    assert len(c) == 4 * 2 * 5
+    assert sorted(c.n_labels.unique()) == [20, 40, 80, 160, 320]
+    # the same initial (TypiClust) labels for every strategy at a seed
+    first = c[c.n_labels == 20].groupby("seed").accuracy.nunique()
+    assert (first == 1).all()
+    mean = sim.mean_curves()
+    assert (mean.loc[320] > mean.loc[20] + 0.1).all()  # more labels help every strategy
+    assert mean.loc[320, "random"] > 0.7
+    # an uncertainty strategy at least matches random on average at the largest budget
+    best = mean.loc[320, ["entropy", "margin", "hybrid"]].max()
+    assert best >= mean.loc[320, "random"] - 0.005, mean
+
+
+@pytest.mark.slow
+def test_simulate_labels_needed_and_savings(sim):
+    mean = sim.mean_curves()
+    target = float(mean.loc[160, "random"])
+    need = sim.labels_needed(target)
+    assert need["random"] <= 160
+    budgets = list(mean.index)
+    for s, n in need.items():  # interpolated between the budget before and the first hit
+        if np.isfinite(n):
+            hit = budgets.index(mean.index[mean[s] >= target].min())
+            assert n <= budgets[hit] + 1e-9
+            assert hit == 0 or n > budgets[hit - 1]
+    sav = sim.savings(target)
+    assert sav.loc["random", "saving"] == 0.0
+    np.testing.assert_allclose(sav["ratio"], need / need["random"])
+    assert np.isnan(sim.labels_needed(0.999)).all()
+
+
+def test_simulate_bad_input(fmnist_train_emb):
+    X = fmnist_train_emb[:200]
+    y = np.arange(200) % 4
+    with pytest.raises(ValueError, match="unknown strategies \\['nope'\\]"):
+        simulate(X, y, strategies=["nope"], progress=False)
+    with pytest.raises(ValueError, match="largest budget 640 exceeds the pool"):
+        simulate(X, y, progress=False)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        simulate(X, np.zeros(200), budgets=[10], progress=False)
+    bad = X.copy()
+    bad[5] = np.inf
+    with pytest.raises(ValueError, match=r"1 row\(s\): \[5\]"):
+        simulate(bad, y, budgets=[10], progress=False)

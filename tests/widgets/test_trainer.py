@@ -1,0 +1,122 @@
+"""Trainer widget state without a browser: a Session over 4,000 Fashion-MNIST items with
+the offline backbone's cached embeddings; figures are checked against the Session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dfwidgets as dfw
+from dfwidgets.exported_model import ExportedModel
+
+N_ITEMS = 4000
+
+
+@pytest.fixture()
+def session(tmp_path, fmnist_train, fmnist_train_emb):
+    idx = np.arange(N_ITEMS)
+    src = fmnist_train.subset(idx)
+    s = dfw.Session.open(tmp_path / "proj", source=src, embeddings=fmnist_train_emb[idx],
+                         auto_fit=False)
+    yield s
+    s.close()
+
+
+def _label_random(s, n, seed):
+    rng = np.random.default_rng(seed)
+    codes = s.label_array()
+    holdout = set(s._holdout_indices().tolist())
+    pool = np.array([i for i in np.flatnonzero(codes < 0) if i not in holdout])
+    pick = rng.choice(pool, n, replace=False)
+    names = np.asarray(s.source.classes, dtype=object)
+    s.label_many(pick, list(names[s.source.labels[pick]]), source="click")
+    return pick
+
+
+def test_no_labels_shows_a_message_not_a_traceback(session):
+    tr = dfw.Trainer(session, embedder="efficientnet_lite0")
+    tr.train(mode="probe")
+    assert tr.model_ is None
+    assert "dfw-tr-error" in tr.status.value and "label" in tr.status.value.lower()
+    tr.train(mode="nonsense")
+    assert "Unknown mode" in tr.status.value
+    with pytest.raises(ValueError, match="target"):
+        dfw.Trainer(session, target=90)
+
+
+def test_probe_curves_baseline_confusion_and_export(session):
+    tr = dfw.Trainer(session, embedder="efficientnet_lite0", target=0.85)
+    fig = tr.curve_fig
+    counts = []
+    for step, n in enumerate((30, 40, 60)):
+        _label_random(session, n, seed=step)
+        tr.train(mode="probe")
+        counts.append(int((session.label_array() >= 0).sum()))
+        assert tr.curve_fig is fig  # updated in place, never re-created
+    pts = tr.curve_points()
+    assert pts["n_labels"].tolist() == counts
+    assert list(fig.data[0].x) == counts
+    np.testing.assert_allclose(fig.data[0].y, pts["accuracy"])
+    truth = session.curve["true_accuracy"].dropna().to_numpy()
+    np.testing.assert_allclose(sorted(fig.data[0].y), sorted(truth[-3:]))
+    assert pts["accuracy"].iloc[-1] > 0.6
+    # random-sampling baseline beside it, and the saving in words
+    assert len(fig.data[1].x) >= 5 and max(fig.data[1].x) >= 2 * counts[-1]
+    assert f"{counts[-1]} labels so far" in tr.saving_html.value
+    assert "random would need about" in tr.saving_html.value or "more than" in tr.saving_html.value
+    # when to stop: a fitted curve and a range for the target
+    assert len(fig.data[2].x) > 10
+    assert "When to stop" in tr.stop_html.value and "%" in tr.stop_html.value
+    # per-class accuracy and the confusion matrix on the ground-truth holdout
+    cm = np.asarray(tr.confusion_fig.data[0].z)
+    assert cm.shape == (10, 10)
+    holdout = session._holdout_indices()
+    assert cm.sum() == len(holdout)
+    diag = np.diag(cm) / cm.sum(1)
+    np.testing.assert_allclose(tr.class_fig.data[0].y, diag[cm.sum(1) > 0])
+    assert np.trace(cm) / cm.sum() == pytest.approx(pts["accuracy"].iloc[-1], abs=1e-9)
+    # clicking a cell lists exactly the confused items
+    off = np.array(cm, dtype=float)
+    np.fill_diagonal(off, -1)
+    t, p = np.unravel_index(np.argmax(off), off.shape)
+    classes = session.classes
+    hits = tr.show_confused(classes[t], classes[p])
+    assert len(hits) == cm[t, p] > 0
+    assert (session.source.labels[hits] == t).all() and (session.predictions_[hits] == p).all()
+    assert len(tr.items_box.children) == min(len(hits), 24)
+    assert f"<b>{len(hits)}</b> confused" in tr.items_caption.value
+    # the exported model: probe head on the backbone, same predictions as the Session
+    assert isinstance(tr.model_, ExportedModel) and tr.kept_ == "probe"
+    sample = holdout[:20]
+    pred = tr.model_.predict([session.source[int(i)] for i in sample])
+    agree = np.mean(pred == np.asarray(classes, dtype=object)[session.predictions_[sample]])
+    assert agree >= 0.95
+    frame = tr.predictions()
+    assert len(frame) == N_ITEMS and frame["item"].tolist() == list(session.ids)
+    assert (frame["prediction"].to_numpy() == np.asarray(classes, dtype=object)[
+        session.predictions_]).all()
+
+
+def test_plots_follow_fits_made_elsewhere(session):
+    tr = dfw.Trainer(session, embedder="efficientnet_lite0")
+    _label_random(session, 30, seed=5)
+    session.fit()  # e.g. the Labeler's auto-fit: the Trainer hears "model_updated"
+    assert len(tr.curve_fig.data[0].x) == 1
+    assert np.asarray(tr.confusion_fig.data[0].z).sum() > 0
+
+
+@pytest.mark.slow
+def test_finetune_run_reports_which_model_is_kept(session):
+    tr = dfw.Trainer(session, embedder="efficientnet_lite0", epochs=1, threads=1)
+    _label_random(session, 60, seed=9)
+    tr.train(mode="finetune", wait=True)
+    ft = tr.finetuner_
+    assert ft is not None and ft.error_ is None and len(ft.history_) == 2
+    epochs = tr.epoch_fig.data
+    assert list(epochs[1].x) == [0, 1]  # held-out loss at the probe start and after epoch 1
+    np.testing.assert_allclose(epochs[3].y, ft.history_["val_acc"])
+    assert tr.kept_ == ("finetune" if ft.improved_ else "probe")
+    assert ft.verdict_ in tr.verdict_html.value.replace("&#x27;", "'")
+    runs = session.store.get_meta("trainer_runs")
+    assert len(runs) == 1 and runs[0]["kept"] == tr.kept_ and runs[0]["accuracy"] > 0.3
+    assert list(tr.curve_fig.data[3].x) == [runs[0]["n_labels"]]
