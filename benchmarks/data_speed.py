@@ -16,6 +16,7 @@ Usage: ``python benchmarks/data_speed.py [--n 70000]``. Prints a table and write
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import statistics
@@ -47,16 +48,18 @@ def _median_item_us(src, indices) -> float:
 
 
 def write_section(markdown: str) -> None:
-    """Replace (or append) this benchmark's section in benchmarks/RESULTS.md."""
+    """Replace (or append) this benchmark's section in RESULTS.md, under a file lock."""
     begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
     block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(text)
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # other benchmarks may write their sections now
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            text = head + block + rest.split(end, 1)[1].lstrip("\n")
+        else:
+            text = text.rstrip("\n") + "\n\n" + block
+        RESULTS.write_text(text)
 
 
 def main() -> None:

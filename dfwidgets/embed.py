@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
+import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -259,15 +261,18 @@ def embed(source: Any, model: str | Embedder = DEFAULT_MODEL, *, pretrained: str
             # identical images (same hash) are computed once
             unique_hashes, first, inverse = np.unique(hashes[missing], return_index=True,
                                                       return_inverse=True)
-            todo = missing[first]
+            order = np.argsort(first)  # compute in source order (sequential reads)
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            todo, todo_hashes = missing[first[order]], unique_hashes[order]
             log.info("embedding %d of %d items with %s (%d cached)", len(todo), n,
                      embedder.name, n - len(missing))
             vectors = _compute(
                 embedder, src, todo, batch_size=batch_size, num_workers=num_workers,
                 device=device, progress=progress,
-                on_chunk=lambda pos, vec: store.add(unique_hashes[pos], vec),
+                on_chunk=lambda pos, vec: store.add(todo_hashes[pos], vec),
             )
-            result[missing] = vectors[inverse.reshape(-1)]
+            result[missing] = vectors[rank[inverse.reshape(-1)]]
         else:
             log.info("all %d embeddings from cache %s", n, store.path)
     problems = src.problems
@@ -321,3 +326,15 @@ def embed_text(texts: Sequence[str] | str, model: str | Embedder = DEFAULT_MODEL
     if not getattr(embedder, "supports_text", False):
         raise text_unsupported(embedder.name)
     return embedder.embed_text([texts] if isinstance(texts, str) else list(texts))
+
+
+class _CallableModule(types.ModuleType):
+    """``dfwidgets.embed`` is both this module and the function ``embed``: Python's import
+    system sets the attribute ``dfwidgets.embed`` to the module whenever something imports
+    ``dfwidgets.embed`` first, so the module itself forwards calls to :func:`embed`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        return embed(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -150,10 +150,12 @@ def add_example(
     image: Any = None,
     text: str | None = None,
     replace: bool = False,
+    label_item: bool = True,
 ) -> dict[str, Any]:
-    """Make an item (labeled ``label``, source "click"), an outside image, or a text prompt
-    an example of class ``label``. Exactly one of ``index`` / ``image`` / ``text``.
-    ``replace=True`` drops the class's earlier examples first. Returns the stored example."""
+    """Make an item (also labeled ``label``, source "click", unless ``label_item=False``),
+    an outside image, or a text prompt an example of class ``label``. Exactly one of
+    ``index`` / ``image`` / ``text``. ``replace=True`` drops the class's earlier examples
+    first. Returns the stored example."""
     given = [x is not None for x in (index, image, text)]
     if sum(given) != 1:
         raise ValueError("Give exactly one of index=, image= or text= for the example.")
@@ -161,7 +163,10 @@ def add_example(
         raise ValueError("label must be a class name (a non-empty string).")
     if index is not None:
         idx = session._check_indices([index])
-        session.label(idx, label, source="click")
+        if label_item:
+            session.label(idx, label, source="click")
+        else:
+            session.add_class(label)
         example = {"kind": "item", "id": str(session.ids[int(idx[0])])}
     elif image is not None:
         vec = embed_query_image(session, image)
@@ -225,10 +230,14 @@ def _prototype_training(session: Any, examples: Mapping[str, Any] | None
     labeled = np.flatnonzero(codes >= 0)
     xs = [session.embeddings[labeled]]
     ys = list(classes[codes[labeled]])
-    for name in class_examples(session):
-        outside = [e for e in class_examples(session)[name] if e["kind"] != "item"]
-        for e in outside:
-            xs.append(np.asarray(e["vector"], np.float32)[None, :])
+    for name, kept in class_examples(session).items():
+        for e in kept:
+            if e["kind"] != "item":
+                xs.append(np.asarray(e["vector"], np.float32)[None, :])
+            elif codes[e["index"]] < 0:  # an unlabeled item example (e.g. a map selection)
+                xs.append(session.embeddings[e["index"]][None, :])
+            else:
+                continue
             ys.append(name)
     return np.concatenate(xs).astype(np.float32), np.asarray(ys, dtype=object)
 

@@ -175,4 +175,5 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Most similar class name per row, (N,)."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        best = self.predict_proba(X).argmax(axis=1)  # fits first if needed
+        return self.classes_[best]

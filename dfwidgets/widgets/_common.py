@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import traitlets
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -31,3 +32,16 @@ def resolve_session(session_or_source: Any, embeddings: np.ndarray | None = None
         return session_or_source
     folder = tempfile.mkdtemp(prefix="dfw_session_")
     return Session.open(folder, source=session_or_source, embeddings=embeddings, **kwargs)
+
+
+class Buffer(traitlets.Bytes):
+    """A ``bytes`` trait for binary arrays synced with the page (float32/uint32/uint8).
+
+    ipywidgets hands buffers coming from the browser to Python as ``memoryview``; plain
+    ``traitlets.Bytes`` would reject them, silently dropping the update.
+    """
+
+    def validate(self, obj: Any, value: Any) -> bytes:
+        if isinstance(value, (memoryview, bytearray)):
+            value = bytes(value)
+        return super().validate(obj, value)

@@ -21,7 +21,7 @@ import traitlets as t
 
 from ..layout import LayoutComputer
 from ..thumbs import SpriteSheets, encode_image
-from ._common import bundle, resolve_session
+from ._common import Buffer, bundle, resolve_session
 
 __all__ = ["EmbeddingMap"]
 
@@ -92,11 +92,11 @@ class EmbeddingMap(anywidget.AnyWidget):
 
     _n = t.Int(0).tag(sync=True)
     """Number of points N."""
-    _coords = t.Bytes(b"").tag(sync=True)
+    _coords = Buffer(b"").tag(sync=True)
     """float32 (N, 2) map coordinates, x/y interleaved, in [-1, 1]."""
     _layout_method = t.Unicode("pca").tag(sync=True)
-    """Layout shown now: "pca" (UMAP still computing), "umap" or "custom"."""
-    _color_codes = t.Bytes(b"").tag(sync=True)
+    """Layout shown now: "pca", "pca-pending" (UMAP still computing), "umap" or "custom"."""
+    _color_codes = Buffer(b"").tag(sync=True)
     """uint8 (N,) index into ``_palette`` for every point (sent apart from coordinates)."""
     _palette = t.List(t.Unicode()).tag(sync=True)
     """CSS colours indexed by ``_color_codes``."""
@@ -104,7 +104,7 @@ class EmbeddingMap(anywidget.AnyWidget):
     """{title, kind: "categorical"|"continuous", items: [{name, color, count}], min_label, max_label}."""
     _color_by_name = t.Unicode("label").tag(sync=True)
     """Current colour mode name (set by the widget's "Colour by" menu too)."""
-    _selected = t.Bytes(b"").tag(sync=True)
+    _selected = Buffer(b"").tag(sync=True)
     """uint32 sorted item indices of the selection (written by lasso/box in the page)."""
     pinned = t.Int(-1).tag(sync=True)
     """Index of the pinned item (click on a point), -1 for none."""
@@ -162,7 +162,7 @@ class EmbeddingMap(anywidget.AnyWidget):
             self._layout = LayoutComputer(method=layout)
             self._layout.fit(self.session.embeddings, background=True, callback=self._on_layout_done)
             if not self._layout.done:
-                self._show_coords(self._layout.embedding_, "pca")
+                self._show_coords(self._layout.embedding_, "pca-pending")
             return
         xy = np.asarray(layout)
         if xy.shape != (n, 2) or not np.isfinite(xy).all():
@@ -226,6 +226,8 @@ class EmbeddingMap(anywidget.AnyWidget):
         arr = np.frombuffer(data, dtype=np.uint32)
         if arr.size and int(arr.max()) >= self._n:
             raise t.TraitError(f"selection index {int(arr.max())} is out of range 0..{self._n - 1}.")
+        if arr.size > 1 and not (np.diff(arr.astype(np.int64)) > 0).all():
+            data = np.unique(arr).tobytes()  # sorted, unique: the form the page sends
         return data
 
     def label_selection(self, label: str) -> int:

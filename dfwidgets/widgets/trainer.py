@@ -58,10 +58,8 @@ _CSS = """
 """
 
 
-def _figure(title: str, *, height: int = 300, **layout: Any):
-    import plotly.graph_objects as go
-
-    fig = go.FigureWidget()
+def _style(fig: Any, title: str, *, height: int = 300, **layout: Any) -> Any:
+    """Shared look: transparent backgrounds (the theme shows through), readable fonts."""
     fig.update_layout(
         title={"text": title, "font": {"size": 14}, "x": 0.02},
         height=height, margin={"l": 55, "r": 20, "t": 40, "b": 45},
@@ -73,6 +71,12 @@ def _figure(title: str, *, height: int = 300, **layout: Any):
     fig.update_xaxes(gridcolor="rgba(128,128,128,0.25)", zerolinecolor="rgba(128,128,128,0.4)")
     fig.update_yaxes(gridcolor="rgba(128,128,128,0.25)", zerolinecolor="rgba(128,128,128,0.4)")
     return fig
+
+
+def _figure(title: str, *, height: int = 300, **layout: Any) -> Any:
+    import plotly.graph_objects as go
+
+    return _style(go.FigureWidget(), title, height=height, **layout)
 
 
 class Trainer(W.VBox):
@@ -193,8 +197,7 @@ class Trainer(W.VBox):
         self.curve_fig.update_yaxes(tickformat=".0%")
 
         base = make_subplots(specs=[[{"secondary_y": True}]])
-        self.epoch_fig = go.FigureWidget(base)
-        self.epoch_fig.update_layout(_figure("Fine-tuning: loss and accuracy per epoch").layout)
+        self.epoch_fig = _style(go.FigureWidget(base), "Fine-tuning: loss and accuracy per epoch")
         for name, col, dash, sec in (("train loss", "#9467bd", "dot", False),
                                      ("held-out loss", "#9467bd", "solid", False),
                                      ("train accuracy", "#17becf", "dot", True),
@@ -336,7 +339,7 @@ class Trainer(W.VBox):
             self._message(s.fit_status_, error=True)
             return
         self.kept_ = "probe"
-        self.verdict_ = f"Linear probe: {s.fit_status_}."
+        self.verdict_ = f"Trained a {s.fit_status_}."
         self.model_ = self._export_probe()
         self._ft_eval = None
         self._refresh_all()

@@ -163,10 +163,7 @@ function render({ model, el }) {
       actionKeyMap: { lasso: "shift", merge: isMac ? "cmd" : "ctrl", remove: "alt" },
       ...themeColors(),
     });
-    canvas.__dfwScatter = scatter;
-    scatter.subscribe("lassoStart", () => { lassoing = true; console.log("DFW lassoStart"); });
-    scatter.subscribe("lassoEnd", (e) => console.log("DFW lassoEnd", JSON.stringify(e).slice(0, 200)));
-    scatter.subscribe("select", (e) => console.log("DFW select", e.points.length));
+    scatter.subscribe("lassoStart", () => { lassoing = true; });
     scatter.subscribe("lassoEnd", () => { lassoing = false; });
     scatter.subscribe("select", ({ points: pts }) => onSelect(Array.from(pts)));
     scatter.subscribe("deselect", () => onSelect([]));
@@ -338,7 +335,7 @@ function render({ model, el }) {
 
   function renderStatus() {
     const method = model.get("_layout_method");
-    status.textContent = `${fmt(n())} items · ${method === "umap" ? "UMAP" : method === "pca" ? "PCA (UMAP computing…)" : method}`;
+    status.textContent = `${fmt(n())} items · ${{ umap: "UMAP", pca: "PCA", "pca-pending": "PCA · computing UMAP…", custom: "custom layout" }[method] || method}`;
   }
 
   function renderMessage() {

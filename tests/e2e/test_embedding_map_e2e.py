@@ -100,7 +100,8 @@ def test_lasso_select_and_bulk_label(lab, warm_embeddings):
     got = set(sel.tolist())
     assert expected <= got, f"{len(expected - got)} points inside the lasso were not selected"
     assert not (got - set(np.flatnonzero(inside | edge))), "points outside the lasso were selected"
-    assert edge.sum() < 0.1 * max(1, inside.sum())
+    assert len(expected) >= 50, "the lasso should enclose a clear set of points"
+    assert edge.sum() < 0.25 * len(expected)
 
     lab.screenshot_output(1, "embedding_map_selected_light.png", ".dfw-map")
 
@@ -114,7 +115,7 @@ def test_lasso_select_and_bulk_label(lab, warm_embeddings):
     scroller = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer"
     top = page.evaluate(f"() => document.querySelector('{scroller}').scrollTop")
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
-    page.mouse.wheel(0, 300)
+    page.mouse.wheel(0, -300)  # wheel up zooms in
     page.wait_for_timeout(300)
     assert page.evaluate(f"() => document.querySelector('{scroller}').scrollTop") == top
     # the wheel zoomed the map: the view rectangle in the kernel shrank

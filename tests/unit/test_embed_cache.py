@@ -100,7 +100,7 @@ def _writer(args: tuple[str, int]) -> None:
 
 @pytest.mark.slow
 def test_concurrent_writers_with_compaction_lose_nothing(tmp_path):
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")
     with ctx.Pool(3) as pool:
         pool.map(_writer, [(str(tmp_path), w) for w in range(3)])
     cache = EmbeddingCache("shared", cache_dir=tmp_path)

@@ -40,7 +40,10 @@ def test_features_match_the_embedding_cache_pipeline(lite0, model, fmnist_test):
     with torch.no_grad():
         feats = model.features(x).numpy()
     assert feats.shape == cached.shape
-    np.testing.assert_allclose(feats, cached, atol=2e-3)
+    # embed() resizes uint8 arrays in torch, the exported model with PIL: rounding only
+    cosine = (feats * cached).sum(1)
+    assert cosine.min() > 0.999, cosine
+    np.testing.assert_allclose(feats, cached, atol=5e-3)
 
 
 def test_save_load_gives_identical_predictions_on_paths_and_pil(model, images, tmp_path):

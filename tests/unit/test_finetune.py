@@ -109,3 +109,24 @@ def test_bad_input_gets_clear_errors(lite0, labeled, fmnist_train):
                                              classes=fmnist_train.classes)
     with pytest.raises(ValueError, match="not among the classes"):
         FineTuner(lite0, progress=False).fit(images[:2], ["cat", "Bag"], classes=fmnist_train.classes)
+
+
+@pytest.mark.slow
+def test_open_clip_image_tower_trains_its_last_block_only(fmnist_train):
+    pytest.importorskip("open_clip")
+    # random-init ViT-B-32 (the LAION weights cannot be downloaded here): structure only
+    clip = dfw.get_embedder("ViT-B-32", pretrained="random", device="cpu")
+    names, _ = find_tail(clip.module, 1)
+    assert names == ["clip_model.visual.transformer.resblocks.11"]
+    images = [fmnist_train[i] for i in range(12)]
+    y = fmnist_train.labels[:12] % 2
+    ft = FineTuner(clip, epochs=1, batch_size=4, threads=1, progress=False, holdout=0.34)
+    ft.fit(images, y, classes=["even", "odd"])
+    trained = {n for n, p in ft.model_.named_parameters() if p.requires_grad}
+    assert not trained  # the returned model is frozen
+    tuned = [n for n, p in ft.model_.backbone.named_parameters()
+             if not torch.equal(p, dict(clip.module.named_parameters())[n])]
+    assert tuned and all(n.startswith(("clip_model.visual.transformer.resblocks.11.",
+                                       "clip_model.visual.ln_post", "clip_model.visual.proj"))
+                         for n in tuned), tuned[:5]
+    assert any(n.startswith("clip_model.visual.transformer.resblocks.11.") for n in tuned)

@@ -1,5 +1,5 @@
 """LabelQueue (headless): filling, answers committed first, skip / undo, reorder after a
-model update without repeats. A real Session over 2,000 Fashion-MNIST test images with
+model update without repeats. A real Session over 600 Fashion-MNIST test images with
 efficientnet_lite0 embeddings and a real SQLite store."""
 
 from __future__ import annotations
@@ -10,7 +10,16 @@ import pytest
 from dfwidgets.label_queue import LabelQueue
 from dfwidgets.store import LabelStore
 
-N = 2000
+N = 600
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """The cores are shared: one BLAS thread is faster than contended ones (KMeans)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture()

@@ -135,7 +135,7 @@ def test_bad_arguments(pool):
     with pytest.raises(ValueError, match="unknown strategy 'nope'"):
         S.select("nope", None, pool["X"], pool["mask"], 3)
     with pytest.raises(ValueError, match="labeled_mask must have shape"):
-        S.margin(pool["probs"], pool["X"], pool["mask"][:10].astype(int), 3, 0)
+        S.margin(pool["probs"], pool["X"], pool["mask"][:10], 3, 0)
     with pytest.raises(ValueError, match=r"probs must have shape \(N, K\)"):
         S.margin(pool["probs"][:10], pool["X"], pool["mask"], 3, 0)
     with pytest.raises(ValueError, match="needs embeddings"):

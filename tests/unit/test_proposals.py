@@ -109,6 +109,7 @@ def test_samples_at_several_confidence_levels(session, fmnist_test):
     assert by_level[0.9] > by_level[0.5]
 
 
+@pytest.mark.slow
 def test_uploaded_image_is_embedded_with_the_session_model(session, fmnist_test,
                                                            fmnist_test_emb):
     item = 17

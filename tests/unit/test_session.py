@@ -276,3 +276,23 @@ def test_next_batch_empty_pool(tmp_path: Path, small) -> None:
         s.label(np.arange(25, 30), "Coat", source="bulk")
         with pytest.raises(ValueError, match="every item is labeled or excluded"):
             s.next_batch(3)
+
+
+@pytest.mark.slow
+def test_label_issues_finds_flipped_labels(session: Session, small) -> None:
+    src, _ = small
+    labeled = label_per_class(session, src, 20, source="bulk")
+    rng = np.random.default_rng(0)
+    flipped = rng.choice(labeled, size=6, replace=False)
+    for i in flipped:  # a wrong class, as a hurried click would give
+        wrong = (int(src.labels[i]) + 3) % 10
+        session.label([int(i)], src.classes[wrong])
+    issues = session.label_issues()
+    assert list(issues.columns[:5]) == ["index", "item_id", "given", "suggested", "score"]
+    assert set(issues["index"]).issubset(set(labeled.tolist()))
+    top = set(issues["index"].head(20).tolist())
+    assert len(top & set(flipped.tolist())) >= 4
+    found = issues[issues["index"].isin(flipped)]
+    # names map back correctly: "given" is the wrong label, "suggested" mostly the truth
+    assert found["given"].tolist() == session.labels[found["index"]].tolist()
+    assert (found["suggested"].to_numpy() == np.asarray(truth(src, found["index"]))).mean() >= 0.5

@@ -10,7 +10,16 @@ import pytest
 import dfwidgets as dfw
 from dfwidgets.store import LabelStore
 
-N = 2000
+N = 600
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """The cores are shared: one BLAS thread is faster than contended ones (KMeans)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture()
@@ -115,9 +124,10 @@ def test_skip_moves_on_without_label(lab, session):
     assert len(lab.queue) >= 9
 
 
+@pytest.mark.slow
 def test_retrain_reorders_queue_without_repeating_answers(lab, session):
     answered = []
-    for n in range(40):
+    for n in range(24):
         i = lab.queue[0]
         press(lab, key_for(lab, truth(session, i)), seq=f"v:{n}")
         answered.append(i)
@@ -135,12 +145,12 @@ def test_retrain_reorders_queue_without_repeating_answers(lab, session):
     top = guesses[0]["guesses"]
     assert top[0][0] in lab.classes and top[0][1] >= top[1][1] >= top[2][1]
     # answering on goes on without repeats
-    for n in range(20):
+    for n in range(10):
         i = lab.queue[0]
         assert i not in answered
         press(lab, key_for(lab, truth(session, i)), seq=f"w:{n}")
         answered.append(i)
-    assert int((session.label_array() >= 0).sum()) == 60
+    assert int((session.label_array() >= 0).sum()) == 34
     assert lab.status["per_minute"] is not None and lab.status["per_minute"] > 0
 
 
@@ -195,7 +205,7 @@ def test_grid_mode_bulk_all_remaining(lab, session):
 @pytest.mark.slow
 def test_review_mode_confirms_and_corrects_with_source_review(session):
     rng = np.random.default_rng(0)
-    idx = rng.choice(N, 400, replace=False)
+    idx = rng.choice(N, 300, replace=False)
     labels = [truth(session, i) for i in idx]
     flipped = idx[:20]
     for j in range(20):  # deliberate mistakes: the "next" class

@@ -9,6 +9,9 @@ export function isolateKeys(el, { wheelTarget = null } = {}) {
   const stop = (e) => e.stopPropagation();
   for (const type of ["keydown", "keyup", "keypress"]) el.addEventListener(type, stop);
   el.addEventListener("wheel", stop, { passive: true });
+  // JupyterLab's notebook treats Shift+mousedown on a cell as "extend the cell selection"
+  // and then swallows every mousemove (capture phase): keep mouse presses in the widget.
+  el.addEventListener("mousedown", stop);
   if (wheelTarget) {
     wheelTarget.addEventListener("wheel", (e) => e.preventDefault(), { passive: false });
   }

@@ -1,0 +1,186 @@
+"""EmbeddingMap widget state without a browser: the page's messages and binary state
+updates (as ipywidgets delivers them) drive a real Session over Fashion-MNIST."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import traitlets
+from PIL import Image
+
+from dfwidgets.session import Session
+from dfwidgets.widgets.embedding_map import EmbeddingMap
+
+N = 400
+
+
+@pytest.fixture()
+def session(tmp_path, fmnist_test, fmnist_test_emb):
+    s = Session.open(tmp_path / "proj", source=fmnist_test.subset(np.arange(N)),
+                     embeddings=fmnist_test_emb[:N], auto_fit=False)
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def sent(monkeypatch):
+    """Record every comm message a widget sends: list of (msg, buffers)."""
+    log: list[tuple[dict, list]] = []
+
+    def attach(widget):
+        monkeypatch.setattr(widget, "_send", lambda msg, buffers=None: log.append((msg, buffers or [])))
+        return log
+
+    return attach
+
+
+@pytest.fixture()
+def m(session):
+    w = EmbeddingMap(session, layout="pca")
+    yield w
+    w.close()
+
+
+def from_page_update(widget, name: str, payload: bytes) -> None:
+    """A state update from the page with a binary buffer, the way ipywidgets' comm does it."""
+    widget._handle_msg({"content": {"data": {"method": "update", "state": {name: None},
+                                             "buffer_paths": [[name]]}},
+                        "buffers": [memoryview(payload)]})
+
+
+def from_page_msg(widget, content: dict) -> None:
+    widget._handle_msg({"content": {"data": {"method": "custom", "content": content}},
+                        "buffers": []})
+
+
+def test_binary_traits_have_the_right_shapes(m):
+    xy = np.frombuffer(m._coords, dtype=np.float32).reshape(-1, 2)
+    assert xy.shape == (N, 2) and np.abs(xy).max() <= 0.951
+    np.testing.assert_array_equal(xy, m.coordinates)
+    codes = np.frombuffer(m._color_codes, dtype=np.uint8)
+    assert codes.shape == (N,) and (codes == 0).all()  # nothing labeled yet: all "unlabeled"
+    assert m._legend["items"][-1] == {"name": "unlabeled", "color": m._palette[0], "count": N}
+    assert m._sprite_meta["n"] == N and m._layout_method == "pca"
+
+
+def test_selection_from_page_reaches_python_and_bulk_label_reaches_store(m, session):
+    picked = np.array([7, 3, 250, 42], dtype=np.uint32)
+    from_page_update(m, "_selected", picked.tobytes())  # memoryview, like a real comm
+    assert m.selected.dtype == np.uint32
+    np.testing.assert_array_equal(m.selected, np.sort(picked))
+
+    from_page_msg(m, {"type": "label_selection", "label": "Sneaker"})  # the widget's button
+    cur = session.store.current().set_index("item_id")
+    ids = session.ids[np.sort(picked)]
+    assert list(cur.loc[ids, "label"]) == ["Sneaker"] * 4
+    assert set(cur.loc[ids, "source"]) == {"bulk"}
+    assert m._message["kind"] == "ok" and "Labeled 4 items" in m._message["text"]
+    np.testing.assert_array_equal(np.flatnonzero(session.label_array() >= 0), np.sort(picked))
+
+    # the Python API does the same and creates new classes on the fly
+    m.selected = [1, 2]
+    assert m.label_selection("odd ones") == 2
+    assert "odd ones" in session.classes and "odd ones" in m._classes
+    assert session.history()["source"].eq("bulk").all()
+
+    from_page_msg(m, {"type": "undo_bulk"})
+    assert "odd ones" not in set(session.labels.values)
+
+
+def test_user_mistakes_give_messages_and_lose_nothing(m, session):
+    m.selected = [5]
+    m.label_selection("Bag")
+    m.selected = []
+    from_page_msg(m, {"type": "label_selection", "label": "Coat"})
+    assert m._message["kind"] == "error" and "Nothing is selected" in m._message["text"]
+    m.selected = [5, 6]
+    from_page_msg(m, {"type": "label_selection", "label": "   "})
+    assert m._message["kind"] == "error" and "class name" in m._message["text"]
+    assert dict(session.labels) == {5: "Bag"}  # nothing lost, nothing added
+
+    with pytest.raises(ValueError, match="Nothing is selected"):
+        m.selected = []
+        m.label_selection("Coat")
+    with pytest.raises(IndexError, match="0..399"):
+        m.selected = [N]
+    m.selected = [5, 6]
+    from_page_update(m, "_selected", np.array([N + 5], np.uint32).tobytes())  # ipywidgets logs it
+    np.testing.assert_array_equal(m.selected, [5, 6])  # the bad update was refused
+    with pytest.raises(traitlets.TraitError, match="out of range"):
+        m._selected = np.array([N + 5], np.uint32).tobytes()
+    with pytest.raises(ValueError, match="color_by must be one of"):
+        m.color_by = "colour"
+    with pytest.raises(ValueError, match=r"shape \(400,\)"):
+        m.color_by = np.zeros(3)
+
+
+def test_colour_updates_send_only_the_colour_buffer(m, session, sent):
+    log = sent(m)
+    session.label([0, 1, 2], "Trouser", source="click")  # labels_changed from elsewhere
+    m.color_by = np.arange(N, dtype=float)               # a custom ramp
+    m.color_by = "label"
+    updates = [msg for msg, _ in log if msg.get("method") == "update"]
+    assert len(updates) >= 3
+    for msg, buffers in log:
+        if msg.get("method") != "update":
+            continue
+        assert "_coords" not in msg["state"] and ["_coords"] not in msg["buffer_paths"]
+        assert set(msg["state"]) <= {"_color_codes", "_palette", "_legend", "_color_by_name", "_message"}
+        for path, buf in zip(msg["buffer_paths"], buffers):
+            assert path == ["_color_codes"] and len(buf) == N  # one uint8 per point
+    codes = np.frombuffer(m._color_codes, dtype=np.uint8)
+    assert set(codes[:3]) == {session.classes.index("Trouser") + 1} and (codes[3:] == 0).all()
+    trouser = next(it for it in m._legend["items"] if it["name"] == "Trouser")
+    assert trouser["count"] == 3
+
+
+def test_prediction_colours_follow_model_updates(m, session, fmnist_test):
+    m.color_by = "prediction"
+    assert "No model yet" in m._message["text"]
+    y = fmnist_test.labels[:N]
+    first = {c: np.flatnonzero(y == c)[:5] for c in (1, 7, 9)}  # Trouser, Sneaker, Ankle boot
+    for c, idx in first.items():
+        session.label(idx, fmnist_test.classes[c], source="click")
+    session.fit()  # emits model_updated -> recolour
+    pred = session.predictions_
+    codes = np.frombuffer(m._color_codes, dtype=np.uint8)
+    np.testing.assert_array_equal(codes, pred + 1)
+    counts = {it["name"]: it["count"] for it in m._legend["items"]}
+    assert sum(counts.values()) == N and counts["Trouser"] > 0
+
+    m.color_by = "uncertainty"
+    assert m._legend["kind"] == "continuous"
+    u = session.uncertainty_
+    codes = np.frombuffer(m._color_codes, dtype=np.uint8).astype(int)
+    assert np.corrcoef(codes, u)[0, 1] > 0.99  # the ramp follows 1 - max p
+
+
+def test_hover_info_sheet_and_image_replies(m, session, sent):
+    log = sent(m)
+    session.label([9], "Dress", source="click")
+    from_page_msg(m, {"type": "info", "index": 9, "request_id": 11})
+    msg = next(msg for msg, _ in log if msg.get("method") == "custom")["content"]
+    assert msg == {"type": "info", "request_id": 11, "index": 9, "id": str(session.ids[9]),
+                   "label": "Dress"}
+    from_page_msg(m, {"type": "sheet", "index": 0, "request_id": 12})
+    msg, buffers = [(mm, b) for mm, b in log if mm.get("method") == "custom"][-1]
+    assert msg["content"]["request_id"] == 12
+    sheet = Image.open(io.BytesIO(buffers[0]))
+    assert sheet.size[0] == m._sprite_meta["per_row"] * m._sprite_meta["thumb_size"]
+    from_page_msg(m, {"type": "image", "index": 3, "size": 96, "request_id": 13})
+    msg, buffers = [(mm, b) for mm, b in log if mm.get("method") == "custom"][-1]
+    assert Image.open(io.BytesIO(buffers[0])).size == (96, 96)
+    from_page_msg(m, {"type": "info", "index": N + 1, "request_id": 14})  # bad index: error reply
+    msg = [mm for mm, _ in log if mm.get("method") == "custom"][-1]["content"]
+    assert msg["request_id"] == 14 and "out of range" in msg["error"]
+
+
+def test_a_given_layout_array_is_checked(session):
+    xy = np.random.default_rng(0).normal(size=(N, 2))
+    w = EmbeddingMap(session, layout=xy)
+    assert w._layout_method == "custom" and w.layout is None
+    with pytest.raises(ValueError, match=r"shape \(400, 2\)"):
+        EmbeddingMap(session, layout=xy[:10])
+    w.close()

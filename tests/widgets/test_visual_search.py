@@ -1,0 +1,112 @@
+"""VisualSearch widget state without a browser: the page's messages drive a real Session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dfwidgets.index import NearestNeighborIndex
+from dfwidgets.session import Session
+from dfwidgets.thumbs import encode_image
+from dfwidgets.widgets.visual_search import VisualSearch
+
+
+@pytest.fixture()
+def vs(tmp_path, fmnist_test, fmnist_test_emb):
+    s = Session.open(tmp_path / "proj", source=fmnist_test, embeddings=fmnist_test_emb,
+                     model="efficientnet_lite0", auto_fit=False)
+    w = VisualSearch(s, k=100, page_size=12)
+    yield w
+    w.close()
+    s.close()
+
+
+def page_msg(w, content, buffers=()):
+    """What the browser sends (anywidget custom message)."""
+    w._on_msg(w, content, list(buffers))
+
+
+def test_query_matches_exact_search_and_accept_is_undoable(vs, fmnist_test_emb):
+    res = vs.query(index=42)
+    assert list(res.columns) == ["index", "similarity", "label"]
+    assert len(res) == 100 and 42 not in set(res["index"])
+    ref_s, ref_i = NearestNeighborIndex(fmnist_test_emb, backend="exact").search(
+        fmnist_test_emb[42], 100, exclude=[42])
+    np.testing.assert_array_equal(res["index"], ref_i[0])
+    np.testing.assert_allclose(res["similarity"], ref_s[0], atol=1e-5)
+    assert vs.mode == "results" and vs.n_pages == 9 and len(vs.page_items) == 12
+    assert vs.page_items[0]["png"][:4] == b"\x89PNG"
+
+    n = vs.accept(top=20, label="Sneaker")
+    assert n == 20
+    cur = vs.session.store.current()
+    assert set(cur["source"]) == {"search"} and len(cur) == 20
+    assert set(cur["label"]) == {"Sneaker"}
+    assert vs.session.undo(source="search") == 20
+    assert len(vs.session.labels) == 0
+
+
+def test_star_a_tile_select_top_and_accept_from_the_page(vs, fmnist_test):
+    assert vs.mode == "browse" and len(vs.page_items) == 12
+    target = fmnist_test.classes[fmnist_test.labels[vs.page_items[0]["index"]]]
+    vs.active_class = target
+    item = vs.page_items[0]["index"]
+    page_msg(vs, {"type": "example_item", "index": item})
+    assert vs.message_level == "info", vs.message
+    assert vs.mode == "results" and vs.session.labels[item] == target
+    assert [e["index"] for e in vs.examples] == [item]
+    page_msg(vs, {"type": "select_top", "k": 20})
+    assert vs.selected == vs.results["index"][:20].tolist()
+    page_msg(vs, {"type": "accept"})
+    hist = vs.session.history()
+    assert (hist["source"] == "search").sum() == 20 and (hist["source"] == "click").sum() == 1
+    # neighbours of one example are mostly its own class (Fashion-MNIST ground truth)
+    got = hist.loc[hist["source"] == "search", "index"].to_numpy()
+    truth = np.asarray(fmnist_test.classes, dtype=object)[fmnist_test.labels[got]]
+    assert (truth == target).mean() >= 0.6
+    assert vs.selected == []
+
+
+def test_reject_keeps_hard_negatives_and_drops_results(vs):
+    vs.session.add_class("Bag")
+    vs.active_class = "Bag"
+    vs.query(index=7)
+    first = vs.results["index"][:3].tolist()
+    vs.selected = first
+    page_msg(vs, {"type": "reject"})
+    neg = vs.session.store.negatives()
+    assert set(neg["label"]) == {"Bag"} and len(neg) == 3
+    assert not set(first) & set(vs.results["index"])
+    assert len(vs.session.labels) == 0
+
+
+@pytest.mark.slow
+def test_bad_upload_and_text_on_image_model_give_inline_messages(vs, fmnist_test):
+    assert vs.text_enabled is False and "CLIP" in vs.text_reason
+    page_msg(vs, {"type": "upload", "name": "notes.txt"}, [b"definitely not an image"])
+    assert vs.message_level == "error" and "notes.txt" in vs.message and "PNG" in vs.message
+    page_msg(vs, {"type": "text", "text": "a red sneaker"})
+    assert vs.message_level == "error" and "CLIP" in vs.message
+    page_msg(vs, {"type": "add_class", "name": vs.session.classes[0]})
+    assert vs.message_level == "error" and "already" in vs.message
+    assert len(vs.session.labels) == 0
+
+    # a good upload becomes the active class's example and searches
+    png = encode_image(fmnist_test[3])
+    page_msg(vs, {"type": "upload", "name": "shoe.png"}, [png])
+    assert vs.message_level == "info", vs.message
+    assert vs.examples[-1]["kind"] == "image" and vs.mode == "results"
+    assert vs.results["similarity"].iloc[0] > 0.9
+
+
+def test_add_rename_class_and_use_selection(vs):
+    page_msg(vs, {"type": "add_class", "name": "Shoe"})
+    assert vs.active_class == "Shoe" and "Shoe" in vs.classes
+    vs.use_selection(np.array([5, 9, 11]))
+    assert len(vs.examples) == 3 and vs.mode == "results"
+    assert len(vs.session.labels) == 0  # a selection used as examples labels nothing
+    page_msg(vs, {"type": "rename_class", "old": "Shoe", "new": "Footwear"})
+    assert vs.active_class == "Footwear" and "Shoe" not in vs.classes
+    assert len(vs.examples) == 3
+    page_msg(vs, {"type": "page", "page": 1})
+    assert vs.message_level == "error"  # unknown action: inline, no exception
