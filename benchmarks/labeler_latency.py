@@ -107,7 +107,7 @@ def measure_browser(presses: int) -> dict[str, list[float]]:
                 page.wait_for_function("(el) => el.dataset.index !== undefined", arg=handle)
                 truth = lab.kernel_eval("src.labels.tolist()")
                 names = lab.kernel_eval("list(src.classes)")
-                key_of = dict(zip(lab.kernel_eval("lab.classes"), lab.kernel_eval("lab.keys")))
+                key_of = dict(zip(lab.kernel_eval("lab.classes"), lab.kernel_eval("lab.class_keys")))
                 root.locator(".dfw-lab-status").click()
                 for variant, optimistic in (("optimistic (shipped)", True),
                                             ("wait for commit", False)):
@@ -117,9 +117,12 @@ def measure_browser(presses: int) -> dict[str, list[float]]:
                     for _ in range(presses):
                         shown = stage.get_attribute("data-index")
                         page.keyboard.press(key_of[names[truth[int(shown)]]])
-                        page.wait_for_function("([el, old]) => el.dataset.index !== old",
-                                               arg=[handle, shown])
+                        page.wait_for_function(
+                            "([el, old]) => el.dataset.index !== undefined && "
+                            "el.dataset.index !== old", arg=[handle, shown])
                         page.wait_for_timeout(250)  # a fast person: ~2-3 answers per second
+                    if any("error" in c for c in lab.console):
+                        log.warning("browser console: %s", lab.console[-5:])
                     out[variant] = page.evaluate(
                         "() => globalThis.dfwLabelerLatencies.map(r => r.ms)")
                     log.info("%s: %s", variant, out[variant])

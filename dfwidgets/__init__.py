@@ -19,6 +19,7 @@ _LAZY = {
     "ImageSource": "dfwidgets.data",
     "datasets": "dfwidgets.datasets",
     "get_embedder": "dfwidgets.embed",
+    "embed_images": "dfwidgets.embed",
     "compute_layout": "dfwidgets.layout",
     "NearestNeighborIndex": "dfwidgets.index",
     "LabelStore": "dfwidgets.store",

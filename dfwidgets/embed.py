@@ -17,13 +17,15 @@ import threading
 import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import PIL.Image
-import torch
 
 from dfwidgets._config import select_device
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +145,9 @@ def _as_source(source: Any):
     )
 
 
-class _ItemDataset(torch.utils.data.Dataset):
-    """Items ``indices`` of an ImageSource through the embedder's transform."""
+class _ItemDataset:
+    """Items ``indices`` of an ImageSource through the embedder's transform (a map-style
+    dataset for torch's DataLoader)."""
 
     def __init__(self, source: Any, indices: np.ndarray, transform: Callable) -> None:
         self.source, self.indices, self.transform = source, indices, transform
@@ -170,7 +173,9 @@ def _batches(embedder: Embedder, source: Any, indices: np.ndarray, *, batch_size
         num_workers = 0 if array is not None else min(2, os.cpu_count() or 1)
     if len(indices) < 2 * batch_size:
         num_workers = 0  # starting workers costs more than it saves
-    loader = torch.utils.data.DataLoader(
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
         _ItemDataset(source, indices, transform), batch_size=batch_size, shuffle=False,
         num_workers=num_workers, persistent_workers=False,
     )
@@ -179,6 +184,8 @@ def _batches(embedder: Embedder, source: Any, indices: np.ndarray, *, batch_size
 
 def _forward(embedder: Embedder, batches: Iterator[torch.Tensor], device: str,
              on_batch: Callable[[np.ndarray], None]) -> None:
+    import torch
+
     module = embedder.module
     use_half = device.startswith("cuda")
     with torch.inference_mode():
@@ -309,6 +316,8 @@ def embed_images(images: Sequence[Any], model: str | Embedder = DEFAULT_MODEL, *
                 f"embed_images: image {i} is a {type(im).__name__}; pass PIL images, file paths "
                 "or uint8 arrays (H,W) / (H,W,3)"
             )
+    import torch
+
     out: list[np.ndarray] = []
     batches = (torch.stack([embedder.transform(p) for p in pil[s:s + batch_size]])
                for s in range(0, len(pil), batch_size))

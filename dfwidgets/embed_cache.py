@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["EmbeddingCache"]
 
-_SHARD_GLOB = "shard-*.npz"
+_SHARD_GLOB = "shard-*.hashes.npy"  # the hashes file is written last: it marks a complete shard
 _HASH_DTYPE = np.dtype("S16")
 
 
@@ -27,11 +27,12 @@ class EmbeddingCache:
     """Vectors for one embedder (``key``), looked up by item content hash.
 
     Layout: ``<cache_dir>/<slug>-<sha1(key)[:12]>/`` holding ``key.txt`` and immutable
-    shard files ``shard-<uuid>.npz`` (``hashes`` (M,) "S16", ``vectors`` (M,D) float32).
-    Every write goes to a temporary file that is then ``os.replace``-d into place, so a
-    killed process or several concurrent writers never leave a half-written shard; a
-    reader only sees complete shards. Many small shards are merged into one
-    (``compact``) so lookups stay a single ``np.load``.
+    shards, each two ``.npy`` files: ``shard-<id>.vectors.npy`` (M,D) float32, written
+    first, then ``shard-<id>.hashes.npy`` (M,) "S16", whose presence marks the shard
+    complete. Each file goes to a temporary name and is ``os.replace``-d into place, so a
+    killed process or several concurrent writers never expose a half-written shard.
+    Lookups read the small hash files and memory-map the vectors, copying only the rows
+    asked for; many shards are merged into one (``compact``).
 
     Because items are keyed by the blake2b hash of their *content*, a changed image gets
     a new hash and is recomputed (never a stale vector); unchanged ones come from disk.
@@ -48,50 +49,55 @@ class EmbeddingCache:
         self.path.mkdir(parents=True, exist_ok=True)
         key_file = self.path / "key.txt"
         if not key_file.exists():
-            self._atomic_write_bytes(key_file, key.encode())
+            self._atomic_write(key_file, lambda f: f.write(key.encode()))
         self.max_shards = max_shards
 
     # -- reading -------------------------------------------------------------------------
     def _shards(self) -> list[Path]:
+        """Hash files of complete shards, oldest first."""
         return sorted(self.path.glob(_SHARD_GLOB))
 
-    def _load_all(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """All cached (hashes (M,), vectors (M,D)); tolerates shards vanishing mid-read
-        (a concurrent compaction) by listing again."""
+    @staticmethod
+    def _vectors_file(hashes_file: Path) -> Path:
+        return hashes_file.with_name(hashes_file.name.replace(".hashes.npy", ".vectors.npy"))
+
+    def _open_all(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """[(hashes (M,), memory-mapped vectors (M,D))] for every readable shard; a shard
+        removed meanwhile by a concurrent compaction makes it list again."""
         for _attempt in range(5):
-            hashes, vectors = [], []
+            shards = []
             try:
-                for shard in self._shards():
-                    with np.load(shard, allow_pickle=False) as z:
-                        hashes.append(z["hashes"])
-                        vectors.append(z["vectors"])
+                for hashes_file in self._shards():
+                    try:
+                        hashes = np.load(hashes_file, allow_pickle=False)
+                        vectors = np.load(self._vectors_file(hashes_file), mmap_mode="r",
+                                          allow_pickle=False)
+                    except FileNotFoundError:
+                        if not hashes_file.exists():
+                            raise  # merged away by a concurrent compaction: list again
+                        log.warning("ignoring embedding cache shard %s: its vectors file is missing",
+                                    hashes_file.name)
+                        continue
+                    except (OSError, ValueError) as exc:
+                        log.warning("ignoring unreadable embedding cache shard %s: %s",
+                                    hashes_file.name, exc)
+                        continue
+                    if hashes.dtype != _HASH_DTYPE or vectors.ndim != 2 or len(vectors) != len(hashes):
+                        log.warning("ignoring unreadable embedding cache shard %s: shapes %s / %s",
+                                    hashes_file.name, hashes.shape, vectors.shape)
+                        continue
+                    shards.append((hashes, vectors))
             except FileNotFoundError:
                 time.sleep(0.05)
                 continue
-            except (OSError, ValueError, KeyError) as exc:  # unreadable shard: skip it
-                log.warning("ignoring unreadable embedding cache shard in %s: %s", self.path, exc)
-                hashes, vectors = self._load_readable()
-            if not hashes:
-                return np.empty(0, _HASH_DTYPE), None
-            dims = {v.shape[1] for v in vectors}
-            if len(dims) != 1:
+            dims = {v.shape[1] for _, v in shards}
+            if len(dims) > 1:
                 raise RuntimeError(
                     f"embedding cache {self.path} mixes vector sizes {sorted(dims)}; delete the "
                     "folder to rebuild it"
                 )
-            return np.concatenate(hashes), np.concatenate(vectors)
+            return shards
         raise RuntimeError(f"embedding cache {self.path} kept changing while being read")
-
-    def _load_readable(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        hashes, vectors = [], []
-        for shard in self._shards():
-            try:
-                with np.load(shard, allow_pickle=False) as z:
-                    hashes.append(z["hashes"])
-                    vectors.append(z["vectors"])
-            except (OSError, ValueError, KeyError):
-                continue
-        return hashes, vectors
 
     def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Find cached vectors for ``hashes`` (N,) "S16".
@@ -99,23 +105,34 @@ class EmbeddingCache:
         Returns ``(found (N,) bool, vectors (N,D) float32 or None)``; rows of ``vectors``
         where ``found`` is False are zero. ``vectors`` is None when nothing is cached.
         """
-        hashes = np.asarray(hashes, dtype=_HASH_DTYPE)
-        cached_hashes, cached_vectors = self._load_all()
+        hashes = np.ascontiguousarray(hashes, dtype=_HASH_DTYPE)
         found = np.zeros(len(hashes), dtype=bool)
-        if cached_vectors is None or len(hashes) == 0:
+        shards = self._open_all()
+        if not shards or len(hashes) == 0:
             return found, None
-        order = np.argsort(cached_hashes, kind="stable")
-        sorted_hashes = cached_hashes[order]
-        pos = np.searchsorted(sorted_hashes, hashes)
-        pos_clipped = np.minimum(pos, len(sorted_hashes) - 1)
-        found = sorted_hashes[pos_clipped] == hashes
-        out = np.zeros((len(hashes), cached_vectors.shape[1]), dtype=np.float32)
-        out[found] = cached_vectors[order[pos_clipped[found]]]
+        out = np.zeros((len(hashes), shards[0][1].shape[1]), dtype=np.float32)
+        query = _as_u64_pairs(hashes)
+        for cached, vectors in reversed(shards):  # newest first
+            todo = np.flatnonzero(~found)
+            if len(todo) == 0:
+                break
+            keys = _as_u64_pairs(cached)
+            order = np.argsort(keys[:, 0])
+            pos = np.searchsorted(keys[order, 0], query[todo, 0]).clip(0, len(keys) - 1)
+            rows = order[pos]
+            # full 16-byte check, so a prefix collision is a miss, never a wrong vector
+            hit = (keys[rows] == query[todo]).all(axis=1)
+            if hit.any():
+                take = rows[hit]
+                sort = np.argsort(take)  # read the memory map in file order
+                out[todo[hit][sort]] = vectors[take[sort]]
+                found[todo[hit]] = True
         return found, out
 
     def __len__(self) -> int:
         """Number of distinct cached items."""
-        return len(np.unique(self._load_all()[0]))
+        shards = self._open_all()
+        return len(np.unique(np.concatenate([h for h, _ in shards]))) if shards else 0
 
     # -- writing -------------------------------------------------------------------------
     def add(self, hashes: np.ndarray, vectors: np.ndarray) -> None:
@@ -133,33 +150,38 @@ class EmbeddingCache:
             self.compact()
 
     def compact(self) -> None:
-        """Merge all shards into one (deduplicated by hash)."""
-        shards = self._shards()
-        if len(shards) <= 1:
+        """Merge all shards into one (deduplicated by hash; newest vector wins)."""
+        shard_files = self._shards()
+        if len(shard_files) <= 1:
             return
-        hashes, vectors = self._load_all()
-        if vectors is None:
+        shards = self._open_all()
+        if not shards:
             return
+        hashes = np.concatenate([h for h, _ in reversed(shards)])
+        vectors = np.concatenate([np.asarray(v) for _, v in reversed(shards)])
         hashes, first = np.unique(hashes, return_index=True)
         self._write_shard(hashes, vectors[first])
-        for shard in shards:  # only the shards that were merged; newer ones stay
-            try:
-                shard.unlink()
-            except FileNotFoundError:
-                pass
+        for hashes_file in shard_files:  # only the shards merged; newer ones stay
+            hashes_file.unlink(missing_ok=True)  # the shard disappears for readers first
+            self._vectors_file(hashes_file).unlink(missing_ok=True)
         self._remove_stale_temp_files()
 
     def clear(self) -> None:
         """Delete every cached vector for this key."""
-        for shard in self._shards():
-            shard.unlink(missing_ok=True)
+        for hashes_file in self._shards():
+            hashes_file.unlink(missing_ok=True)
+            self._vectors_file(hashes_file).unlink(missing_ok=True)
 
-    def _write_shard(self, hashes: np.ndarray, vectors: np.ndarray) -> Path:
-        target = self.path / f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".npz")
+    def _write_shard(self, hashes: np.ndarray, vectors: np.ndarray) -> None:
+        stem = f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        self._atomic_write(self.path / f"{stem}.vectors.npy", lambda f: np.save(f, vectors))
+        self._atomic_write(self.path / f"{stem}.hashes.npy", lambda f: np.save(f, hashes))
+
+    def _atomic_write(self, target: Path, write) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, hashes=hashes, vectors=vectors)
+                write(f)
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
@@ -167,24 +189,24 @@ class EmbeddingCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return target
-
-    def _atomic_write_bytes(self, target: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
 
     def _remove_stale_temp_files(self, max_age_s: float = 3600.0) -> None:
-        """Temp files left by killed processes (older than an hour) are removed."""
+        """Temp files and orphan vector files left by killed processes (over an hour old)."""
         now = time.time()
-        for tmp in self.path.glob(".tmp-*"):
+        complete = {self._vectors_file(h).name for h in self._shards()}
+        for path in [*self.path.glob(".tmp-*"), *self.path.glob("shard-*.vectors.npy")]:
+            if path.name in complete:
+                continue
             try:
-                if now - tmp.stat().st_mtime > max_age_s:
-                    tmp.unlink()
+                if now - path.stat().st_mtime > max_age_s:
+                    path.unlink()
             except FileNotFoundError:
                 pass
 
     def __repr__(self) -> str:
         return f"EmbeddingCache(key={self.key!r}, path='{self.path}')"
+
+
+def _as_u64_pairs(hashes: np.ndarray) -> np.ndarray:
+    """(N,) "S16" hashes -> (N,2) uint64 view: fast to sort (first word) and compare."""
+    return np.ascontiguousarray(hashes, dtype=_HASH_DTYPE).view(np.uint64).reshape(-1, 2)

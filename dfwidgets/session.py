@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import math
 import os
 import threading
 import time
@@ -134,14 +133,24 @@ class Session:
         retrain in the background after each burst of labels (``fit_delay`` seconds of
         quiet). ``strategy``: default for :meth:`next_batch`.
         """
-        from .data import ImageSource
-
         path = Path(path).expanduser()
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"{path} is a file; Session.open needs a project folder.")
         path.mkdir(parents=True, exist_ok=True)
         _check_strategy_name(strategy)
         store = LabelStore(path)
+        try:
+            return cls._open(path, store, source=source, embeddings=embeddings, model=model,
+                             auto_fit=auto_fit, strategy=strategy, fit_delay=fit_delay)
+        except BaseException:
+            store.close()
+            raise
+
+    @classmethod
+    def _open(cls, path: Path, store: LabelStore, *, source: Any, embeddings: Any, model: Any,
+              auto_fit: bool, strategy: str, fit_delay: float) -> Session:
+        from .data import ImageSource
+
         saved = store.get_meta("source")
         if source is None:
             if saved is None:
@@ -169,11 +178,11 @@ class Session:
                 f"{str(saved.get('fingerprint'))[:12]}...); this source has {len(source)} items "
                 f"(fingerprint {fingerprint[:12]}...). Open a new folder for this source."
             )
-        if saved is None:
+        emb = _load_or_make_embeddings(path, store, source, fingerprint, embeddings, model)
+        model_name = _model_name(model) if model is not None else store.get_meta("model")
+        if saved is None:  # only once the embeddings are known to fit the source
             store.set_meta("source", {"spec": source.spec, "fingerprint": fingerprint,
                                       "n": len(source)})
-        model_name = _model_name(model) if model is not None else store.get_meta("model")
-        emb = _load_or_make_embeddings(path, store, source, fingerprint, embeddings, model)
         if model is not None:
             store.set_meta("model", model_name)
         if store.get_meta("classes_seeded") is None:
@@ -195,7 +204,7 @@ class Session:
         return (f"Session({str(self.path)!r}, items={len(self.ids)}, labels={n}, "
                 f"classes={self.classes!r})")
 
-    def __enter__(self) -> Session:
+    def __enter__(self) -> Session:  # noqa: PYI034 (Python 3.10 has no Self)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -567,7 +576,7 @@ class Session:
                     from .embed import get_embedder
 
                     self._embedder = get_embedder(name)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any load failure: no zero-shot
                     log.warning("zero-shot off: cannot load embedder %r (%s)", name, exc)
                     self._embedder = False
         emb = self._embedder
@@ -809,7 +818,8 @@ def _load_or_make_embeddings(path: Path, store: LabelStore, source: Any, fingerp
 
     file = path / EMBEDDINGS_FILE
     meta = store.get_meta("embeddings")
-    if embeddings is None and file.exists() and meta is not None and model is None:
+    same_model = model is None or (meta or {}).get("model") in (None, _model_name(model))
+    if embeddings is None and file.exists() and meta is not None and same_model:
         if meta.get("source_fingerprint") != fingerprint:
             raise ValueError(
                 f"{file} was computed for other images than this source; pass embeddings= "
@@ -827,6 +837,7 @@ def _load_or_make_embeddings(path: Path, store: LabelStore, source: Any, fingerp
 
         log.info("computing embeddings with %s", _model_name(model))
         embeddings = embed(source, model=model)
+        store.set_meta("model", _model_name(model))
     emb = check_embeddings(embeddings, name="embeddings")
     if emb.shape[0] != len(source):
         raise ValueError(
@@ -839,7 +850,8 @@ def _load_or_make_embeddings(path: Path, store: LabelStore, source: Any, fingerp
         np.save(tmp, emb)
         os.replace(tmp, file)
         store.set_meta("embeddings", {"source_fingerprint": fingerprint, "hash": digest,
-                                      "shape": list(emb.shape), "dtype": "float32"})
+                                      "shape": list(emb.shape), "dtype": "float32",
+                                      "model": None if model is None else _model_name(model)})
     return emb
 
 

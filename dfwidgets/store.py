@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["LabelStore", "SOURCES", "UNDO_SOURCE", "FILE_NAME"]
+__all__ = ["FILE_NAME", "SOURCES", "UNDO_SOURCE", "LabelStore"]
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class LabelStore:
     def __repr__(self) -> str:
         return f"LabelStore({str(self.path)!r})"
 
-    def __enter__(self) -> LabelStore:
+    def __enter__(self) -> LabelStore:  # noqa: PYI034 (Python 3.10 has no Self)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -100,7 +100,7 @@ class FineTuner:
         progress: show a tqdm bar per epoch.
 
     Learned attributes: ``model_`` (ExportedModel), ``classes_``, ``history_`` (DataFrame
-    epoch, train_loss, train_acc, val_loss, val_acc, seconds), ``probe_accuracy_`` (held-out
+    epoch, train_loss, train_acc, val_loss, val_acc, seconds (training only)), ``probe_accuracy_`` (held-out
     accuracy of the probe head, epoch 0), ``best_epoch_``, ``best_accuracy_``,
     ``improved_`` (fine-tuning beat the probe on the held-out labels), ``n_val_``,
     ``cancelled_``, ``error_``, ``seconds_``, ``blocks_`` (names of the trained blocks),
@@ -343,9 +343,10 @@ class FineTuner:
                 finally:
                     bar.close()
                 head.eval()
+                train_seconds = time.perf_counter() - te
                 val_loss, val_acc = self._evaluate(model, x_val, val_y, device)
                 row = dict(epoch=epoch, train_loss=float(np.mean(losses)), train_acc=correct / seen,
-                           val_loss=val_loss, val_acc=val_acc, seconds=time.perf_counter() - te)
+                           val_loss=val_loss, val_acc=val_acc, seconds=train_seconds)
                 history.append(row)
                 logger.info("epoch %d: %s", epoch, row)
                 if on_epoch:

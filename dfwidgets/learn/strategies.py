@@ -253,7 +253,8 @@ def _kmeans_labels(X: np.ndarray, n_clusters: int, rng: np.random.Generator, *,
     seed = int(rng.integers(2**31 - 1))
     fit_rows = X if len(X) <= max_fit else X[rng.choice(len(X), max_fit, replace=False)]
     km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, n_init=1,
-                         batch_size=2048, max_iter=20, max_no_improvement=5)
+                         batch_size=2048, max_iter=20, max_no_improvement=5,
+                         init_size=min(len(fit_rows), max(3 * n_clusters, 1024)))
     km.fit(fit_rows)
     return km.predict(X)
 
@@ -277,14 +278,15 @@ def _typicality(members: np.ndarray, reference: np.ndarray, knn: int = 20) -> np
 def typiclust(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
               max_clusters: int = 500, sample_per_cluster: int = 2000) -> np.ndarray:
     """TypiClust (Hacohen et al. 2022), for the cold start: KMeans into ``k + n_labeled``
-    clusters (capped at ``max_clusters``, at least ``k``); from the largest clusters with
+    clusters (capped at ``max_clusters`` and N/20, at least ``k``); from the largest clusters with
     the fewest labels, the most typical unlabeled item (densest neighbourhood)."""
     _, X, pool, k, rng = _setup(probs, embeddings, labeled_mask, k, rng, need_embeddings=True)
     if k == 0:
         return np.empty(0, dtype=np.int64)
     mask = np.asarray(labeled_mask)
     n_labeled = int(mask.sum())
-    n_clusters = min(len(X), max(k, min(k + n_labeled, max_clusters)))
+    # clusters of >= ~20 items, so typicality (20 nearest neighbours) means something
+    n_clusters = min(len(X), max(k, min(k + n_labeled, max_clusters, len(X) // 20)))
     labels = _kmeans_labels(X, n_clusters, rng)
     sizes = np.bincount(labels, minlength=n_clusters)
     covered = np.bincount(labels[mask], minlength=n_clusters)

@@ -50,8 +50,8 @@ class Labeler(anywidget.AnyWidget):
     """Which view is shown: "single", "grid" or "review" (set by the user's tab clicks)."""
     classes = t.List(t.Unicode()).tag(sync=True)
     """Class names, in the Session's order."""
-    keys = t.List(t.Unicode()).tag(sync=True)
-    """Key for each class (``keys[j]`` labels ``classes[j]``); "" when past the last key."""
+    class_keys = t.List(t.Unicode()).tag(sync=True)
+    """Key for each class (``class_keys[j]`` labels ``classes[j]``); "" when past the last key."""
     queue = t.List(t.Int()).tag(sync=True)
     """Item indices to show next, the current one first (Python's committed view)."""
     review_queue = t.List(t.Int()).tag(sync=True)
@@ -185,16 +185,17 @@ class Labeler(anywidget.AnyWidget):
             self._undo(seq=seq)
         elif key in SKIP_KEYS:
             self._skip(indices, seq=seq)
-        elif key in self.keys and key != "":
-            label = self.classes[self.keys.index(key)]
+        elif key in self.class_keys and key != "":
+            label = self.classes[self.class_keys.index(key)]
             source = "review" if self.mode == "review" else "click"
             self._answer(indices, label, source=source, seq=seq)
         elif key == "Enter" and self.mode == "review":
             self._confirm_review(indices, seq=seq)
         else:
+            first = self.class_keys[0] if self.class_keys else "1"
             raise ValueError(
-                f"Key {key!r} is not bound here: use {self.keys[0] if self.keys else '1'}..."
-                " for classes, space or s to skip, z or Backspace to undo."
+                f"Key {key!r} is not bound here: use {first}... for classes, space or s to "
+                "skip, z or Backspace to undo."
             )
 
     def _answer(self, indices: Any, label: Any, *, source: str, seq: Any) -> None:
@@ -267,7 +268,7 @@ class Labeler(anywidget.AnyWidget):
             raise ValueError(f"There is already a class named {name!r}.")
         self.session.add_class(name)
         self._sync_classes()
-        self._say(f"Added class {name!r} (key {self.keys[-1] or 'none'}).")
+        self._say(f"Added class {name!r} (key {self.class_keys[-1] or 'none'}).")
 
     def _say(self, text: str, *, level: str = "info") -> None:
         """Show ``text`` inline (level "info" or "error"); "" clears it."""
@@ -327,7 +328,8 @@ class Labeler(anywidget.AnyWidget):
     def _sync_classes(self) -> None:
         names = [str(c) for c in self.session.classes]
         self.classes = names
-        self.keys = [CLASS_KEYS[j] if j < len(CLASS_KEYS) else "" for j in range(len(names))]
+        self.class_keys = [CLASS_KEYS[j] if j < len(CLASS_KEYS) else ""
+                           for j in range(len(names))]
 
     def _publish(self, *, resend: bool = False, guesses: bool = False) -> None:
         """Set ``queue`` and send images + guesses of queued items the view lacks."""

@@ -213,6 +213,7 @@ function render({ model, el }) {
 
   function updateSelCount() {
     const k = selected.length;
+    if (k && msg.dataset.kind === "error") showMessage(msg, help, "info"); // the mistake is fixed
     selCount.textContent = k ? `${fmt(k)} selected` : "no selection";
     clearBtn.disabled = k === 0;
   }

@@ -93,7 +93,7 @@ function render({ model, el }) {
   // ------------------------------------------------------------------- state
   const mode = () => model.get("mode");
   const classes = () => model.get("classes") || [];
-  const keys = () => model.get("keys") || [];
+  const keys = () => model.get("class_keys") || [];
   const visible = () => {
     const src = mode() === "review" ? model.get("review_queue") : model.get("queue");
     return (src || []).filter((i) => !hidden.has(i));
@@ -544,7 +544,7 @@ function render({ model, el }) {
   model.on("change:message", onMessage);
   model.on("change:message_level", onMessage);
   model.on("change:classes", onClasses);
-  model.on("change:keys", onClasses);
+  model.on("change:class_keys", onClasses);
   model.on("change:image_size", redraw);
 
   drawStatus();
@@ -566,7 +566,7 @@ function render({ model, el }) {
     model.off("change:message", onMessage);
     model.off("change:message_level", onMessage);
     model.off("change:classes", onClasses);
-    model.off("change:keys", onClasses);
+    model.off("change:class_keys", onClasses);
     model.off("change:image_size", redraw);
     cache.clear();
   };

@@ -49,7 +49,7 @@ def test_label_20_items_with_keyboard_survives_restart(lab, tmp_path, fmnist_tra
 
     truth = lab.kernel_eval("src.labels.tolist()")
     classes = lab.kernel_eval("lab.classes")
-    keys = lab.kernel_eval("lab.keys")
+    keys = lab.kernel_eval("lab.class_keys")
     key_of = {c: k for c, k in zip(classes, keys)}
     names = lab.kernel_eval("list(src.classes)")
     assert len(truth) == 60_000 and set(names) <= set(classes)

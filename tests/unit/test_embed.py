@@ -78,7 +78,7 @@ def test_cache_false_computes_everything_and_writes_nothing(tmp_path, computed):
     dfw.embed(ImageSource.from_array(arr), model="pixels", cache=False, cache_dir=tmp_path, progress=False)
     dfw.embed(ImageSource.from_array(arr), model="pixels", cache=False, cache_dir=tmp_path, progress=False)
     assert [len(c) for c in computed] == [4, 4]
-    assert not list((tmp_path).glob("embeddings/*/shard-*.npz"))
+    assert not list((tmp_path).glob("embeddings/*/shard-*"))
 
 
 def test_files_through_dataloader_workers_match_array_path(tmp_path):

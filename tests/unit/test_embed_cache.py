@@ -63,7 +63,7 @@ def test_compaction_merges_shards_without_losing_items(tmp_path):
     names = [f"i{i}" for i in range(40)]
     for start in range(0, 40, 5):  # 8 adds -> compactions along the way
         cache.add(_hashes(names[start:start + 5]), vecs[start:start + 5])
-    assert len(list(cache.path.glob("shard-*.npz"))) <= 3
+    assert len(list(cache.path.glob("shard-*.hashes.npy"))) <= 3
     found, got = cache.lookup(_hashes(names))
     assert found.all()
     np.testing.assert_array_equal(got, vecs)
@@ -75,8 +75,8 @@ def test_leftovers_of_a_killed_writer_are_ignored(tmp_path, caplog):
     vec = _vectors(1)
     cache.add(_hashes(["a"]), vec)
     # a killed process leaves only its temp file; a broken shard must not break reads
-    (cache.path / ".tmp-deadbeef.npz").write_bytes(b"half a zip")
-    (cache.path / "shard-00000000000000000000-broken.npz").write_bytes(b"not a zip file")
+    (cache.path / ".tmp-deadbeef").write_bytes(b"half a zip")
+    (cache.path / "shard-00000000000000000000-broken.hashes.npy").write_bytes(b"not a zip file")
     with caplog.at_level("WARNING", logger="dfwidgets.embed_cache"):
         found, got = cache.lookup(_hashes(["a", "b"]))
     assert found.tolist() == [True, False]

@@ -185,7 +185,7 @@ def test_zero_shot_with_precomputed_text_embeddings(fm):
     assert proba.shape == (2000, 10) and zs.class_embeddings_.shape == (10, 512)
     assert (zs.predict(fm["Xt"]) == fm["yt"]).mean() > 0.5
     as_dict = ZeroShotClassifier(fm["classes"], text_embeddings=dict(zip(fm["classes"], text)))
-    np.testing.assert_allclose(as_dict.predict_proba(fm["Xt"][:10]), proba[:10], atol=1e-5)
+    np.testing.assert_allclose(as_dict.predict_proba(fm["Xt"][:10]), proba[:10], atol=1e-4)
 
 
 def test_zero_shot_prompts_and_templates():

@@ -25,9 +25,9 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def pool(fmnist_train, fmnist_train_emb):
-    """3,000 real items, 60 of them labeled, a probe fitted on those 60."""
+    """2,000 real items, 60 of them labeled, a probe fitted on those 60."""
     rng = np.random.default_rng(1)
-    idx = np.sort(rng.choice(len(fmnist_train_emb), 3000, replace=False))
+    idx = np.sort(rng.choice(len(fmnist_train_emb), 2000, replace=False))
     X = fmnist_train_emb[idx]
     y = fmnist_train.labels[idx]
     mask = np.zeros(len(X), dtype=bool)
@@ -134,8 +134,10 @@ def test_hybrid_mixes_uncertainty_and_exploration(pool):
 def test_bad_arguments(pool):
     with pytest.raises(ValueError, match="unknown strategy 'nope'"):
         S.select("nope", None, pool["X"], pool["mask"], 3)
-    with pytest.raises(ValueError, match="labeled_mask must have shape"):
-        S.margin(pool["probs"], pool["X"], pool["mask"][:10], 3, 0)
+    with pytest.raises(ValueError, match="embeddings have 2000 rows but labeled_mask has 10"):
+        S.random(None, pool["X"], pool["mask"][:10], 3, 0)
+    with pytest.raises(ValueError, match="labeled_mask must be a boolean array"):
+        S.random(None, pool["X"], pool["mask"].astype(int), 3, 0)
     with pytest.raises(ValueError, match=r"probs must have shape \(N, K\)"):
         S.margin(pool["probs"][:10], pool["X"], pool["mask"], 3, 0)
     with pytest.raises(ValueError, match="needs embeddings"):

@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from dfwidgets.session import Session
@@ -110,8 +109,7 @@ def test_callback_error_is_logged_not_raised(session: Session, caplog) -> None:
     assert "widget bug" in caplog.text
 
 
-def test_history_and_undo_by_source(session: Session, small) -> None:
-    src, _ = small
+def test_history_and_undo_by_source(session: Session) -> None:
     session.label([1], "Bag")
     session.label([1, 2, 3], "Coat", source="bulk")
     session.label([4], "Coat", source="zero-shot")
@@ -154,6 +152,7 @@ def test_reopen_restores_everything_and_checks_fingerprint(tmp_path: Path, small
         Session.open(tmp_path / "empty", auto_fit=False)
 
 
+@pytest.mark.slow  # a second Python process (imports torch)
 def test_refresh_sees_another_process(session: Session) -> None:
     session.label([1], "Bag")
     script = textwrap.dedent(
@@ -163,6 +162,8 @@ def test_refresh_sees_another_process(session: Session) -> None:
         s.label([20, 21], "Sandal", source="bulk")
         s.undo(source="click")
         s.close()
+        import sys
+        assert not {{"ipywidgets", "anywidget"}} & set(sys.modules), "a plain script"
         """
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO, timeout=120)
@@ -240,6 +241,7 @@ def test_auto_fit_coalesces_a_burst(tmp_path: Path, small) -> None:
         assert s2.wait_for_fit(timeout=120) and s2.probs_ is not None
 
 
+@pytest.mark.slow
 def test_next_batch_audit_and_estimate(session: Session, small) -> None:
     src, _ = small
     batch = session.next_batch(20)  # no model: typiclust cold start

@@ -161,7 +161,8 @@ def test_hover_info_sheet_and_image_replies(m, session, sent):
     log = sent(m)
     session.label([9], "Dress", source="click")
     from_page_msg(m, {"type": "info", "index": 9, "request_id": 11})
-    msg = next(msg for msg, _ in log if msg.get("method") == "custom")["content"]
+    assert log[-2][0]["content"] == {"type": "invalidate"}  # labels changed: hover cache dropped
+    msg = log[-1][0]["content"]
     assert msg == {"type": "info", "request_id": 11, "index": 9, "id": str(session.ids[9]),
                    "label": "Dress"}
     from_page_msg(m, {"type": "sheet", "index": 0, "request_id": 12})

@@ -58,7 +58,7 @@ def truth(session, i: int) -> str:
 
 
 def key_for(lab, name: str) -> str:
-    return lab.keys[lab.classes.index(name)]
+    return lab.class_keys[lab.classes.index(name)]
 
 
 @pytest.fixture()
@@ -70,7 +70,7 @@ def lab(session):
 
 def test_initial_state_queue_keys_and_images(lab, session):
     assert lab.classes == list(session.classes) and len(lab.classes) == 10
-    assert lab.keys == list("1234567890")
+    assert lab.class_keys == list("1234567890")
     # shown + 8 prefetched, + a batch of 8 so the Session is asked once per 8 answers
     assert len(lab.queue) == 17 and len(set(lab.queue)) == 17
     assert lab.status["labeled"] == 0 and lab.status["strategy"] == "typiclust"
@@ -174,7 +174,7 @@ def test_user_mistakes_show_inline_and_lose_nothing(lab, session):
 
 def test_add_class_from_widget(lab, session):
     lab._on_msg(lab, {"type": "add_class", "name": "  Hat "}, [])
-    assert "Hat" in session.classes and lab.classes[-1] == "Hat" and lab.keys[-1] == "q"
+    assert "Hat" in session.classes and lab.classes[-1] == "Hat" and lab.class_keys[-1] == "q"
     assert lab.message_level == "info"
     lab._on_msg(lab, {"type": "add_class", "name": "Hat"}, [])
     assert "already" in lab.message and lab.message_level == "error"

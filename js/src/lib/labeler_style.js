@@ -51,7 +51,7 @@ export const labelerCss = `
   font-family: var(--jp-code-font-family, monospace); font-size: 11px; border: 1px solid var(--dfw-border);
   border-bottom-width: 2px; border-radius: 3px; padding: 0 4px; background: var(--dfw-bg2); color: var(--dfw-fg1); }
 .dfw-lab-bar { position: relative; height: 20px; border-radius: 3px; background: var(--dfw-bg3); overflow: hidden; }
-.dfw-lab-bar span { position: absolute; inset: 0 auto 0 0; background: var(--dfw-accent-bg); }
+.dfw-lab-bar span { position: absolute; inset: 0 auto 0 0; background: color-mix(in srgb, var(--dfw-accent) 38%, transparent); }
 .dfw-lab-bar em { position: relative; font-style: normal; padding-left: 6px; line-height: 20px; color: var(--dfw-fg); }
 .dfw-lab-pct { text-align: right; color: var(--dfw-fg2); font-variant-numeric: tabular-nums; }
 .dfw-lab-none { color: var(--dfw-fg2); font-style: italic; }
