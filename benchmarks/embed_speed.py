@@ -92,7 +92,7 @@ def run_features(args: argparse.Namespace) -> None:
     import torch
 
     from dfwidgets._embedders._preprocess import ResizeToTensor
-    from dfwidgets._embedders.efficientnet_lite0 import PooledStages, load_pretrained_lite0
+    from dfwidgets._embedders._lite0_net import PooledStages, load_pretrained_lite0
 
     torch.set_num_threads(args.threads)
     train, test = fashion("train"), fashion("test")

@@ -248,7 +248,7 @@ def embed(source: Any, model: str | Embedder = DEFAULT_MODEL, *, pretrained: str
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     src = _as_source(source)
     embedder = get_embedder(model, pretrained=pretrained, device=device)
-    device = select_device(device if device is not None else getattr(embedder, "device", None))
+    device = getattr(embedder, "device", None) or select_device(device)  # where its module lives
     n = len(src)
     if n == 0:
         return np.zeros((0, embedder.dim), dtype=np.float32)
@@ -296,7 +296,7 @@ def embed_images(images: Sequence[Any], model: str | Embedder = DEFAULT_MODEL, *
                  batch_size: int = 64) -> np.ndarray:
     """Embed a few query images (PIL images, paths or uint8 arrays) -> (B,D), no cache."""
     embedder = get_embedder(model, pretrained=pretrained, device=device)
-    device = select_device(device if device is not None else getattr(embedder, "device", None))
+    device = getattr(embedder, "device", None) or select_device(device)  # where its module lives
     if isinstance(images, (PIL.Image.Image, str, os.PathLike)):
         images = [images]
     pil = []

@@ -102,19 +102,26 @@ class LabelQueue:
     # ---------------------------------------------------------------- filling
     def fill(self) -> list[int]:
         """When fewer than ``ahead`` items are queued, fetch ``batch`` more than missing
-        (so the Session is asked once per ``batch`` answers); return the indices added."""
+        (so the Session is asked once per ``batch`` answers); return the indices added.
+
+        ``next_batch`` runs without the lock, so answers can be committed meanwhile (the
+        widget fills in a background thread); the result is filtered against them.
+        """
         with self._lock:
             need = self.ahead - len(self._items)
             if need <= 0:
                 return []
-            exclude = self._exclusions(self._items)
-            new = self._fetch(need + self.batch, exclude)
-            if not new and self._skipped:
+            exclusions = self._exclusions(self._items)
+        new = self._fetch(need + self.batch, exclusions)
+        with self._lock:
+            if not new and self._skipped and not self._items:
                 # Everything else is labeled: offer the skipped items again.
                 self._skipped.clear()
                 new = self._fetch(need + self.batch, self._exclusions(self._items))
+            labeled = self._labeled_mask()
+            have = set(self._items) | self._answered | self._skipped
+            new = [i for i in new if i not in have and not labeled[i]]
             self._items.extend(new)
-            self._exhausted = not self._items
             return new
 
     def reorder(self) -> list[int]:

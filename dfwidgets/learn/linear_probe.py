@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 class LinearProbe(ClassifierMixin, BaseEstimator):
-    """Multinomial logistic regression on (N, D) embeddings, fitted with full-batch L-BFGS.
+    """Multinomial logistic regression on (N, D) embeddings, fitted with full-batch L-BFGS
+    (scipy's L-BFGS-B driving torch matmuls).
 
     The objective is sklearn's: ``C * sum_i w_i * CE_i + 0.5 * ||W||^2`` on standardised
     features (the bias is not penalised), with ``w`` class-balanced weights by default.
@@ -32,7 +33,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     warm_start : start from the previous fit's weights (rows of classes that already
         existed are copied, new classes start at zero), so refits after a few more labels
         take a handful of iterations.
-    max_iter, tol : L-BFGS iteration cap; stop when the loss changes less than ``tol``.
+    max_iter, tol : L-BFGS iteration cap; stop when the loss changes by less than ``tol``
+        (relative), i.e. on a training-loss plateau.
     early_stopping : ``"plateau"`` (stop on a training-loss plateau, uses all labels) or
         ``"validation"`` (hold out ``validation_fraction`` of the labels, stop when the
         validation loss stops falling, keep the best weights).
@@ -284,32 +286,35 @@ def _lbfgs(
     max_iter: int,
     tol: float,
 ) -> tuple[torch.Tensor, torch.Tensor, int, float]:
-    """Minimise mean weighted CE + ||W||^2 / (2 C sum(w)); returns (W, b, n_iter, loss)."""
-    W = W0.clone().requires_grad_(True)
-    b = b0.clone().requires_grad_(True)
-    wsum = weights.sum()
-    l2 = 1.0 / (2.0 * C * float(wsum))
-    opt = torch.optim.LBFGS(
-        [W, b],
-        lr=1.0,
-        max_iter=max_iter,
-        tolerance_grad=1e-6,
-        tolerance_change=tol,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-    )
+    """Minimise mean weighted CE + ||W||^2 / (2 C sum(w)); returns (W, b, n_iter, loss).
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        logits = Xs @ W.T + b
-        ce = torch.nn.functional.cross_entropy(logits, yt, reduction="none")
-        loss = (ce * weights).sum() / wsum + l2 * (W * W).sum()
-        loss.backward()
-        return loss
+    scipy's L-BFGS-B drives the search; loss and analytic gradient are torch matmuls.
+    (``torch.optim.LBFGS`` would work too, but its first use imports ``torch._dynamo``,
+    several seconds the user would wait for their first model.)
+    """
+    from scipy.optimize import minimize
 
-    opt.step(closure)
-    n_iter = int(opt.state[opt._params[0]].get("n_iter", 0))
-    with torch.no_grad():
-        ce = torch.nn.functional.cross_entropy(Xs @ W.T + b, yt, reduction="none")
-        loss = float((ce * weights).sum() / wsum + l2 * (W * W).sum())
-    return W.detach(), b.detach(), n_iter, loss
+    K, D = W0.shape
+    wsum = float(weights.sum())
+    l2 = 1.0 / (2.0 * C * wsum)
+    w_norm = (weights / wsum)[:, None]
+    onehot = torch.nn.functional.one_hot(yt, K).to(torch.float32)
+
+    def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        t = torch.from_numpy(theta.astype(np.float32))
+        W, b = t[: K * D].view(K, D), t[K * D :]
+        with torch.no_grad():
+            logits = torch.addmm(b, Xs, W.T)
+            logp = torch.log_softmax(logits, dim=1)
+            loss = -(w_norm[:, 0] * (logp * onehot).sum(dim=1)).sum() + l2 * (W * W).sum()
+            G = (logp.exp() - onehot) * w_norm  # (N, K)
+            gW = G.T @ Xs + 2.0 * l2 * W
+            gb = G.sum(dim=0)
+        return float(loss), torch.cat([gW.reshape(-1), gb]).numpy().astype(np.float64)
+
+    theta0 = torch.cat([W0.reshape(-1), b0]).numpy().astype(np.float64)
+    res = minimize(loss_and_grad, theta0, jac=True, method="L-BFGS-B",
+                   options={"maxiter": max(int(max_iter), 1), "ftol": tol, "gtol": 1e-6,
+                            "maxcor": 20})
+    theta = torch.from_numpy(res.x.astype(np.float32))
+    return theta[: K * D].view(K, D).clone(), theta[K * D :].clone(), int(res.nit), float(res.fun)

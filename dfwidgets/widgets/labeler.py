@@ -104,6 +104,7 @@ class Labeler(anywidget.AnyWidget):
         self._sent: set[int] = set()
         self._answer_times: deque[float] = deque(maxlen=30)
         self._answering = False
+        self._filler: threading.Thread | None = None
         self._issues: Any = None  # session.label_issues(), refreshed on model updates
         self._issues_at = -10  # label count when the issues were last computed
         self.latencies_ms: list[float] = []
@@ -217,8 +218,7 @@ class Labeler(anywidget.AnyWidget):
             self._say("")
             self.queue = self._label_queue.items
             self.send({"type": "ack", "seq": seq, "indices": idx})
-            if self._label_queue.fill():
-                self._publish()
+        self._refill()
         self._update_status()
 
     def _review_answer(self, indices: Any, label: str) -> list[int]:
@@ -246,8 +246,7 @@ class Labeler(anywidget.AnyWidget):
                 idx = self._label_queue.skip(indices)
                 self.queue = self._label_queue.items
             self.send({"type": "ack", "seq": seq, "indices": idx})
-            if self._label_queue.fill():
-                self._publish()
+        self._refill()
 
     def _undo(self, *, seq: Any) -> None:
         with self._lock:
@@ -269,6 +268,36 @@ class Labeler(anywidget.AnyWidget):
         self.session.add_class(name)
         self._sync_classes()
         self._say(f"Added class {name!r} (key {self.class_keys[-1] or 'none'}).")
+
+    def _refill(self) -> None:
+        """Top the queue up in a background thread when it runs low, so the Session's
+        ``next_batch`` never holds up the commit of the next answers (the view still has
+        ``prefetch`` images in hand)."""
+        if len(self._label_queue.items) >= self._label_queue.ahead:
+            return
+        with self._lock:
+            if self._filler is not None and self._filler.is_alive():
+                return
+            self._filler = threading.Thread(target=self._fill_now, daemon=True,
+                                            name="dfw-labeler-fill")
+            self._filler.start()
+
+    def _fill_now(self) -> None:
+        try:
+            if self._label_queue.fill():
+                with self._lock:
+                    self._publish()
+        except Exception as exc:  # shown inline; the queue keeps what it has
+            log.warning("Labeler could not fetch more items: %s", exc)
+            self._say(f"Could not fetch more items: {exc}", level="error")
+
+    def wait(self, timeout: float | None = 60.0) -> bool:
+        """Block until a background queue refill is done (for scripts and tests)."""
+        filler = self._filler
+        if filler is not None:
+            filler.join(timeout)
+            return not filler.is_alive()
+        return True
 
     def _say(self, text: str, *, level: str = "info") -> None:
         """Show ``text`` inline (level "info" or "error"); "" clears it."""
@@ -304,8 +333,8 @@ class Labeler(anywidget.AnyWidget):
             return
         with self._lock:
             if self._label_queue.drop_labeled():
-                self._label_queue.fill()
                 self._publish()
+        self._refill()
 
     def _on_mode(self, change: dict) -> None:
         if change["new"] not in MODES:

@@ -70,6 +70,14 @@ class VisualSearch(anywidget.AnyWidget):
     """"info" or "error"."""
     thumb_size = t.Int(72).tag(sync=True)
     """Tile image edge in CSS pixels."""
+    min_confidence = t.Float(0.9).tag(sync=True)
+    """Threshold of the proposal preview and of "Commit" (set in the page)."""
+    proposal_method = t.Unicode("").tag(sync=True)
+    """Method of the previewed proposal ("" = none): "prototype" or "zero-shot"."""
+    proposal_summary = t.List(t.Dict()).tag(sync=True)
+    """Per class: {label, proposed, above_threshold, median_confidence}."""
+    proposal_samples = t.List(t.Dict()).tag(sync=True)
+    """Items to look at: {label, level, index, confidence, png} at several confidence levels."""
 
     def __init__(
         self,
@@ -104,6 +112,7 @@ class VisualSearch(anywidget.AnyWidget):
         self.on_msg(self._on_msg)
         self.observe(self._on_page, names="page")
         self.observe(self._on_active, names="active_class")
+        self.observe(self._on_threshold, names="min_confidence")
         self._handles = [
             self.session.on("classes_changed", lambda *_: self._sync_classes()),
             self.session.on("labels_changed", lambda *_: self._render_page()),
@@ -216,6 +225,70 @@ class VisualSearch(anywidget.AnyWidget):
         self._say(f"Marked {len(idx)} item{'s' * (len(idx) != 1)} as not {label}.")
         self._render_page()
         return len(idx)
+
+    def propose(self, method: str = "prototype", *, prompts: Any = None) -> pd.DataFrame:
+        """Propose a label for every unlabeled item (``session.propose``) and show the
+        preview: counts per class above ``min_confidence`` and samples at several
+        confidence levels. Nothing is written until :meth:`commit`."""
+        proposal = self.session.propose(method=method, prompts=prompts)
+        self._preview()  # summary and samples first, then the method (the page draws on it)
+        self.proposal_method = method
+        n = int((proposal["confidence"] >= self.min_confidence).sum())
+        self._say(f"Proposed labels for {len(proposal):,} items; {n:,} at confidence ≥ "
+                  f"{self.min_confidence:.2f}. Look at the samples, then commit.")
+        return proposal
+
+    def commit(self, *, min_confidence: float | None = None) -> int:
+        """Write the previewed proposal above the threshold (source "prototype" /
+        "zero-shot"); labels given since are kept. Returns the items written."""
+        if min_confidence is not None:
+            self.min_confidence = float(min_confidence)
+        method = self.proposal_method
+        n = self.session.commit_proposal(min_confidence=self.min_confidence)
+        self.proposal_method, self.proposal_summary, self.proposal_samples = "", [], []
+        self._say(f"Committed {n:,} {method} labels (undo restores them all at once).")
+        self._render_page()
+        return n
+
+    def undo_proposal(self) -> int:
+        """Undo the last committed proposal (by source)."""
+        hist = self.session.history()
+        done = hist[hist["source"].isin(["prototype", "zero-shot"]) & ~hist["undone"]]
+        if done.empty:
+            raise ValueError("There is no committed proposal to undo.")
+        source = str(done.sort_values("event_id")["source"].iloc[-1])
+        n = self.session.undo(source=source)
+        self._say(f"Undid {n:,} {source} labels.")
+        self._render_page()
+        return n
+
+    def _preview(self) -> None:
+        proposal = getattr(self.session, "proposal_", None)
+        if proposal is None:
+            self.proposal_summary, self.proposal_samples = [], []
+            return
+        self._send_summary()
+        samples = proposals.proposal_samples(proposal, levels=(0.99, 0.9, 0.7, 0.5),
+                                             per_class=1)
+        self.proposal_samples = [
+            {"label": r.label, "level": float(r.level), "index": int(r.index),
+             "confidence": round(float(r.confidence), 3), "png": self._thumb(int(r.index))}
+            for r in samples.itertuples()
+        ]
+
+    def _on_threshold(self, change: dict) -> None:
+        if not 0.0 <= float(change["new"]) <= 1.0:
+            self.min_confidence = min(1.0, max(0.0, float(change["new"])))
+            return
+        if self.proposal_method:
+            self._send_summary()
+
+    def _send_summary(self) -> None:
+        summary = proposals.summarize_proposal(self.session.proposal_,
+                                               min_confidence=self.min_confidence)
+        self.proposal_summary = [  # NaN (a class with no proposals) is not valid JSON
+            {k: _plain(v) for k, v in row.items()} for row in summary.to_dict("records")
+        ]
 
     def close(self) -> None:
         for h in getattr(self, "_handles", []):
@@ -376,6 +449,15 @@ class VisualSearch(anywidget.AnyWidget):
                 if k < 1:
                     raise ValueError("Type how many results to select (a number from 1).")
                 self.selected = [int(i) for i in self._indices[:k]]
+            elif kind == "propose":
+                method = str(content.get("method", "prototype"))
+                if method == "zero-shot" and not self.text_enabled:
+                    raise ValueError(self.text_reason or "Zero-shot needs a CLIP model.")
+                self.propose(method)
+            elif kind == "commit":
+                self.commit()
+            elif kind == "undo_proposal":
+                self.undo_proposal()
             elif kind == "accept":
                 self.accept()
             elif kind == "reject":
@@ -392,3 +474,9 @@ def _short_reason(why: str) -> str:
     """The first sentence of an error, for the disabled prompt box."""
     head = why.split(". ")[0].rstrip(".")
     return head + ". Use a CLIP model (e.g. model='ViT-B-32') to search by text."
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe Python scalar (numpy -> builtin, NaN -> None)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and np.isnan(value) else value

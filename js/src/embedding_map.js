@@ -7,7 +7,7 @@
 import createScatterplot from "regl-scatterplot";
 import { toFloat32, toUint8, toUint32, indicesToBytes } from "./lib/codecs.js";
 import { isolateKeys, isMac } from "./lib/keyboard.js";
-import { cssVar, onThemeChange } from "./lib/theme.js";
+import { onThemeChange, resolveColor } from "./lib/theme.js";
 import { linearScale } from "./lib/scale.js";
 import { SpriteSheets, fullImageURL } from "./lib/sprites.js";
 import { request } from "./lib/rpc.js";
@@ -132,11 +132,12 @@ function render({ model, el }) {
   }
 
   function themeColors() {
+    const accent = resolveColor(root, "--jp-brand-color1", "#1976d2");
     return {
-      backgroundColor: cssVar(root, "--jp-layout-color0", "#ffffff"),
-      lassoColor: cssVar(root, "--jp-brand-color1", "#1976d2"),
-      pointColorActive: cssVar(root, "--jp-brand-color1", "#1976d2"),
-      pointColorHover: cssVar(root, "--jp-ui-font-color0", "#000000"),
+      backgroundColor: resolveColor(root, "--jp-layout-color0", "#ffffff"),
+      lassoColor: accent,
+      pointColorActive: accent,
+      pointColorHover: resolveColor(root, "--jp-ui-font-color0", "#000000"),
     };
   }
 
@@ -154,6 +155,7 @@ function render({ model, el }) {
       pointOutlineWidth: 1.5,
       opacity: n() > 50000 ? 0.8 : 0.9,
       opacityBy: n() > 50000 ? "density" : null,
+      opacityInactiveScale: 0.55,
       colorBy: "valueA",
       pointColor: model.get("_palette"),
       lassoOnLongPress: true,
@@ -386,7 +388,9 @@ function render({ model, el }) {
     if (m && m.type === "invalidate") info.clear();
   });
 
-  const offTheme = onThemeChange(() => { if (scatter) scatter.set(themeColors()); });
+  const applyTheme = () => { if (scatter) scatter.set(themeColors()); };
+  // theme CSS may load after the theme attribute flips: apply now and once it has settled
+  const offTheme = onThemeChange(() => { applyTheme(); setTimeout(applyTheme, 300); setTimeout(applyTheme, 1200); });
 
   colorSelect.value = model.get("_color_by_name");
   setMode("pan");

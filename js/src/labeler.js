@@ -200,6 +200,13 @@ function render({ model, el }) {
     stage.style.width = `${size}px`;
     stage.style.height = `${size}px`;
     if (idx === null) {
+      const raw = (m === "review" ? model.get("review_queue") : model.get("queue")) || [];
+      if (raw.length) {
+        // every queued item is an answer still in flight: wait for Python's queue
+        stage.replaceChildren(h("div", { class: "dfw-lab-empty", text: "saving…" }));
+        shown = null;
+        return;
+      }
       shown = null;
       delete stage.dataset.index;
       stage.replaceChildren(h("div", { class: "dfw-lab-empty", text: m === "review" ? "No suspected errors to review." : "Everything is labeled." }));

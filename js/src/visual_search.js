@@ -48,6 +48,25 @@ const CSS = `
 .dfw-vs .dfw-vs-head { color: var(--dfw-fg2); }
 .dfw-vs .dfw-vs-head b { color: var(--dfw-fg); font-weight: 600; }
 .dfw-vs .dfw-vs-topk { width: 56px; }
+.dfw-vs .dfw-vs-prop { padding: 8px 10px; border-bottom: 1px solid var(--dfw-border);
+  display: flex; flex-direction: column; gap: 8px; }
+.dfw-vs .dfw-vs-prop-bar { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; }
+.dfw-vs .dfw-vs-thr { width: 64px; }
+.dfw-vs table.dfw-vs-counts { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+.dfw-vs table.dfw-vs-counts th, .dfw-vs table.dfw-vs-counts td { padding: 2px 10px; text-align: right;
+  border-bottom: 1px solid var(--dfw-border); }
+.dfw-vs table.dfw-vs-counts th:first-child, .dfw-vs table.dfw-vs-counts td:first-child { text-align: left; }
+.dfw-vs table.dfw-vs-counts th { color: var(--dfw-fg2); font-weight: 500; }
+.dfw-vs .dfw-vs-prop-body { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+.dfw-vs .dfw-vs-levels { display: flex; flex-direction: column; gap: 4px; }
+.dfw-vs .dfw-vs-level { display: flex; gap: 4px; align-items: center; flex-wrap: wrap; }
+.dfw-vs .dfw-vs-level > span { width: 70px; color: var(--dfw-fg2); font-size: 11px; }
+.dfw-vs .dfw-vs-sample { display: flex; flex-direction: column; align-items: center; width: 52px;
+  font-size: 10px; color: var(--dfw-fg2); }
+.dfw-vs .dfw-vs-sample img { width: 40px; height: 40px; image-rendering: pixelated; border-radius: 3px;
+  background: var(--dfw-bg3); }
+.dfw-vs .dfw-vs-sample b { color: var(--dfw-fg); font-weight: 500; max-width: 52px; overflow: hidden;
+  text-overflow: ellipsis; white-space: nowrap; }
 `;
 
 function pngURL(data) {
@@ -116,6 +135,67 @@ function render({ model, el }) {
   promptInput.addEventListener("keydown", (e) => { if (e.key === "Enter") sendPrompt(); });
   clearBtn.addEventListener("click", () => send({ type: "clear_examples" }));
 
+  // ---- one-shot / zero-shot proposal: preview, threshold, commit
+  const propProto = h("button", { class: "dfw-btn", text: "Propose from examples",
+    title: "Prototype of each class's labeled examples -> a label for every unlabeled item" });
+  const propZero = h("button", { class: "dfw-btn", text: "Propose zero-shot" });
+  const thr = h("input", { class: "dfw-input dfw-vs-thr", type: "number", min: "0", max: "1", step: "0.05",
+    "aria-label": "minimum confidence" });
+  const commitBtn = h("button", { class: "dfw-btn dfw-primary" });
+  const undoProp = h("button", { class: "dfw-btn", text: "Undo last commit" });
+  const propBody = h("div", { class: "dfw-vs-prop-body" });
+  const propPanel = h("div", { class: "dfw-vs-prop" },
+    h("div", { class: "dfw-vs-prop-bar" }, h("span", { class: "dfw-label", text: "Label everything:" }),
+      propProto, propZero, h("span", { class: "dfw-label", text: "min. confidence" }), thr, commitBtn, undoProp),
+    propBody);
+  propProto.addEventListener("click", () => send({ type: "propose", method: "prototype" }));
+  propZero.addEventListener("click", () => send({ type: "propose", method: "zero-shot" }));
+  thr.addEventListener("change", () => {
+    const v = Number(thr.value);
+    if (Number.isFinite(v)) { model.set("min_confidence", Math.min(1, Math.max(0, v))); model.save_changes(); }
+  });
+  commitBtn.addEventListener("click", () => send({ type: "commit" }));
+  undoProp.addEventListener("click", () => send({ type: "undo_proposal" }));
+  const propUrls = [];
+  function drawProposal() {
+    const method = model.get("proposal_method");
+    const summary = model.get("proposal_summary");
+    const textOn = model.get("text_enabled");
+    propZero.disabled = !textOn;
+    propZero.title = textOn ? "CLIP similarity to each class name" : model.get("text_reason");
+    if (document.activeElement !== thr) thr.value = String(model.get("min_confidence"));
+    const total = summary.reduce((a, r) => a + r.above_threshold, 0);
+    commitBtn.textContent = method ? `Commit ${total.toLocaleString()} labels` : "Commit";
+    commitBtn.disabled = !method || !total;
+    while (propUrls.length) URL.revokeObjectURL(propUrls.pop());
+    propBody.replaceChildren();
+    if (!method) return;
+    const table = h("table", { class: "dfw-vs-counts" },
+      h("tr", {}, h("th", { text: "class" }), h("th", { text: "proposed" }),
+        h("th", { text: `≥ ${model.get("min_confidence").toFixed(2)}` }), h("th", { text: "median conf." })));
+    for (const r of summary) {
+      table.append(h("tr", {}, h("td", { text: r.label }), h("td", { text: r.proposed.toLocaleString() }),
+        h("td", { text: r.above_threshold.toLocaleString() }),
+        h("td", { text: r.median_confidence == null ? "–" : r.median_confidence.toFixed(3) })));
+    }
+    const levels = h("div", { class: "dfw-vs-levels" });
+    const byLevel = new Map();
+    for (const sm of model.get("proposal_samples")) {
+      if (!byLevel.has(sm.level)) byLevel.set(sm.level, []);
+      byLevel.get(sm.level).push(sm);
+    }
+    for (const [level, items] of byLevel) {
+      const row = h("div", { class: "dfw-vs-level" }, h("span", { text: `near ${level}` }));
+      for (const sm of items) {
+        const u = pngURL(sm.png); propUrls.push(u);
+        row.append(h("div", { class: "dfw-vs-sample", title: `item ${sm.index}: ${sm.label} (${sm.confidence})` },
+          h("img", { src: u, alt: `item ${sm.index}` }), h("b", { text: sm.label }), h("span", { text: sm.confidence.toFixed(2) })));
+      }
+      levels.append(row);
+    }
+    propBody.append(table, levels);
+  }
+
   // ---- results toolbar
   const head = h("span", { class: "dfw-vs-head" });
   const topk = h("input", { class: "dfw-input dfw-vs-topk", type: "number", min: "1", value: "20",
@@ -137,7 +217,7 @@ function render({ model, el }) {
 
   const grid = h("div", { class: "dfw-vs-grid" });
   const msg = h("div", { class: "dfw-msg", role: "status" });
-  root.append(toolbar, examplesBar, resultsBar, grid, msg);
+  root.append(toolbar, examplesBar, propPanel, resultsBar, grid, msg);
 
   // ---- drawing
   let anchor = null; // last clicked tile rank, for shift-click ranges
@@ -231,13 +311,15 @@ function render({ model, el }) {
   }
   function drawMsg() { showMessage(msg, model.get("message"), model.get("message_level")); }
 
-  drawClasses(); drawExamples(); drawGrid(); drawMsg();
+  const on_ = (names, fn) => { for (const n of names) model.on(`change:${n}`, fn); };
+  drawClasses(); drawExamples(); drawGrid(); drawMsg(); drawProposal();
+  on_(["proposal_method", "proposal_summary", "proposal_samples", "min_confidence", "text_enabled"], drawProposal);
   const on = (names, fn) => { for (const n of names) model.on(`change:${n}`, fn); };
   on(["classes", "active_class"], () => { drawClasses(); drawGrid(); });
   on(["examples", "text_enabled", "text_reason"], drawExamples);
   on(["page_items", "selected", "page", "n_pages", "mode", "query_label", "thumb_size"], drawGrid);
   on(["message", "message_level"], drawMsg);
-  return () => { freeUrls(); };
+  return () => { freeUrls(); while (propUrls.length) URL.revokeObjectURL(propUrls.pop()); };
 }
 
 export default { render };

@@ -105,6 +105,38 @@ def test_lasso_select_and_bulk_label(lab, warm_embeddings):
 
     lab.screenshot_output(1, "embedding_map_selected_light.png", ".dfw-map")
 
+    # ---- box mode: Ctrl+drag adds a rectangle to the selection, Alt+drag takes it away ----
+    lab.cell(1).locator("button[data-mode='box']").click()
+    bx0, by0 = box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.15
+    bx1, by1 = box["x"] + box["width"] * 0.78, box["y"] + box["height"] * 0.85
+
+    def drag_box(modifier: str) -> np.ndarray:
+        page.mouse.move(bx0, by0)
+        page.keyboard.down(modifier)
+        page.mouse.down()
+        page.mouse.move(bx0 + 1, by0 + 1)  # the rectangle starts at the first move event
+        page.mouse.move(bx1, by0 + 2, steps=6)
+        page.mouse.move(bx1, by1, steps=6)
+        page.wait_for_timeout(50)
+        page.mouse.up()
+        page.keyboard.up(modifier)
+        page.wait_for_timeout(500)
+        return np.asarray(lab.kernel_eval("m.selected.tolist()"), dtype=np.int64)
+
+    rect = np.array([[bx0, by0], [bx1, by0], [bx1, by1], [bx0, by1]])
+    rect_data = np.stack([x0 + (rect[:, 0] - box["x"]) / box["width"] * (x1 - x0),
+                          y1 - (rect[:, 1] - box["y"]) / box["height"] * (y1 - y0)], axis=1)
+    in_rect = points_in_polygon(xy, rect_data) & ~(
+        _distance_to_polygon(xy, rect_data) * px_per_unit < 2.0)
+    added = drag_box("Control")
+    assert set(sel.tolist()) <= set(added.tolist()), "Ctrl+box replaced the selection"
+    assert set(np.flatnonzero(in_rect)) <= set(added.tolist()) and added.size > sel.size
+    removed = drag_box("Alt")
+    assert not set(np.flatnonzero(in_rect)) & set(removed.tolist()), "Alt+box did not subtract"
+    assert set(removed.tolist()) == set(sel.tolist()) - set(np.flatnonzero(points_in_polygon(xy, rect_data)))
+    lab.cell(1).locator("button[data-mode='pan']").click()
+    sel = removed
+
     # ---- keys and wheel inside the widget stay in the widget ---------------------------
     n_cells = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length")
     lab.cell(1).locator(".dfw-map").focus()

@@ -68,6 +68,37 @@ def test_star_example_accept_top_20(lab, tmp_path, fmnist_test_emb, output_dir):
         f" == list(src.classes).index({target!r})).mean())")
     assert truth >= 0.6  # nearest neighbours of one example are mostly its class
 
+    # a second class: its chip, then star a browse tile of that class (ground truth)
+    pick = lab.kernel_eval(
+        f"next(int(i) for i in vs._browse[:24] if src.classes[int(src.labels[i])] != {target!r})")
+    second = lab.kernel_eval(f"src.classes[int(src.labels[{pick}])]")
+    root.locator(".dfw-chip", has_text=second).first.click()
+    root.locator(".dfw-vs-head", has_text="Browse").wait_for(timeout=30_000)
+    tile = root.locator(f".dfw-tile[data-index='{pick}']")
+    tile.hover()
+    tile.locator(".dfw-star").click()
+    root.locator(".dfw-vs-head", has_text="Nearest neighbours").wait_for(timeout=60_000)
+
+    # one-shot proposal from the two classes' examples: preview, threshold, commit
+    root.get_by_role("button", name="Propose from examples").click()
+    root.locator("table.dfw-vs-counts").wait_for(timeout=60_000)
+    root.locator(".dfw-vs-sample img").first.wait_for(timeout=30_000)
+    assert root.locator(".dfw-vs-level").count() == 4  # samples at several confidence levels
+    thr = root.locator(".dfw-vs-thr")
+    thr.fill("0.99")
+    thr.press("Enter")
+    thr.blur()
+    lab.page.wait_for_function(
+        "() => document.querySelector('.dfw-vs table.dfw-vs-counts th:nth-child(3)')"
+        "?.textContent.includes('0.99')", timeout=20_000)
+    commit = root.locator(".dfw-vs-prop .dfw-primary")
+    shown = int(commit.text_content().split()[1].replace(",", ""))
+    lab.screenshot_output(1, "visual_search_proposal.png")
+    commit.click()
+    root.locator(".dfw-msg", has_text="Committed").wait_for(timeout=60_000)
+    n_proto = lab.kernel_eval("int((s.store.current()['source'] == 'prototype').sum())")
+    assert n_proto == shown > 0
+
     lab.set_theme(DARK_THEME)
     shot = lab.screenshot_output(1, "visual_search_dark.png")
     lab.set_theme(LIGHT_THEME)

@@ -134,7 +134,7 @@ def test_offline_backbone_classifies_a_photo_into_the_right_imagenet_class():
     from sklearn.datasets import load_sample_image
 
     from dfwidgets._embedders._preprocess import ResizeToTensor
-    from dfwidgets._embedders.efficientnet_lite0 import load_pretrained_lite0
+    from dfwidgets._embedders._lite0_net import load_pretrained_lite0
 
     model = load_pretrained_lite0()
     x = ResizeToTensor(224, mean=0.5, std=0.5)(PIL.Image.fromarray(load_sample_image("china.jpg")))

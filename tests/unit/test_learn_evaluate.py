@@ -80,7 +80,6 @@ def test_audit_json_round_trip_continues_identically():
 
 
 # -------------------------------------------------------------- LearningCurveFit
-@pytest.mark.slow
 def test_learning_curve_recovers_a_power_law():
     n = np.array([20, 40, 80, 160, 320, 640, 1280])
     truth = (0.05 / 1.2) ** (-1 / 0.5)  # labels for 0.85 on 0.9 - 1.2 n^-0.5: 576

@@ -39,7 +39,6 @@ def found(noisy):
     return find_label_issues(noisy["X"], noisy["y"])
 
 
-@pytest.mark.slow
 def test_flipped_labels_are_found_first(noisy, found):
     assert list(found.columns) == ["index", "given", "suggested", "score"]
     top = found["index"].to_numpy()[: len(noisy["flipped"])]
@@ -52,7 +51,6 @@ def test_flipped_labels_are_found_first(noisy, found):
     assert (hits["given"].to_numpy() == noisy["y"][hits["index"]]).all()
 
 
-@pytest.mark.slow
 def test_difficulty_from_out_of_fold_probs(noisy):
     classes, probs = out_of_fold_probs(noisy["X"], noisy["y"], n_folds=3)
     assert probs.shape == (2000, 10) and list(classes) == sorted(set(noisy["y"]))

@@ -134,3 +134,34 @@ def test_uploaded_image_is_embedded_with_the_session_model(session, fmnist_test,
         assert proposals.class_examples(reopened)[name][0]["kind"] == "image"
     finally:
         reopened.close()
+
+
+@pytest.mark.slow
+def test_zero_shot_commit_and_undo_with_a_text_model(tmp_path, fmnist_test):
+    """The zero-shot path end to end through a real open_clip ViT-B-32 text tower. Its
+    pretrained weights are not reachable offline, so the model is randomly initialised:
+    this checks the mechanics (prompts -> proposal -> commit -> undo), not accuracy."""
+    import dfwidgets as dfw
+    from dfwidgets.data import ImageSource
+
+    clip = dfw.get_embedder("ViT-B-32", pretrained="random")
+    small = ImageSource.from_array(fmnist_test.array[:8])
+    s = Session.open(tmp_path / "clip", source=small, model=clip, auto_fit=False)
+    try:
+        assert proposals.supports_text(s) == (True, "")
+        prompts = {"Sneaker": "a photo of a sneaker", "Bag": ["a photo of a bag", "a handbag"]}
+        prop = s.propose(method="zero-shot", prompts=prompts)
+        assert len(prop) == 8 and set(prop["label"]) <= {"Sneaker", "Bag"}
+        assert prop["confidence"].between(0.5, 1.0).all()
+        assert prop.attrs["source"] == "zero-shot"
+        s.label([0], "Bag")  # a label given after the proposal is kept
+        assert s.commit_proposal(min_confidence=0.0) == 7
+        cur = s.store.current()
+        assert (cur["source"] == "zero-shot").sum() == 7 and len(cur) == 8
+        assert s.undo(source="zero-shot") == 7
+        assert s.labels.to_dict() == {0: "Bag"}
+        example = proposals.add_example(s, "Sneaker", text="a red sneaker")
+        assert example["kind"] == "text" and len(example["vector"]) == clip.dim
+        assert proposals.example_vectors(s, "Sneaker").shape == (1, clip.dim)
+    finally:
+        s.close()

@@ -190,8 +190,8 @@ def label_per_class(session: Session, src, per_class: int, *, start: int = 0,
 
 def test_fit_states_one_class_then_prototypes_then_probe(session: Session, small) -> None:
     src, _ = small
-    updates: list[Session] = []
-    session.on("model_updated", updates.append)
+    updates: list[int] = []  # curve length seen by the listener: the record comes first
+    session.on("model_updated", lambda s: updates.append(len(s.curve)))
     session.fit()
     assert session.probs_ is None and "No labels yet" in session.fit_status_
     session.label(np.flatnonzero(src.labels == 7)[:3], "Sneaker")
@@ -204,7 +204,7 @@ def test_fit_states_one_class_then_prototypes_then_probe(session: Session, small
     assert session.probs_.shape == (N_SMALL, 10)
     labeled = label_per_class(session, src, 5)
     session.fit()
-    assert session.fit_status_.startswith("linear probe") and len(updates) == 4
+    assert session.fit_status_.startswith("linear probe") and updates == [0, 0, 1, 2]
     probs = session.probs_
     assert probs.dtype == np.float32 and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
     assert np.allclose(session.uncertainty_, 1 - probs.max(axis=1))

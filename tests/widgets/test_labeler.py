@@ -98,6 +98,7 @@ def test_key_press_labels_shown_item_writes_store_and_advances(lab, session, tmp
     assert rec.of("items") == []
     for n in range(8):
         press(lab, key_for(lab, truth(session, lab.queue[0])), seq=f"v:{n + 2}")
+    assert lab.wait(), "the background refill did not finish"
     (content, buffers), = rec.of("items")
     new = [m["index"] for m in content["items"]]
     assert len(new) == 9 and len(lab.queue) == 17 and set(new) <= set(lab.queue) and len(buffers) == len(new)
@@ -131,6 +132,7 @@ def test_retrain_reorders_queue_without_repeating_answers(lab, session):
         i = lab.queue[0]
         press(lab, key_for(lab, truth(session, i)), seq=f"v:{n}")
         answered.append(i)
+    assert lab.wait()
     rec = Recorder(lab)
     front = lab.queue[:3]
     before = lab.queue

@@ -48,7 +48,7 @@ def test_probe_curves_baseline_confusion_and_export(session):
     tr = dfw.Trainer(session, embedder="efficientnet_lite0", target=0.85)
     fig = tr.curve_fig
     counts = []
-    for step, n in enumerate((30, 40, 60)):
+    for step, n in enumerate((30, 30, 50)):
         _label_random(session, n, seed=step)
         tr.train(mode="probe")
         counts.append(int((session.label_array() >= 0).sum()))

@@ -110,3 +110,34 @@ def test_add_rename_class_and_use_selection(vs):
     assert len(vs.examples) == 3
     page_msg(vs, {"type": "page", "page": 1})
     assert vs.message_level == "error"  # unknown action: inline, no exception
+
+
+def test_proposal_preview_commit_and_undo_from_the_page(vs, fmnist_test):
+    page_msg(vs, {"type": "propose", "method": "prototype"})
+    assert vs.message_level == "error" and "at least 2 classes" in vs.message
+    for k, name in enumerate(fmnist_test.classes):  # one example per class
+        vs.session.label([int(np.flatnonzero(fmnist_test.labels == k)[0])], name)
+    page_msg(vs, {"type": "propose", "method": "zero-shot"})
+    assert vs.message_level == "error" and "CLIP" in vs.message
+    page_msg(vs, {"type": "propose", "method": "prototype"})
+    assert vs.message_level == "info", vs.message
+    assert vs.proposal_method == "prototype"
+    total = sum(r["proposed"] for r in vs.proposal_summary)
+    assert total == len(fmnist_test) - 10
+    levels = {s["level"] for s in vs.proposal_samples}
+    assert levels == {0.99, 0.9, 0.7, 0.5}
+    assert all(s["png"][:4] == b"\x89PNG" for s in vs.proposal_samples)
+
+    vs.min_confidence = 0.95  # the page's threshold box
+    above = sum(r["above_threshold"] for r in vs.proposal_summary)
+    expect = int((vs.session.proposal_["confidence"] >= 0.95).sum())
+    assert above == expect > 0
+    page_msg(vs, {"type": "commit"})
+    cur = vs.session.store.current()
+    assert (cur["source"] == "prototype").sum() == expect
+    assert vs.proposal_method == "" and "Committed" in vs.message
+    page_msg(vs, {"type": "undo_proposal"})
+    assert (vs.session.store.current()["source"] == "prototype").sum() == 0
+    assert len(vs.session.labels) == 10
+    page_msg(vs, {"type": "undo_proposal"})
+    assert vs.message_level == "error" and "no committed proposal" in vs.message

@@ -35,3 +35,15 @@ export function onThemeChange(cb) {
   document.addEventListener("jp-theme-changed", handler);
   return () => { obs.disconnect(); document.removeEventListener("jp-theme-changed", handler); };
 }
+
+/** Resolve CSS variable `name` (which may itself refer to other variables, e.g.
+ * `var(--md-blue-700)`) to [r, g, b, a] in 0..1, as WebGL libraries want it. */
+export function resolveColor(el, name, fallback) {
+  const span = document.createElement("span");
+  span.style.display = "none";
+  span.style.color = `var(${name}, ${fallback})`;
+  el.appendChild(span);
+  const rgb = getComputedStyle(span).color;
+  span.remove();
+  return parseColor(rgb || fallback);
+}
