@@ -32,9 +32,9 @@ sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "One-shot prototypes"
 
-import dfwidgets as dfw  # noqa: E402
-from dfwidgets.learn.models import PrototypeClassifier  # noqa: E402
-from dfwidgets.learn.strategies import typiclust  # noqa: E402
+import dfwidgets as dfw
+from dfwidgets.learn.models import PrototypeClassifier
+from dfwidgets.learn.strategies import typiclust
 
 log = logging.getLogger("benchmarks.oneshot")
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "Nearest-neighbour search"
 
-from dfwidgets.index import NearestNeighborIndex  # noqa: E402
+from dfwidgets.index import NearestNeighborIndex
 
 log = logging.getLogger("benchmarks.search")
 

@@ -107,12 +107,20 @@ def main() -> None:
     cold = median_seconds(lambda: LinearProbe(warm_start=False).fit(Xf[:1000], yf[:1000]), 5)
     warm_probe = LinearProbe().fit(Xf[:1000], yf[:1000])
     warm = median_seconds(lambda: warm_probe.fit(Xf, yf), 5)
-    skl = median_seconds(lambda: LogisticRegression(C=0.1, max_iter=100).fit(Xf[:1000],
-                                                                             yf[:1000]), 5)
+    # the same objective in scikit-learn: centred, globally scaled features, balanced weights
+    mu = Xf[:1000].mean(axis=0)
+    rms = float(np.sqrt(Xf[:1000].var(axis=0).mean()))
+    Zf, Zt = (Xf[:1000] - mu) / rms, (X_test - mu) / rms
+
+    def sklearn_fit():
+        return LogisticRegression(C=warm_probe.C, class_weight="balanced",
+                                  max_iter=100).fit(Zf, yf[:1000])
+
+    skl = median_seconds(sklearn_fit, 5)
     pred = median_seconds(lambda: warm_probe.predict_proba(X_all), 5)
-    acc_probe = float((warm_probe.predict(X_test) == y_test).mean())
-    acc_skl = float((LogisticRegression(C=0.1, max_iter=100).fit(Xf, yf).predict(X_test)
-                     == y_test).mean())
+    cold_probe = LinearProbe(warm_start=False).fit(Xf[:1000], yf[:1000])
+    acc_probe = float((cold_probe.predict(X_test) == y_test).mean())
+    acc_skl = float((sklearn_fit().predict(Zt) == y_test).mean())
 
     lines = [
         f"## {SECTION}",
@@ -161,7 +169,7 @@ def main() -> None:
         f"| LinearProbe.fit, cold (L-BFGS) | {cold * 1000:.0f} ms | |",
         f"| LinearProbe.fit, warm refit with one label more | {warm * 1000:.0f} ms | "
         f"{cold / warm:.1f}x faster than cold |",
-        f"| sklearn LogisticRegression(C=0.1, lbfgs).fit | {skl * 1000:.0f} ms | "
+        f"| sklearn LogisticRegression(lbfgs), same objective and data | {skl * 1000:.0f} ms | "
         f"probe cold = {cold / skl:.2f}x sklearn's time; test acc probe {acc_probe:.3f} vs "
         f"sklearn {acc_skl:.3f} |",
         f"| LinearProbe.predict_proba, 60,000 x 512 | {pred * 1000:.0f} ms | requirement < 200 ms |",

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["NearestNeighborIndex", "FAISS_THRESHOLD"]
+__all__ = ["FAISS_THRESHOLD", "NearestNeighborIndex"]
 
 logger = logging.getLogger(__name__)
 

@@ -791,12 +791,11 @@ class Session:
 
         return commit_proposal(self, min_confidence=min_confidence, labels=labels)
 
+
 # ====================================================================== helpers
 def _check_strategy_name(name: str) -> None:
-    try:
-        from .learn.strategies import STRATEGIES
-    except ImportError:
-        return  # the learning core is being written; next_batch will raise clearly
+    from .learn.strategies import STRATEGIES
+
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}.")
 

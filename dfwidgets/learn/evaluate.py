@@ -79,7 +79,7 @@ class AuditSampler:
         """Reload served audit ``items`` (indices); ``asked`` defaults to ``len(items)/share``."""
         self._items = [int(i) for i in dict.fromkeys(int(i) for i in items)]
         if asked is None:
-            asked = int(round(len(self._items) / self.share)) if self.share else 0
+            asked = round(len(self._items) / self.share) if self.share else 0
         self._asked = max(int(asked), len(self._items))
         return self
 

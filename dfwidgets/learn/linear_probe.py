@@ -54,7 +54,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         classes: Sequence[Any] | None = None,
         warm_start: bool = True,
         max_iter: int = 100,
-        tol: float = 1e-5,
+        tol: float = 1e-4,
         early_stopping: Literal["plateau", "validation"] = "plateau",
         validation_fraction: float = 0.15,
         n_members: int = 8,
@@ -176,7 +176,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         n = len(yt)
         perm = rng.permutation(n)
-        n_val = max(1, int(round(self.validation_fraction * n)))
+        n_val = max(1, round(self.validation_fraction * n))
         val, train = perm[:n_val], perm[n_val:]
         Xv, yv = Xs[val], yt[val]
         W, b = W0.clone(), b0.clone()

@@ -16,8 +16,8 @@ from .prototypes import PrototypeClassifier
 from .zero_shot import IMAGENET_TEMPLATES, ZeroShotClassifier
 
 __all__ = [
-    "BlendedClassifier",
     "IMAGENET_TEMPLATES",
+    "BlendedClassifier",
     "LinearProbe",
     "PrototypeClassifier",
     "ZeroShotClassifier",

@@ -34,8 +34,8 @@ __all__ = [
     "commit_proposal",
     "embed_query_image",
     "example_vectors",
-    "propose",
     "proposal_samples",
+    "propose",
     "summarize_proposal",
 ]
 

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ._checks import check_embeddings
 
-__all__ = ["ZeroShotClassifier", "IMAGENET_TEMPLATES"]
+__all__ = ["IMAGENET_TEMPLATES", "ZeroShotClassifier"]
 
 #: The short list of prompt templates OpenAI selected for ImageNet zero-shot
 #: (open_clip's ``SIMPLE_IMAGENET_TEMPLATES``), plus the plain "a photo of a {}.".

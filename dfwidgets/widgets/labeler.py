@@ -284,9 +284,13 @@ class Labeler(anywidget.AnyWidget):
 
     def _fill_now(self) -> None:
         try:
-            if self._label_queue.fill():
-                with self._lock:
-                    self._publish()
+            while True:  # answers may have drained the queue again meanwhile
+                new = self._label_queue.fill()
+                if new:
+                    with self._lock:
+                        self._publish()
+                if not new or len(self._label_queue.items) >= self._label_queue.ahead:
+                    break
         except Exception as exc:  # shown inline; the queue keeps what it has
             log.warning("Labeler could not fetch more items: %s", exc)
             self._say(f"Could not fetch more items: {exc}", level="error")
@@ -441,31 +445,34 @@ class Labeler(anywidget.AnyWidget):
 
     # --------------------------------------------------------------- status
     def _update_status(self, *, issues: bool = False) -> None:
-        """Refresh the status line: labels, accuracy with interval, speed, issues waiting."""
+        """Refresh the status line: labels, accuracy with interval, speed, issues waiting.
+
+        The slow part (suspected errors) runs first, outside the lock; the counts are read
+        and published under the lock, so a late background update never shows stale counts.
+        """
         s = self.session
-        try:
+        if issues:
             labeled = int((np.asarray(s.label_array()) >= 0).sum())
-        except Exception:
-            labeled = len(s.labels)
-        accuracy = None
-        try:
-            est = s.accuracy_estimate()
-            if est and est.get("n"):
-                accuracy = {k: (None if est.get(k) is None else float(est[k]))
-                            for k in ("estimate", "low", "high")}
-                accuracy["n"] = int(est["n"])
-        except Exception as exc:  # no model yet, or too few audit answers
-            log.debug("no accuracy estimate: %s", exc)
-        if issues and (self.mode == "review" or labeled >= 1.1 * self._issues_at + 10):
-            self._find_issues()  # confident learning: not after every single answer
-            self._issues_at = labeled
-        times = list(self._answer_times)
-        per_minute = None
-        if len(times) >= 3 and times[-1] > times[0]:
-            per_minute = round(60.0 * (len(times) - 1) / (times[-1] - times[0]), 1)
-        n_issues = None if self._issues is None else len(self._pending_review())
-        self.status = {"labeled": labeled, "accuracy": accuracy, "per_minute": per_minute,
-                       "issues": n_issues, "strategy": self._label_queue.strategy_in_use()}
+            if self.mode == "review" or labeled >= 1.1 * self._issues_at + 10:
+                self._find_issues()  # confident learning: not after every single answer
+                self._issues_at = labeled
+        with self._lock:
+            labeled = int((np.asarray(s.label_array()) >= 0).sum())
+            accuracy = None
+            try:
+                est = s.accuracy_estimate()
+                if est and est.get("n") and est.get("estimate") is not None:
+                    accuracy = {k: float(est[k]) for k in ("estimate", "low", "high")}
+                    accuracy["n"] = int(est["n"])
+            except Exception as exc:  # no model yet, or too few audit answers
+                log.debug("no accuracy estimate: %s", exc)
+            times = list(self._answer_times)
+            per_minute = None
+            if len(times) >= 3 and times[-1] > times[0]:
+                per_minute = round(60.0 * (len(times) - 1) / (times[-1] - times[0]), 1)
+            n_issues = None if self._issues is None else len(self._pending_review())
+            self.status = {"labeled": labeled, "accuracy": accuracy, "per_minute": per_minute,
+                           "issues": n_issues, "strategy": self._label_queue.strategy_in_use()}
 
     def _find_issues(self) -> None:
         try:

@@ -45,10 +45,11 @@ _CSS = """
 .dfw-trainer .dfw-tr-error { color: var(--jp-error-color1); font-weight: 600; }
 .dfw-trainer .dfw-tr-ok { color: var(--jp-success-color1); font-weight: 600; }
 .dfw-trainer .widget-label { color: var(--jp-ui-font-color1); }
+.dfw-trainer .widget-hbox, .dfw-trainer .widget-box { gap: 6px; }
 .dfw-trainer .js-plotly-plot .plotly .main-svg { background: transparent !important; }
-.dfw-trainer .js-plotly-plot .plotly text { fill: var(--jp-ui-font-color1) !important; }
-.dfw-trainer .js-plotly-plot .plotly .heatmaplayer ~ * text,
-.dfw-trainer .js-plotly-plot .plotly .textpoint text { fill: inherit; }
+.dfw-trainer .js-plotly-plot .plotly :is(.xtick, .ytick, .y2tick) text,
+.dfw-trainer .js-plotly-plot .plotly :is(.xtitle, .ytitle, .y2title, .gtitle, .legendtext) {
+  fill: var(--jp-ui-font-color1) !important; }
 .dfw-trainer .js-plotly-plot .plotly .gridlayer path,
 .dfw-trainer .js-plotly-plot .plotly .zerolinelayer path { stroke: var(--jp-border-color2) !important; }
 .dfw-trainer .js-plotly-plot .plotly .legend .bg { fill: transparent !important; }
@@ -169,7 +170,7 @@ class Trainer(W.VBox):
         self.stop_html.add_class("dfw-tr-note")
         self.items_caption = W.HTML()
         self.items_caption.add_class("dfw-tr-note")
-        self.items_box = W.Box(layout=W.Layout(flex_flow="row wrap", gap="4px"))
+        self.items_box = W.Box(layout=W.Layout(flex_flow="row wrap"))
         self.items_box.add_class("dfw-tr-thumbs")
 
         self.train_button.on_click(lambda _b: self.train(wait=False))
@@ -224,19 +225,19 @@ class Trainer(W.VBox):
         self.confusion_fig.data[0].on_click(self._on_confusion_click)
 
         options = W.HBox([self.epochs_input, self.blocks_input, self.flip_box],
-                         layout=W.Layout(gap="6px", align_items="center"))
+                         layout=W.Layout(align_items="center"))
         self._options = options
         controls = W.HBox(
             [self.mode_toggle, options, self.target_input, self.train_button,
              self.cancel_button, self.progress],
-            layout=W.Layout(flex_flow="row wrap", align_items="center", gap="8px"))
+            layout=W.Layout(flex_flow="row wrap", align_items="center"))
         title = W.HTML('<div class="dfw-tr-title">Trainer</div>')
         row1 = W.HBox([self.curve_fig, self.epoch_fig],
-                      layout=W.Layout(width="100%", gap="6px"))
+                      layout=W.Layout(width="100%"))
         row2 = W.HBox([self.class_fig, self.confusion_fig],
-                      layout=W.Layout(width="100%", gap="6px"))
+                      layout=W.Layout(width="100%"))
         for fig in (self.curve_fig, self.epoch_fig, self.class_fig, self.confusion_fig):
-            fig.layout.autosize = True
+            fig.layout.width = 500
         super().__init__([W.HTML(_CSS), title, controls, self.status, self.verdict_html,
                           row1, self.saving_html, self.stop_html, row2, self.items_caption,
                           self.items_box])
@@ -755,7 +756,16 @@ class Trainer(W.VBox):
     def _on_model_updated(self, session: Any) -> None:
         if self._busy:
             return  # the training run refreshes when it is done
-        self._safe(self._refresh_all)
+        version = session.store.version()
+
+        def refresh() -> None:
+            # the Session writes the curve point just after announcing the model
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline and session.store.version() == version:
+                time.sleep(0.05)
+            self._safe(self._refresh_all)
+
+        threading.Thread(target=refresh, daemon=True, name="dfw-trainer-refresh").start()
 
     def _safe(self, fn: Any, *args: Any) -> Any:
         try:

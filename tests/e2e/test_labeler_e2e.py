@@ -60,6 +60,7 @@ def test_label_20_items_with_keyboard_survives_restart(lab, tmp_path, fmnist_tra
     presses = 0
     while len(answers) < N_LABELS:
         name = names[truth[shown]]
+        lab.page.wait_for_timeout(150)  # a fast person: several answers per second
         lab.page.keyboard.press(key_of[name])
         presses += 1
         answers[shown] = name

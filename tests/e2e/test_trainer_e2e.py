@@ -11,8 +11,9 @@ N_FIRST = 40
 N_MORE = 6
 
 CURVE_JS = """el => { const gd = el.querySelector('.js-plotly-plot');
-  return gd && gd.data ? {x: Array.from(gd.data[0].x || []), y: Array.from(gd.data[0].y || [])}
-                       : null; }"""
+  const t = gd && gd.data && gd.data[0];
+  return t ? {x: Array.from(t.x || []), y: Array.from(t.y || []), name: t.name}
+           : {x: null, y: null, traces: gd && gd.data ? gd.data.length : -1}; }"""
 
 
 def _page_curve(lab, root):
@@ -20,11 +21,21 @@ def _page_curve(lab, root):
 
 
 def _wait_curve_len(lab, root, n, timeout=120.0):
+    try:
+        _wait_js(lab, root, n, timeout)
+    except Exception as exc:
+        root.screenshot(path=str(lab.server.root_dir / "trainer_curve_timeout.png"))
+        raise AssertionError(f"page curve: {_page_curve(lab, root)}; console: "
+                             f"{lab.console[-10:]}") from exc
+    return _page_curve(lab, root)
+
+
+def _wait_js(lab, root, n, timeout):
     lab.page.wait_for_function(
         """([el, n]) => { const gd = el.querySelector('.js-plotly-plot');
-             return !!(gd && gd.data && gd.data[0].x && gd.data[0].x.length === n); }""",
+             const t = gd && gd.data && gd.data[0];
+             return !!(t && t.x && t.x.length === n); }""",
         arg=[root.element_handle(), n], timeout=timeout * 1000)
-    return _page_curve(lab, root)
 
 
 def test_label_press_train_curve_gains_a_point(lab, tmp_path, fmnist_train_emb, output_dir):

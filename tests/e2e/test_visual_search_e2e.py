@@ -85,12 +85,12 @@ def test_star_example_accept_top_20(lab, tmp_path, fmnist_test_emb, output_dir):
     root.locator(".dfw-vs-sample img").first.wait_for(timeout=30_000)
     assert root.locator(".dfw-vs-level").count() == 4  # samples at several confidence levels
     thr = root.locator(".dfw-vs-thr")
-    thr.fill("0.99")
+    thr.fill("0.85")
     thr.press("Enter")
     thr.blur()
     lab.page.wait_for_function(
         "() => document.querySelector('.dfw-vs table.dfw-vs-counts th:nth-child(3)')"
-        "?.textContent.includes('0.99')", timeout=20_000)
+        "?.textContent.includes('0.85')", timeout=20_000)
     commit = root.locator(".dfw-vs-prop .dfw-primary")
     shown = int(commit.text_content().split()[1].replace(",", ""))
     lab.screenshot_output(1, "visual_search_proposal.png")

@@ -129,6 +129,7 @@ def test_skip_moves_on_without_label(lab, session):
 def test_retrain_reorders_queue_without_repeating_answers(lab, session):
     answered = []
     for n in range(24):
+        lab.wait()  # a person's pace: the background refill keeps up
         i = lab.queue[0]
         press(lab, key_for(lab, truth(session, i)), seq=f"v:{n}")
         answered.append(i)
@@ -148,6 +149,7 @@ def test_retrain_reorders_queue_without_repeating_answers(lab, session):
     assert top[0][0] in lab.classes and top[0][1] >= top[1][1] >= top[2][1]
     # answering on goes on without repeats
     for n in range(10):
+        lab.wait()
         i = lab.queue[0]
         assert i not in answered
         press(lab, key_for(lab, truth(session, i)), seq=f"w:{n}")

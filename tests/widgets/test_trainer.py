@@ -3,6 +3,8 @@ the offline backbone's cached embeddings; figures are checked against the Sessio
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -44,6 +46,7 @@ def test_no_labels_shows_a_message_not_a_traceback(session):
         dfw.Trainer(session, target=90)
 
 
+@pytest.mark.slow
 def test_probe_curves_baseline_confusion_and_export(session):
     tr = dfw.Trainer(session, embedder="efficientnet_lite0", target=0.85)
     fig = tr.curve_fig
@@ -101,6 +104,10 @@ def test_plots_follow_fits_made_elsewhere(session):
     tr = dfw.Trainer(session, embedder="efficientnet_lite0")
     _label_random(session, 30, seed=5)
     session.fit()  # e.g. the Labeler's auto-fit: the Trainer hears "model_updated"
+    for _ in range(200):  # the refresh runs in the background
+        if len(tr.curve_fig.data[0].x) == 1 and np.asarray(tr.confusion_fig.data[0].z).sum():
+            break
+        time.sleep(0.1)
     assert len(tr.curve_fig.data[0].x) == 1
     assert np.asarray(tr.confusion_fig.data[0].z).sum() > 0
 
