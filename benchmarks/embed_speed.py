@@ -156,8 +156,26 @@ def write_features_section(args: argparse.Namespace, rows: list[list]) -> None:
         "1-NN. \"balanced\" = each stage's pooled vector L2-normalised before concatenation. "
         f"img/s = forward pass computing all features at once; {machine_note()}.\n\n"
         + table(["input", "features", "dims", "logistic regression", "1-NN", "img/s"], rows) + "\n"
+        + feature_conclusion(rows, args.n_test)
     )
     write_section("Offline backbone: feature choice", md)
+
+
+def feature_conclusion(rows: list[list], n_test: int) -> str:
+    """One paragraph: the embed() default against the best variant of this run."""
+    chosen = [r for r in rows if r[0] == "64 px" and "chosen" in r[1]]
+    learned = [r for r in rows if r[5] != "-"]
+    if not chosen or not learned:
+        return ""
+    best_lr = max(learned, key=lambda r: float(r[3]))
+    best_nn = max(learned, key=lambda r: float(r[4]))
+    se = (0.85 * 0.15 / n_test) ** 0.5
+    return (
+        f"\nembed() default: {chosen[0][1].split(' (')[0]} at 64 px "
+        f"(LR {chosen[0][3]}, 1-NN {chosen[0][4]}). Best in this run: LR {best_lr[3]} "
+        f"({best_lr[0]}, {best_lr[1]}), 1-NN {best_nn[4]} ({best_nn[0]}, {best_nn[1]}); "
+        f"one standard error here is about {se:.3f}.\n"
+    )
 
 
 # ------------------------------------------------------------------ throughput

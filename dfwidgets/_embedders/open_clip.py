@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from functools import cached_property
 from pathlib import Path
@@ -58,11 +59,21 @@ def _reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
     port = parsed.port or (80 if parsed.scheme == "http" else 443)
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return "HF_HUB_OFFLINE is set"
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except OSError as exc:
-        return f"{host}:{port} is unreachable ({exc.__class__.__name__}: {exc})"
+    outcome: list[str | None] = []
+
+    def attempt() -> None:  # in a thread: DNS lookups ignore the socket timeout
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"{host}:{port} is unreachable ({exc.__class__.__name__}: {exc})")
+
+    worker = threading.Thread(target=attempt, daemon=True, name="dfwidgets-hub-check")
+    worker.start()
+    worker.join(timeout + 0.5)
+    if not outcome:
+        return f"{host}:{port} did not answer within {timeout:.0f} s (DNS or connection timeout)"
+    return outcome[0]
 
 
 def _offline_error(model: str, pretrained: str, where: str, why: str) -> ConnectionError:

@@ -74,6 +74,20 @@ def _style(fig: Any, title: str, *, height: int = 300, **layout: Any) -> Any:
     return fig
 
 
+def _sync_state(fig: Any) -> None:
+    """Copy a FigureWidget's data and layout into its synced state.
+
+    plotly sends later edits (add_trace, batch_update) as one-shot messages that a view
+    created afterwards, or a frontend model still loading, never sees; a FigureWidget
+    nested in a container is not refreshed by ``_repr_mimebundle_`` either. Keeping
+    ``_widget_data`` / ``_widget_layout`` current makes every view start from the truth.
+    """
+    import copy
+
+    fig._widget_data = copy.deepcopy(fig._data)
+    fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
+
+
 def _figure(title: str, *, height: int = 300, **layout: Any) -> Any:
     import plotly.graph_objects as go
 
@@ -136,6 +150,7 @@ class Trainer(W.VBox):
         self._eval: dict[str, Any] | None = None
         self._ft_eval: dict[str, Any] | None = None
         self._busy = False
+        self._refresher: threading.Thread | None = None
 
         # ---- controls
         self.mode_toggle = W.ToggleButtons(
@@ -246,6 +261,8 @@ class Trainer(W.VBox):
         self._sync_option_state()
         self._handle = self.session.on("model_updated", self._on_model_updated)
         self._safe(self._refresh_all)
+        for fig in (self.curve_fig, self.epoch_fig, self.class_fig, self.confusion_fig):
+            _sync_state(fig)
 
     # ================================================================== public API
     @property
@@ -285,10 +302,11 @@ class Trainer(W.VBox):
         return self
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for a running training; True when none is running."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.training
+        """Wait for a running training (and plot refresh); True when none is running."""
+        for thread in (self._thread, self._refresher):
+            if thread is not None:
+                thread.join(timeout)
+        return not self.training and not (self._refresher and self._refresher.is_alive())
 
     def cancel(self) -> None:
         """Stop fine-tuning (within a second); the best weights so far are kept."""
@@ -312,11 +330,13 @@ class Trainer(W.VBox):
         return frame_from_probs(s.probs_, s.model_classes_ or s.classes, list(s.ids))
 
     def close(self) -> None:
-        """Stop listening to the Session and close the widget."""
+        """Stop listening to the Session, cancel training, close the widget."""
         try:
             self.session.off(self._handle)
         except Exception:  # already removed
             pass
+        self.cancel()
+        self.wait(timeout=60)
         super().close()
 
     # ================================================================== training
@@ -402,6 +422,7 @@ class Trainer(W.VBox):
         with self.epoch_fig.batch_update():
             for trace in self.epoch_fig.data:
                 trace.x, trace.y = [], []
+        _sync_state(self.epoch_fig)
         ft = FineTuner(emb, blocks=int(self.blocks_input.value),
                        epochs=int(self.epochs_input.value), hflip=bool(self.flip_box.value),
                        batch_size=self.batch_size, threads=self.threads, progress=False)
@@ -439,6 +460,7 @@ class Trainer(W.VBox):
                     continue
                 trace.x = tuple(trace.x or ()) + (row["epoch"],)
                 trace.y = tuple(trace.y or ()) + (float(value),)
+        _sync_state(fig)
 
     def _on_step(self, done: int, total: int) -> None:
         self.progress.max = max(int(total), 1)
@@ -614,6 +636,7 @@ class Trainer(W.VBox):
             fig.data[3].x = [r["n_labels"] for r in runs]
             fig.data[3].y = [r["accuracy"] for r in runs]
             fig.data[4].x, fig.data[4].y = [0, x_hi], [target, target]
+        _sync_state(fig)
         self.saving_html.value = self._saving_text(pts, sim)
         self.stop_html.value = stop_text
 
@@ -713,6 +736,8 @@ class Trainer(W.VBox):
             hm.z = cm.tolist()
             hm.x = classes
             hm.y = classes
+        _sync_state(self.class_fig)
+        _sync_state(self.confusion_fig)
 
     # ================================================================== confusion items
     def _on_confusion_click(self, trace: Any, points: Any, selector: Any) -> None:
@@ -765,7 +790,9 @@ class Trainer(W.VBox):
                 time.sleep(0.05)
             self._safe(self._refresh_all)
 
-        threading.Thread(target=refresh, daemon=True, name="dfw-trainer-refresh").start()
+        self._refresher = threading.Thread(target=refresh, daemon=True,
+                                           name="dfw-trainer-refresh")
+        self._refresher.start()
 
     def _safe(self, fn: Any, *args: Any) -> Any:
         try:

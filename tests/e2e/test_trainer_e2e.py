@@ -71,7 +71,7 @@ def test_label_press_train_curve_gains_a_point(lab, tmp_path, fmnist_train_emb, 
                                arg=stage.element_handle(), timeout=60_000)
     truth = lab.kernel_eval("src.labels.tolist()")
     names = lab.kernel_eval("list(src.classes)")
-    key_of = dict(zip(lab.kernel_eval("lb.classes"), lab.kernel_eval("lb.keys")))
+    key_of = dict(zip(lab.kernel_eval("lb.classes"), lab.kernel_eval("lb.class_keys")))
     labeler.locator(".dfw-lab-status").click()
     done: set[int] = set()
     shown = int(stage.get_attribute("data-index"))

@@ -104,10 +104,12 @@ def test_plots_follow_fits_made_elsewhere(session):
     tr = dfw.Trainer(session, embedder="efficientnet_lite0")
     _label_random(session, 30, seed=5)
     session.fit()  # e.g. the Labeler's auto-fit: the Trainer hears "model_updated"
-    for _ in range(200):  # the refresh runs in the background
-        if len(tr.curve_fig.data[0].x) == 1 and np.asarray(tr.confusion_fig.data[0].z).sum():
+    for _ in range(100):  # the refresh runs in a background thread
+        if tr._refresher is not None:
             break
-        time.sleep(0.1)
+        time.sleep(0.05)
+    assert tr.wait(timeout=300)
+    tr.close()
     assert len(tr.curve_fig.data[0].x) == 1
     assert np.asarray(tr.confusion_fig.data[0].z).sum() > 0
 
