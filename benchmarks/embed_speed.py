@@ -307,9 +307,9 @@ def run_cache(args: argparse.Namespace) -> None:
         print(" | ".join(r), flush=True)
     md = (
         "## Embedding cache (70,000 images)\n\n"
-        f"`python benchmarks/embed_speed.py cache`: Fashion-MNIST train+test (70,000 images) as one "
+        f"`python benchmarks/embed_speed.py cache --repeats {args.repeats} --cold-n {args.cold_n}`: Fashion-MNIST train+test (70,000 images) as one "
         "new array source per call, efficientnet_lite0 vectors read from the shared cache "
-        f"(`$DFW_CACHE_DIR`, .npz shards keyed by content hash); {machine_note()}.\n\n"
+        f"(`$DFW_CACHE_DIR`, .npy shards keyed by content hash); {machine_note()}.\n\n"
         + table(["measurement", "wall time", "CPU time (this process)", "note"], rows)
         + "\n\nWall times on this oversubscribed machine are several times the CPU time; "
         "the CPU column shows the work itself.\n"

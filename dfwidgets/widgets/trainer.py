@@ -188,6 +188,8 @@ class Trainer(W.VBox):
         self.items_box = W.Box(layout=W.Layout(flex_flow="row wrap"))
         self.items_box.add_class("dfw-tr-thumbs")
 
+        self.train_button.add_class("dfw-tr-train")
+        self.cancel_button.add_class("dfw-tr-cancel")
         self.train_button.on_click(lambda _b: self.train(wait=False))
         self.cancel_button.on_click(lambda _b: self.cancel())
         self.target_input.observe(lambda _c: self._safe(self._refresh_curve), names="value")

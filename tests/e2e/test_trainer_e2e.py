@@ -89,7 +89,9 @@ def test_label_press_train_curve_gains_a_point(lab, tmp_path, fmnist_train_emb, 
 
     # press Train (linear probe is preselected): the page's curve gains a point
     root.scroll_into_view_if_needed()
-    root.get_by_role("button", name="Train", exact=True).click()
+    button = root.locator("button.dfw-tr-train")
+    assert button.inner_text().strip() == "Train"
+    button.click()
     after = _wait_curve_len(lab, root, 2)
     assert after["x"] == [N_FIRST, N_FIRST + N_MORE]
     py_x = lab.kernel_eval("list(tr.curve_fig.data[0].x)")
