@@ -29,6 +29,8 @@ _LAZY = {
     "Labeler": "dfwidgets.widgets.labeler",
     "VisualSearch": "dfwidgets.widgets.visual_search",
     "Trainer": "dfwidgets.widgets.trainer",
+    "ExportedModel": "dfwidgets.exported_model",
+    "LabelQueue": "dfwidgets.label_queue",
 }
 
 __all__ = sorted([*_LAZY, "embed", "embed_text"]) + ["__version__"]

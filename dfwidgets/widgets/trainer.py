@@ -223,9 +223,10 @@ class Trainer(W.VBox):
             self.epoch_fig.add_scatter(name=name, mode="lines+markers", x=[], y=[],
                                        line={"color": col, "dash": dash}, secondary_y=sec)
         self.epoch_fig.update_xaxes(title_text="epoch (0 = linear probe)", dtick=1)
-        self.epoch_fig.update_yaxes(title_text="loss", secondary_y=False)
+        self.epoch_fig.update_xaxes(rangemode="tozero")
+        self.epoch_fig.update_yaxes(title_text="loss", rangemode="tozero", secondary_y=False)
         self.epoch_fig.update_yaxes(title_text="accuracy", tickformat=".0%", secondary_y=True,
-                                    showgrid=False)
+                                    showgrid=False, range=[0, 1.02])
 
         self.class_fig = _figure("Per-class accuracy", yaxis_title="accuracy")
         self.class_fig.add_bar(x=[], y=[], marker={"color": COLORS["you"]}, name="accuracy",
@@ -254,7 +255,7 @@ class Trainer(W.VBox):
         row2 = W.HBox([self.class_fig, self.confusion_fig],
                       layout=W.Layout(width="100%"))
         for fig in (self.curve_fig, self.epoch_fig, self.class_fig, self.confusion_fig):
-            fig.layout.width = 500
+            fig.layout.width = 415
         super().__init__([W.HTML(_CSS), title, controls, self.status, self.verdict_html,
                           row1, self.saving_html, self.stop_html, row2, self.items_caption,
                           self.items_box])
@@ -312,7 +313,7 @@ class Trainer(W.VBox):
 
     def cancel(self) -> None:
         """Stop fine-tuning (within a second); the best weights so far are kept."""
-        ft = self.finetuner_
+        ft = getattr(self, "finetuner_", None)  # None too when __init__ failed early
         if ft is not None and ft.running:
             ft.cancel()
             self._message("Cancelling...")
@@ -335,10 +336,11 @@ class Trainer(W.VBox):
         """Stop listening to the Session, cancel training, close the widget."""
         try:
             self.session.off(self._handle)
-        except Exception:  # already removed
+        except Exception:  # already removed, or __init__ failed before listening
             pass
-        self.cancel()
-        self.wait(timeout=60)
+        if hasattr(self, "_thread"):
+            self.cancel()
+            self.wait(timeout=60)
         super().close()
 
     # ================================================================== training
@@ -617,6 +619,8 @@ class Trainer(W.VBox):
         fit_y: list[float] = []
         stop_text = self._stop_text(pts, target, fit_x, fit_y)
         x_hi = max([float(pts["n_labels"].max()) if len(pts) else 10.0] + fit_x)
+        if sim is not None:
+            x_hi = max(x_hi, float(sim.mean_curves().index.max()))
         fig = self.curve_fig
         with fig.batch_update():
             you = fig.data[0]

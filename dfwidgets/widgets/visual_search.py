@@ -286,8 +286,11 @@ class VisualSearch(anywidget.AnyWidget):
     def _send_summary(self) -> None:
         summary = proposals.summarize_proposal(self.session.proposal_,
                                                min_confidence=self.min_confidence)
-        self.proposal_summary = [  # NaN (a class with no proposals) is not valid JSON
-            {k: _plain(v) for k, v in row.items()} for row in summary.to_dict("records")
+        # NaN (a class with no proposals) is not valid JSON; each row carries the threshold
+        # it was counted at, so the page never shows counts next to a newer threshold
+        self.proposal_summary = [
+            {**{k: _plain(v) for k, v in row.items()}, "threshold": float(self.min_confidence)}
+            for row in summary.to_dict("records")
         ]
 
     def close(self) -> None:

@@ -172,7 +172,9 @@ function render({ model, el }) {
     if (!method) return;
     const table = h("table", { class: "dfw-vs-counts" },
       h("tr", {}, h("th", { text: "class" }), h("th", { text: "proposed" }),
-        h("th", { text: `≥ ${model.get("min_confidence").toFixed(2)}` }), h("th", { text: "median conf." })));
+        h("th", { text: `≥ ${(summary.length && summary[0].threshold != null
+          ? summary[0].threshold : model.get("min_confidence")).toFixed(2)}` }),
+        h("th", { text: "median conf." })));
     for (const r of summary) {
       table.append(h("tr", {}, h("td", { text: r.label }), h("td", { text: r.proposed.toLocaleString() }),
         h("td", { text: r.above_threshold.toLocaleString() }),

@@ -72,3 +72,4 @@ def lab(lab_server, chromium):
     except Exception:  # the page may already be gone; the server stops its kernels anyway
         pass
     context.close()
+    lab_server.shutdown_kernels()

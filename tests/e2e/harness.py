@@ -159,6 +159,25 @@ class JupyterServer:
         except OSError:
             return ""
 
+    def shutdown_kernels(self) -> None:
+        """Shut down every running kernel (REST API), so one test's kernel and its
+        background threads never compete with the next test."""
+        import json as _json
+        import urllib.request
+
+        def call(method: str, path: str):
+            req = urllib.request.Request(f"{self.url}{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+            with urllib.request.urlopen(req, timeout=20) as resp:
+                body = resp.read()
+            return _json.loads(body) if body else None
+
+        for kernel in call("GET", "/api/kernels") or []:
+            try:
+                call("DELETE", f"/api/kernels/{kernel['id']}")
+            except OSError:
+                pass
+
     def stop(self) -> None:
         """Stop the server (and its kernels)."""
         if self._proc is None:
@@ -207,14 +226,18 @@ class LabPage:
     def open_notebook(self, name: str, cells: list[str], *, timeout: float = 90.0) -> None:
         """Write ``name`` with ``cells`` into the server's root and open it, kernel ready."""
         write_notebook(self.server.root_dir / name, cells)
-        self.page.goto(f"{self.server.url}/lab/tree/{name}?token={self.server.token}")
+        # ?reset: start from an empty workspace, so a notebook of an earlier test is not
+        # restored next to this one (and never becomes the current widget by mistake)
+        self.page.goto(f"{self.server.url}/lab/tree/{name}?reset&token={self.server.token}")
         self.page.wait_for_function(
-            """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                 return !!(w && w.sessionContext && w.sessionContext.session &&
+            """(name) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                 return !!(w && w.context && w.context.path === name &&
+                           w.sessionContext && w.sessionContext.session &&
                            w.sessionContext.session.kernel &&
                            w.sessionContext.session.kernel.connectionStatus === 'connected' &&
                            w.sessionContext.session.kernel.status === 'idle' &&
                            w.content && w.content.widgets.length > 0); }""",
+            arg=name,
             timeout=timeout * 1000,
         )
 
