@@ -18,6 +18,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY = {
     "ImageSource": "dfwidgets.data",
     "datasets": "dfwidgets.datasets",
+    "thumbs": "dfwidgets.thumbs",
     "get_embedder": "dfwidgets.embed",
     "embed_images": "dfwidgets.embed",
     "compute_layout": "dfwidgets.layout",

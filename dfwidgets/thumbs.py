@@ -194,3 +194,20 @@ class SpriteSheets:
         sheet.save(buf, format="PNG", compress_level=6)
         log.debug("built sprite sheet %d (%d thumbnails, %d bytes)", k, count, buf.tell())
         return buf.getvalue()
+
+
+def sprite_sheets(source: Any, *, size: int = 64, per_row: int | None = None,
+                  cache: bool = True, cache_dir: str | os.PathLike | None = None
+                  ) -> tuple[list[bytes], np.ndarray]:
+    """Build every sprite sheet of ``source`` at once.
+
+    Returns ``(sheets, positions)``: the PNG bytes of each sheet and an ``(N, 3)`` int32
+    array of ``(sheet, x, y)`` per item (top-left pixel of its ``size`` x ``size`` cell).
+    Sheets are cached on disk like embeddings (see :class:`SpriteSheets`).
+    """
+    per_row = per_row or max(1, min(64, 4096 // int(size)))
+    sheets = SpriteSheets(source, thumb_size=size, per_row=per_row, cache=cache,
+                          cache_dir=cache_dir)
+    images = [sheets.sheet(k) for k in range(sheets.n_sheets)]
+    positions = np.array([sheets.locate(i) for i in range(len(source))], dtype=np.int32)
+    return images, positions.reshape(-1, 3)

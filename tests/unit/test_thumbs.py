@@ -71,3 +71,25 @@ def test_non_square_images_keep_their_aspect_on_a_transparent_cell():
     assert (alpha[10:20] == 255).all() and (alpha[:10] == 0).all() and (alpha[20:] == 0).all()
     with pytest.raises(ValueError, match="thumb_size"):
         SpriteSheets(ImageSource.from_array(arr), thumb_size=1000)
+
+
+def test_sprite_sheets_function_returns_sheets_and_positions(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    import dfwidgets as dfw
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 255, size=(150, 28, 28), dtype=np.uint8)
+    src = dfw.ImageSource.from_array(arr)
+    sheets, pos = dfw.thumbs.sprite_sheets(src, size=64, per_row=8, cache_dir=tmp_path)
+    assert pos.shape == (150, 3) and pos.dtype == np.int32
+    assert len(sheets) == pos[:, 0].max() + 1 == 3          # 8 x 8 = 64 per sheet
+    k, x, y = pos[100]
+    sheet = Image.open(io.BytesIO(sheets[k])).convert("L")
+    cell = np.asarray(sheet.crop((x, y, x + 64, y + 64)))
+    # the cell holds item 100 upscaled 28 -> 64 (nearest): compare at the source resolution
+    small = np.asarray(Image.fromarray(cell).resize((28, 28), Image.Resampling.NEAREST))
+    assert np.abs(small.astype(int) - arr[100].astype(int)).mean() < 40
