@@ -8,18 +8,26 @@ Every widget is a view over a Session; a plain script can use it the same way::
     s.next_batch(8)                           # what to ask next (audit items mixed in)
 
 The project folder holds ``labels.sqlite`` (labels, history, classes, curve, metadata:
-the source recipe and fingerprint, the audit and holdout item ids) and ``embeddings.npy``
-(float32). ``Session.open(path)`` on that folder restores everything and refits the model.
+the source recipe and fingerprint, the audit and holdout item ids), ``embeddings.npy``
+(float32) and ``model/last_model.npz`` (the last model, plain arrays, no pickle).
+``Session.open(path)`` on that folder restores everything; the model is reloaded as it
+was when the labels have not changed since, else refitted (warm-started from it).
+Labels written by another Session or process show up without a refresh: the read
+accessors check the store's change counter, and while callbacks are registered a small
+daemon thread polls it about once a second.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import logging
 import os
+import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +46,12 @@ EMBEDDINGS_FILE = "embeddings.npy"
 AUDIT_SHARE = 0.1          # share of next_batch items drawn at random for the audit
 HOLDOUT_SIZE = 2000        # ground-truth items kept for the true accuracy (when available)
 _IDLE_SECONDS = 30.0       # the background fit thread exits after this long without work
+_POLL_SECONDS = 1.0        # how often the poller checks the store for other writers
+_SYNC_WAIT = 1.0           # longest a reader waits for another thread's write + sync
+MODEL_DIR = "model"
+MODEL_FILE = "last_model.npz"        # arrays + the meta JSON (key "__meta__"); no pickle
+MODEL_META_FILE = "last_model.json"  # a readable copy of that meta
+_MODEL_FORMAT = 1
 
 
 class Session:
@@ -80,6 +94,11 @@ class Session:
         self.ids: np.ndarray = np.asarray(source.ids, dtype=object)
         self._index_of: dict[str, int] = {str(i): n for n, i in enumerate(self.ids)}
         self._lock = threading.RLock()
+        # held by a write from its store call until its events are out, so no other
+        # thread's sync (poller, reader) reports this Session's own change first
+        self._write_lock = threading.RLock()
+        self._poller: threading.Thread | None = None
+        self._poll_stop = threading.Event()
         self._callbacks: dict[int, tuple[str, Callable[..., Any]]] = {}
         self._handles = itertools.count(1)
         # labels cache, synced with the store's version
@@ -109,6 +128,7 @@ class Session:
         self._embedder: Any = None
         self._audit: Any = None
         self._holdout: np.ndarray | None = None
+        self._embeddings_hash = (store.get_meta("embeddings") or {}).get("hash")
         self._sync(emit=False)
 
     # ================================================================== opening
@@ -195,8 +215,9 @@ class Session:
             session._embedder = model  # an Embedder object given by the caller
         log.info("Session %s: %d items, %d labels, classes %s", path, len(source),
                  int((session._codes >= 0).sum()), session.classes)
-        if auto_fit and session._can_fit()[0]:
-            session._request_fit(delay=0.0)  # restore the last model in the background
+        restored = session._restore_model()  # no refit when the labels are unchanged
+        if auto_fit and not restored and session._can_fit()[0]:
+            session._request_fit(delay=0.0)  # (re)fit the model in the background
         return session
 
     def __repr__(self) -> str:
@@ -211,11 +232,16 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        """Stop the background fit thread (after a running fit) and close the store."""
+        """Stop the poller and the background fit thread (after a running fit), close
+        the store."""
         with self._cond:
             self._closed = True
             self._fit_requested = False
             self._cond.notify_all()
+        self._poll_stop.set()
+        poller = self._poller
+        if poller is not None and poller is not threading.current_thread():
+            poller.join(timeout=5)
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=60)
@@ -225,12 +251,14 @@ class Session:
     @property
     def classes(self) -> list[str]:
         """Class names (store order, including classes with no examples yet)."""
+        self._sync_if_moved()
         with self._lock:
             return list(self._classes)
 
     @property
     def labels(self) -> pd.Series:
         """Labeled items only: pd.Series item index -> class name (sorted by index)."""
+        self._sync_if_moved()
         with self._lock:
             idx = np.flatnonzero(self._codes >= 0)
             names = np.asarray(self._classes, dtype=object)
@@ -239,6 +267,7 @@ class Session:
 
     def label_array(self) -> np.ndarray:
         """(N,) int64: index into :attr:`classes` of each item's label, -1 = unlabeled."""
+        self._sync_if_moved()
         with self._lock:
             return self._codes.copy()
 
@@ -276,6 +305,7 @@ class Session:
     def history(self) -> pd.DataFrame:
         """Every labeling event (see :meth:`LabelStore.history`) plus ``index`` (item index,
         -1 for ids not in this source)."""
+        self._sync_if_moved()
         h = self.store.history()
         h.insert(0, "index", np.fromiter((self._index_of.get(i, -1) for i in h["item_id"]),
                                          dtype=np.int64, count=len(h)))
@@ -283,21 +313,21 @@ class Session:
 
     def add_class(self, name: str) -> None:
         """Add a class (no examples needed); emits ``"classes_changed"``."""
-        self.store.add_class(name)
-        self._sync()
+        self._write(None, lambda ids: int(self.store.add_class(name)))
 
     def rename_class(self, old: str, new: str) -> None:
         """Rename a class everywhere (labels, history, model columns)."""
-        self.store.rename_class(old, new)
-        with self._lock:
-            self.model_classes_ = [new if c == old else c for c in self.model_classes_]
-        self._sync()
+        def rename(ids: list[str]) -> int:
+            self.store.rename_class(old, new)
+            with self._lock:
+                self.model_classes_ = [new if c == old else c for c in self.model_classes_]
+            return 0
+
+        self._write(None, rename)
 
     def merge_classes(self, names: Sequence[str], into: str) -> int:
         """Merge classes into one (history kept); returns the items relabeled."""
-        n = self.store.merge_classes(names, into)
-        self._sync()
-        return n
+        return self._write(None, lambda ids: self.store.merge_classes(names, into))
 
     def add_negatives(self, indices: Any, label: str, *, source: str = "search") -> int:
         """Mark items as "not ``label``" (hard negatives kept in the store)."""
@@ -306,14 +336,20 @@ class Session:
 
     def refresh(self) -> bool:
         """Pick up changes another Session or process wrote; True if labels or classes
-        changed (audit items served elsewhere are reloaded too)."""
+        changed (audit items served elsewhere are reloaded too). Labels and classes also
+        come in by themselves (read accessors and the poller, see :meth:`on`)."""
         with self._lock:
             self._audit = None
-        return self._sync()
+        with self._write_lock:
+            return self._sync()
 
     # ================================================================== events
     def on(self, event: str, callback: Callable[..., Any]) -> int:
-        """Call ``callback`` on ``event``; returns a handle for :meth:`off`."""
+        """Call ``callback`` on ``event``; returns a handle for :meth:`off`.
+
+        While any callback is registered, a daemon thread checks the store about once a
+        second, so changes from another Session or process fire the events too (from
+        that thread). It stops on :meth:`close` or when the last callback is removed."""
         if event not in EVENTS:
             raise ValueError(f"Unknown event {event!r}; use one of {', '.join(EVENTS)}.")
         if not callable(callback):
@@ -321,6 +357,11 @@ class Session:
         handle = next(self._handles)
         with self._lock:
             self._callbacks[handle] = (event, callback)
+            if self._poller is None and not self._closed:
+                self._poller = threading.Thread(
+                    target=_poll_store, args=(weakref.ref(self), self._poll_stop),
+                    daemon=True, name=f"dfw-poll-{self.path.name}")
+                self._poller.start()
         return handle
 
     def off(self, handle: int) -> None:
@@ -363,9 +404,31 @@ class Session:
     def _write(self, idx: np.ndarray | None, action: Callable[[list[str]], int]) -> int:
         """Run a store write, then sync the cache, emit events, schedule a refit."""
         ids = [] if idx is None else self.ids[idx].tolist()
-        n = action(ids)
-        self._sync()
+        with self._write_lock:
+            n = action(ids)
+            self._sync()
         return n
+
+    def _sync_if_moved(self, *, wait: float = _SYNC_WAIT) -> None:
+        """Sync (and emit) if the store changed since the last sync: one cheap query.
+
+        Waits at most ``wait`` s for a write in progress in another thread (it emits its
+        own events); after that, or once closed, the cache is used as it is."""
+        if self._closed:
+            return
+        try:
+            if self.store.version() == self._synced_version:
+                return
+        except sqlite3.ProgrammingError:  # store closed under us
+            return
+        if not self._write_lock.acquire(timeout=wait):
+            log.debug("sync skipped: another thread is writing")
+            return
+        try:
+            if not self._closed:
+                self._sync()
+        finally:
+            self._write_lock.release()
 
     def _sync(self, *, emit: bool = True) -> bool:
         """Bring the label cache up to date with the store (incrementally: only items
@@ -503,7 +566,7 @@ class Session:
 
     def _fit_now(self) -> None:
         with self._fit_lock:
-            self._sync()
+            self._sync_if_moved()
             with self._lock:
                 seq = self._label_seq
                 codes = self._codes.copy()
@@ -512,6 +575,7 @@ class Session:
             started = time.perf_counter()
             if not ok:
                 if self._publish(seq, None, None, classes, why):
+                    self._remove_saved_model()
                     self._emit("model_updated", self)
                 return
             train = np.flatnonzero((codes >= 0) & ~self._audit_mask())
@@ -526,6 +590,7 @@ class Session:
             published = self._publish(seq, model, probs, classes,
                                        f"{kind} on {len(train)} labels ({seconds:.2f} s)")
             if published:  # the curve record first, so listeners see it
+                self._save_model(model, kind=kind, train=train, y=y)
                 self._record_curve(kind=kind, n_train=len(train), seconds=seconds)
                 self._emit("model_updated", self)
 
@@ -601,6 +666,140 @@ class Session:
                 self.predictions_ = probs.argmax(axis=1).astype(np.int64)
                 self.uncertainty_ = (1.0 - probs.max(axis=1)).astype(np.float32)
         return True
+
+    # ================================================================== model on disk
+    def _model_files(self) -> tuple[Path, Path]:
+        folder = self.path / MODEL_DIR
+        return folder / MODEL_FILE, folder / MODEL_META_FILE
+
+    def _label_fingerprint(self, train: np.ndarray, y: np.ndarray, *,
+                           negatives: bool) -> str:
+        """Hash of the sorted (item id, class name) pairs trained on (and of the store's
+        hard negatives when ``negatives``, as prototypes use them)."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(json.dumps(sorted(zip(self.ids[train].tolist(),
+                                       [str(v) for v in y.tolist()]))).encode())
+        if negatives:
+            neg = self.store.negatives()
+            h.update(json.dumps(sorted(zip(neg["item_id"].astype(str).tolist(),
+                                           neg["label"].astype(str).tolist()))).encode())
+        return h.hexdigest()
+
+    def _save_model(self, model: Any, *, kind: str, train: np.ndarray, y: np.ndarray) -> None:
+        """Write ``model/last_model.npz`` (+ ``.json``) atomically; never raises (logs)."""
+        from . import __version__
+        from .learn.models import LinearProbe, PrototypeClassifier
+
+        if not isinstance(model, (LinearProbe, PrototypeClassifier)):
+            log.info("not saving the %s model (its zero-shot part is rebuilt from the class "
+                     "names); reopening the project refits it", kind)
+            self._remove_saved_model()
+            return
+        npz, meta_file = self._model_files()
+        try:
+            arrays, state = model.get_state()
+            meta = {
+                "format": _MODEL_FORMAT, "kind": kind, "model": type(model).__name__,
+                "state": state, "classes": list(self.model_classes_),
+                "label_fingerprint": self._label_fingerprint(
+                    train, y, negatives=isinstance(model, PrototypeClassifier)),
+                "n_train": len(train), "embeddings_hash": self._embeddings_hash,
+                "dfwidgets_version": __version__, "time": time.time(),
+            }
+            text = json.dumps(meta, indent=1)
+            npz.parent.mkdir(exist_ok=True)
+            tag = f"{os.getpid()}.{threading.get_ident()}.tmp"
+            tmp = npz.with_name(f".{npz.name}.{tag}")
+            with open(tmp, "wb") as f:
+                np.savez(f, __meta__=np.array(text), **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, npz)
+            tmp = meta_file.with_name(f".{meta_file.name}.{tag}")
+            tmp.write_text(text)
+            os.replace(tmp, meta_file)
+        except Exception as exc:  # noqa: BLE001 - a full disk must not break labeling
+            log.warning("could not save the model to %s (%s: %s); reopening will refit",
+                        npz, type(exc).__name__, exc)
+
+    def _remove_saved_model(self) -> None:
+        for file in self._model_files():
+            try:
+                file.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not remove %s (%s)", file, exc)
+
+    def _read_saved_model(self, npz: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """(arrays, meta) of a saved model that fits this project; ValueError saying why
+        it does not (unreadable, other embeddings or dimensions, unknown classes)."""
+        try:
+            with np.load(npz, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+            meta = json.loads(str(arrays.pop("__meta__")))
+        except Exception as exc:  # noqa: BLE001 - any damage: refit
+            raise ValueError(f"unreadable ({type(exc).__name__}: {exc})") from None
+        if not isinstance(meta, dict) or meta.get("format") != _MODEL_FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise ValueError(f"unknown format {found!r} (this dfwidgets writes {_MODEL_FORMAT})")
+        if meta.get("model") not in ("LinearProbe", "PrototypeClassifier"):
+            raise ValueError(f"unsupported model {meta.get('model')!r}")
+        state = meta.get("state") or {}
+        dim = self.embeddings.shape[1]
+        if state.get("n_features_in_") != dim:
+            raise ValueError(f"it was fitted on {state.get('n_features_in_')}-dim embeddings, "
+                             f"the project's have {dim}")
+        if meta.get("embeddings_hash") != self._embeddings_hash:
+            raise ValueError("it was fitted on other embeddings than the project's")
+        unknown = set(map(str, state.get("classes_", []))) - set(self._classes)
+        if unknown:
+            raise ValueError(f"its classes {sorted(unknown)} are not in the project "
+                             "(renamed or merged since?)")
+        return arrays, meta
+
+    def _restore_model(self) -> bool:
+        """Load the saved model at open. True when it was trained on exactly the current
+        labels: it is published as it was, no refit needed. Otherwise a LinearProbe
+        becomes the warm start of the next fit (and is shown until then); a damaged or
+        mismatched file is ignored with a warning."""
+        from .learn.models import LinearProbe, PrototypeClassifier
+
+        npz = self._model_files()[0]
+        if not npz.exists():
+            return False
+        try:
+            arrays, meta = self._read_saved_model(npz)
+            kind, state = str(meta.get("kind", meta["model"])), meta["state"]
+            with self._lock:
+                seq, codes, classes = self._label_seq, self._codes.copy(), list(self._classes)
+            train = np.flatnonzero((codes >= 0) & ~self._audit_mask())
+            y = np.asarray(classes, dtype=object)[codes[train]]
+            is_probe = meta["model"] == "LinearProbe"
+            fresh = meta.get("label_fingerprint") == self._label_fingerprint(
+                train, y, negatives=not is_probe)
+            if is_probe:  # training data back: predict_proba_mc (BALD) works as before
+                model = LinearProbe.from_state(arrays, state, **(
+                    {"X": self.embeddings[train], "y": y} if fresh else {}))
+            else:
+                model = PrototypeClassifier.from_state(arrays, state)
+            probs = _align_columns(model.predict_proba(self.embeddings),
+                                   list(model.classes_), classes)
+        except Exception as exc:  # noqa: BLE001 - never fail open over the model file
+            log.warning("ignoring the saved model %s: %s; the model is refitted", npz, exc)
+            return False
+        if is_probe:
+            self._probe = model  # the next fit continues from it
+        n_train = int(meta.get("n_train", 0))
+        if fresh:
+            status = f"{kind} on {n_train} labels (restored)"
+        elif len(set(y.tolist())) >= 2:
+            status = (f"{kind} on {n_train} labels (restored; the labels changed since, "
+                      + ("refitting)" if self.auto_fit else "call fit() to update)"))
+        else:
+            log.info("saved model %s is out of date and cannot be refitted yet", npz)
+            return False
+        self._publish(seq, model, probs, classes, status)
+        log.info("model restored from %s (%s)", npz, status)
+        return fresh
 
     # ================================================================== next batch, audit
     def _audit_sampler(self) -> Any:
@@ -798,6 +997,24 @@ def _check_strategy_name(name: str) -> None:
 
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}.")
+
+
+def _poll_store(ref: weakref.ReferenceType[Session], stop: threading.Event) -> None:
+    """Poller thread body: sync the Session ``ref`` whenever the store changes, until it
+    is closed, garbage, or has no callbacks left (a weak reference keeps it collectable)."""
+    while not stop.wait(_POLL_SECONDS):
+        session = ref()
+        if session is None:
+            return
+        with session._lock:
+            if session._closed or not session._callbacks:
+                session._poller = None
+                return
+        try:
+            session._sync_if_moved(wait=0.0)
+        except Exception:
+            log.warning("polling the label store failed", exc_info=True)
+        del session
 
 
 def _model_name(model: Any) -> str:

@@ -268,6 +268,84 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self._members = members
         return members
 
+    # ------------------------------------------------------------ saving state
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The fitted model as plain arrays + JSON-able meta (no pickle), for
+        :meth:`from_state`. Arrays: ``coef_`` (K, D), ``intercept_`` (K,), ``mean_`` and
+        ``scale_`` (D,) (the standardisation), ``coef_std`` (K, D) and ``intercept_std``
+        (K,) (weights in the standardised space, the start of the bootstrap members),
+        ``class_counts_`` (K,). Meta: ``estimator``, ``params``, ``classes_``,
+        ``n_features_in_``, ``n_iter_``, ``loss_``."""
+        self._check_fitted()
+        mean, scale = self._standardise
+        if getattr(self, "_train", None) is not None:
+            W, b = self._train[2], self._train[3]
+        else:  # unpickled: the same function, from the raw-space weights
+            W = torch.from_numpy(self.coef_) * scale
+            b = torch.from_numpy(self.intercept_) + torch.from_numpy(self.coef_) @ mean
+        arrays = {
+            "coef_": self.coef_, "intercept_": self.intercept_,
+            "mean_": mean.numpy().astype(np.float32), "scale_": scale.numpy().astype(np.float32),
+            "coef_std": W.numpy().astype(np.float32), "intercept_std": b.numpy().astype(np.float32),
+            "class_counts_": np.asarray(self.class_counts_, dtype=np.int64),
+        }
+        params = self.get_params()
+        if params.get("classes") is not None:
+            params["classes"] = np.asarray(list(params["classes"])).tolist()
+        meta = {"estimator": type(self).__name__, "params": params,
+                "classes_": self.classes_.tolist(), "n_features_in_": int(self.n_features_in_),
+                "n_iter_": int(self.n_iter_), "loss_": float(self.loss_)}
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], *,
+                   X: Any = None, y: Any = None) -> LinearProbe:
+        """A fitted LinearProbe from :meth:`get_state` output; ValueError naming what is
+        missing or inconsistent. Pass the training data ``X`` (n, D), ``y`` (n,) to make
+        :meth:`predict_proba_mc` (BALD) work again; predicting needs neither."""
+        if meta.get("estimator") != cls.__name__:
+            raise ValueError(f"state is for {meta.get('estimator')!r}, not {cls.__name__}")
+        try:
+            probe = cls(**dict(meta.get("params") or {}))
+            classes_ = np.asarray(meta["classes_"])
+            K, D = len(classes_), int(meta["n_features_in_"])
+            shapes = {"coef_": (K, D), "intercept_": (K,), "mean_": (D,), "scale_": (D,),
+                      "coef_std": (K, D), "intercept_std": (K,), "class_counts_": (K,)}
+            got = {k: np.asarray(arrays[k]) for k in shapes}
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"incomplete LinearProbe state: {exc!r} is missing or wrong; "
+                             "refit the model") from None
+        for name, shape in shapes.items():
+            if got[name].shape != shape:
+                raise ValueError(f"LinearProbe state: {name} has shape {got[name].shape}, "
+                                 f"expected {shape} for {K} classes and {D} dims; refit")
+            if got[name].dtype.kind == "f" and not np.isfinite(got[name]).all():
+                raise ValueError(f"LinearProbe state: {name} has NaN/inf values; refit")
+        if not (got["scale_"] > 0).all():
+            raise ValueError("LinearProbe state: scale_ must be positive; refit")
+        probe.classes_ = classes_
+        probe.coef_ = np.ascontiguousarray(got["coef_"], dtype=np.float32)
+        probe.intercept_ = np.ascontiguousarray(got["intercept_"], dtype=np.float32)
+        probe.n_features_in_ = D
+        probe.n_iter_ = int(meta.get("n_iter_", 0))
+        probe.loss_ = float(meta.get("loss_", float("nan")))
+        probe.class_counts_ = got["class_counts_"].astype(np.int64)
+        mean_t = torch.from_numpy(np.ascontiguousarray(got["mean_"], dtype=np.float32))
+        scale_t = torch.from_numpy(np.ascontiguousarray(got["scale_"], dtype=np.float32))
+        probe._standardise = (mean_t, scale_t)
+        probe._members = None
+        probe._train = None
+        if X is not None and y is not None:
+            X = check_embeddings(X, name="X", dim=D)
+            y = check_labels(y, len(X))
+            _, codes = encode_labels(y, classes_)
+            W = torch.from_numpy(np.ascontiguousarray(got["coef_std"], dtype=np.float32))
+            b = torch.from_numpy(np.ascontiguousarray(got["intercept_std"], dtype=np.float32))
+            Xs = (torch.from_numpy(X) - mean_t) / scale_t
+            probe._train = (Xs, torch.from_numpy(codes), W, b,
+                            np.bincount(codes, minlength=K))
+        return probe
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_train"] = None

@@ -109,3 +109,47 @@ class PrototypeClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """Nearest prototype's class per row, (N,)."""
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    # ------------------------------------------------------------ saving state
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The fitted model as plain arrays (``prototypes_`` (K, D), ``class_counts_``
+        (K,)) + JSON-able meta (``estimator``, ``params``, ``classes_``,
+        ``n_features_in_``), for :meth:`from_state`; no pickle."""
+        if not hasattr(self, "prototypes_"):
+            raise RuntimeError("this PrototypeClassifier is not fitted yet; call fit(X, y)")
+        params = self.get_params()
+        if params.get("classes") is not None:
+            params["classes"] = np.asarray(list(params["classes"])).tolist()
+        arrays = {"prototypes_": self.prototypes_,
+                  "class_counts_": np.asarray(self.class_counts_, dtype=np.int64)}
+        meta = {"estimator": type(self).__name__, "params": params,
+                "classes_": self.classes_.tolist(), "n_features_in_": int(self.n_features_in_)}
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray],
+                   meta: dict[str, Any]) -> PrototypeClassifier:
+        """A fitted PrototypeClassifier from :meth:`get_state` output; ValueError naming
+        what is missing or inconsistent."""
+        if meta.get("estimator") != cls.__name__:
+            raise ValueError(f"state is for {meta.get('estimator')!r}, not {cls.__name__}")
+        try:
+            model = cls(**dict(meta.get("params") or {}))
+            classes_ = np.asarray(meta["classes_"])
+            K, D = len(classes_), int(meta["n_features_in_"])
+            protos = np.asarray(arrays["prototypes_"])
+            counts = np.asarray(arrays["class_counts_"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"incomplete PrototypeClassifier state: {exc!r} is missing or "
+                             "wrong; refit the model") from None
+        if protos.shape != (K, D) or counts.shape != (K,):
+            raise ValueError(
+                f"PrototypeClassifier state: prototypes_ {protos.shape} / class_counts_ "
+                f"{counts.shape} do not fit {K} classes and {D} dims; refit")
+        if not np.isfinite(protos).all():
+            raise ValueError("PrototypeClassifier state: prototypes_ has NaN/inf; refit")
+        model.classes_ = classes_
+        model.prototypes_ = np.ascontiguousarray(protos, dtype=np.float32)
+        model.class_counts_ = counts.astype(np.int64)
+        model.n_features_in_ = D
+        return model
