@@ -890,18 +890,43 @@ class Session:
         return out
 
     def accuracy_estimate(self) -> dict[str, Any]:
-        """Accuracy of the current model on answered audit items (never trained on):
-        dict(estimate, low, high, n) with a 95% Wilson interval; None values when n = 0."""
+        """Estimated accuracy of the current model on the unlabeled items, with a 95%
+        interval: dict(estimate, low, high, n, expected, correction, audit_estimate,
+        audit_low, audit_high).
+
+        ``estimate``: the model's mean confidence over all unlabeled items, corrected by
+        the answered audit items (random, never trained on; ``n`` of them), see
+        :func:`dfwidgets.learn.evaluate.confidence_accuracy`: with few answers it leans on
+        the model's confidence, with many on the audit. ``audit_*``: the audit answers
+        alone (Wilson interval), the plain unbiased check. None values before a model.
+        """
+        from .learn.evaluate import confidence_accuracy
+
+        self._sync_if_moved()
         with self._lock:
-            pred, model_classes = self.predictions_, list(self.model_classes_)
-            given = np.asarray(self._classes + [None], dtype=object)[self._codes]
+            probs, pred, model_classes = self.probs_, self.predictions_, list(self.model_classes_)
+            codes = self._codes.copy()
+            given = np.asarray(self._classes + [None], dtype=object)[codes]
             sampler = self._audit_sampler()
-        if pred is None:
-            answered = int(sum(v is not None for v in given[sampler.items]))
-            return {"estimate": None, "low": None, "high": None, "n": answered}
+        empty = {"estimate": None, "low": None, "high": None, "expected": None,
+                 "correction": None, "audit_estimate": None, "audit_low": None,
+                 "audit_high": None}
+        audit = sampler.items
+        answered = audit[codes[audit] >= 0] if len(audit) else audit
+        if pred is None or probs is None:
+            return {**empty, "n": int(len(answered))}
         # compare class names: classes may have been added or merged since the fit
         guessed = np.asarray(model_classes, dtype=object)[pred]
-        return sampler.estimate(guessed, given)
+        audit_only = sampler.estimate(guessed, given)
+        pool = np.flatnonzero(codes < 0)
+        if pool.size == 0:  # everything labeled: only the audit answers are left
+            pool = answered
+        if pool.size == 0:
+            return {**empty, "n": 0}
+        est = confidence_accuracy(probs[pool], probs[answered],
+                                  guessed[answered] == given[answered])
+        return {**est, "audit_estimate": audit_only["estimate"],
+                "audit_low": audit_only["low"], "audit_high": audit_only["high"]}
 
     def true_accuracy(self) -> dict[str, Any] | None:
         """Accuracy on a fixed random holdout of up to 2,000 unlabeled items with ground
@@ -942,7 +967,7 @@ class Session:
             "n_train": int(n_train),
             "n_classes": len(self.model_classes_),
             "accuracy": est["estimate"], "low": est["low"], "high": est["high"],
-            "n_audit": est["n"],
+            "n_audit": est["n"], "audit_accuracy": est.get("audit_estimate"),
             "true_accuracy": None if true is None else true["accuracy"],
             "strategy": self.strategy, "model": kind,
             "fit_seconds": round(seconds, 4), "time": time.time(),

@@ -526,7 +526,8 @@ class Trainer(W.VBox):
     def curve_points(self) -> pd.DataFrame:
         """The learning curve shown: DataFrame[n_labels, accuracy, low, high, measured]
         (one point per label count, the latest fit; ground truth where the source has it,
-        else the audit estimate with its 95% interval)."""
+        else Session.accuracy_estimate: the model's confidence corrected by the audit
+        answers, with its 95% interval)."""
         cols = ["n_labels", "accuracy", "low", "high", "measured"]
         curve = self.session.curve
         if curve is None or len(curve) == 0:
@@ -540,7 +541,7 @@ class Trainer(W.VBox):
         else:
             curve["acc"] = curve.get("accuracy")
             curve["lo"], curve["hi"] = curve.get("low"), curve.get("high")
-            measured = "audit"
+            measured = "estimated: confidence + audit"
         curve = curve[curve["acc"].notna()]
         curve = curve.groupby("n_labels", as_index=False).last().sort_values("n_labels")
         return pd.DataFrame({

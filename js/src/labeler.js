@@ -137,9 +137,9 @@ function render({ model, el }) {
     const a = s.accuracy;
     if (a && a.estimate != null) {
       const range = a.low != null && a.high != null ? ` (${pct(a.low)}–${pct(a.high)}, ${a.n} audited)` : "";
-      parts.push(h("span", { title: "accuracy on the audit share, with its 95% interval" }, "accuracy ", h("b", { text: pct(a.estimate) }), range));
+      parts.push(h("span", { title: "estimated accuracy on the unlabeled items: the model's confidence, checked against the random audit answers; 95% interval" }, "est. accuracy ", h("b", { text: pct(a.estimate) }), range));
     } else {
-      parts.push(h("span", { title: "needs a model and a few audit answers" }, "accuracy —"));
+      parts.push(h("span", { title: "needs a model and a few audit answers" }, "est. accuracy —"));
     }
     parts.push(h("span", {}, h("b", { text: s.per_minute != null ? String(s.per_minute) : "—" }), " labels/min"));
     parts.push(h("span", {}, h("b", { text: s.issues != null ? String(s.issues) : "—" }), " suspected errors"));

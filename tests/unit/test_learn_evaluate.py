@@ -9,7 +9,13 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from dfwidgets.learn.evaluate import AuditSampler, LearningCurveFit, simulate, wilson_interval
+from dfwidgets.learn.evaluate import (
+    AuditSampler,
+    LearningCurveFit,
+    confidence_accuracy,
+    simulate,
+    wilson_interval,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -172,3 +178,50 @@ def test_simulate_bad_input(fmnist_train_emb):
     bad[5] = np.inf
     with pytest.raises(ValueError, match=r"1 row\(s\): \[5\]"):
         simulate(bad, y, budgets=[10], progress=False)
+
+
+def _calibrated_world(n: int, k: int, rng: np.random.Generator, sharpen: float = 1.0):
+    """Probabilities and labels drawn from them (a calibrated model), then optionally
+    made over-confident by sharpening (power > 1) the shown probabilities."""
+    probs = rng.dirichlet(np.full(k, 0.4), size=n)
+    truth = np.array([rng.choice(k, p=p) for p in probs])
+    shown = probs**sharpen
+    shown /= shown.sum(axis=1, keepdims=True)
+    correct = shown.argmax(axis=1) == truth
+    return shown, correct
+
+
+def test_confidence_accuracy_calibrated_model_few_answers() -> None:
+    rng = np.random.default_rng(0)
+    probs, correct = _calibrated_world(20_000, 10, rng)
+    pool, audit = slice(0, 19_990), slice(19_990, 20_000)  # 10 audit answers
+    est = confidence_accuracy(probs[pool], probs[audit], correct[audit])
+    truth = correct[pool].mean()
+    assert est["n"] == 10
+    assert abs(est["estimate"] - truth) < 0.03  # the pool's confidence carries it
+    assert est["low"] <= truth <= est["high"]
+    wl, wh = wilson_interval(int(correct[audit].sum()), 10)
+    assert est["high"] - est["low"] < (wh - wl) / 2  # far tighter than the audit alone
+
+
+def test_confidence_accuracy_overconfident_model_corrected_by_audit() -> None:
+    rng = np.random.default_rng(1)
+    probs, correct = _calibrated_world(30_000, 10, rng, sharpen=3.0)
+    pool, audit = slice(0, 28_000), slice(28_000, 30_000)  # 2,000 audit answers
+    truth = correct[pool].mean()
+    no_audit = confidence_accuracy(probs[pool], probs[:0], [])
+    assert no_audit["estimate"] - truth > 0.05  # over-confident, and nothing says so yet
+    est = confidence_accuracy(probs[pool], probs[audit], correct[audit])
+    assert abs(est["estimate"] - truth) < 0.015
+    assert est["correction"] < -0.04
+    assert est["low"] <= truth <= est["high"]
+
+
+def test_confidence_accuracy_bad_input() -> None:
+    good = np.full((5, 3), 1 / 3)
+    with pytest.raises(ValueError, match="non-empty"):
+        confidence_accuracy(np.empty((0, 3)), good[:0], [])
+    with pytest.raises(ValueError, match="audit_probs"):
+        confidence_accuracy(good, good[:2], [True])
+    with pytest.raises(ValueError, match="NaN"):
+        confidence_accuracy(np.full((5, 3), np.nan), good[:0], [])
