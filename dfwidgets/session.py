@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .learn.simulation import SMOOTHING
 from .store import LabelStore
 
 __all__ = ["Session"]
@@ -82,8 +83,12 @@ class Session:
         auto_fit: bool,
         strategy: str,
         fit_delay: float = 0.5,
+        smoothing: float = SMOOTHING,
     ) -> None:
         self.path = path
+        self.smoothing = float(smoothing)
+        self._features: np.ndarray | None = None
+        self._features_lock = threading.Lock()
         self.source = source
         self.embeddings = embeddings
         self.store = store
@@ -143,6 +148,7 @@ class Session:
         auto_fit: bool = True,
         strategy: str = "hybrid",
         fit_delay: float = 0.5,
+        smoothing: float = SMOOTHING,
     ) -> Session:
         """Create the project folder ``path``, or reopen it with everything restored.
 
@@ -151,8 +157,13 @@ class Session:
         the saved ``embeddings.npy`` is used, else they are computed with ``model`` (an
         embedder name such as ``"efficientnet_lite0"``, or an Embedder). ``auto_fit``:
         retrain in the background after each burst of labels (``fit_delay`` seconds of
-        quiet). ``strategy``: default for :meth:`next_batch`.
+        quiet). ``strategy``: default for :meth:`next_batch`. ``smoothing``: the model sees
+        each item's embedding plus ``smoothing`` x the mean of its 10 nearest neighbours
+        (:class:`~dfwidgets.learn.neighbour_smoothing.NeighbourSmoothing`; about a third
+        fewer labels for the same accuracy on Fashion-MNIST); 0 = the raw embeddings.
         """
+        if not np.isfinite(smoothing) or smoothing < 0:
+            raise ValueError(f"smoothing must be a weight >= 0 (0 = off); got {smoothing}")
         path = Path(path).expanduser()
         if path.exists() and not path.is_dir():
             raise NotADirectoryError(f"{path} is a file; Session.open needs a project folder.")
@@ -161,14 +172,16 @@ class Session:
         store = LabelStore(path)
         try:
             return cls._open(path, store, source=source, embeddings=embeddings, model=model,
-                             auto_fit=auto_fit, strategy=strategy, fit_delay=fit_delay)
+                             auto_fit=auto_fit, strategy=strategy, fit_delay=fit_delay,
+                             smoothing=smoothing)
         except BaseException:
             store.close()
             raise
 
     @classmethod
     def _open(cls, path: Path, store: LabelStore, *, source: Any, embeddings: Any, model: Any,
-              auto_fit: bool, strategy: str, fit_delay: float) -> Session:
+              auto_fit: bool, strategy: str, fit_delay: float,
+              smoothing: float = SMOOTHING) -> Session:
         from .data import ImageSource
 
         saved = store.get_meta("source")
@@ -210,7 +223,8 @@ class Session:
                 store.add_class(str(name))
             store.set_meta("classes_seeded", True)
         session = cls(path, source=source, embeddings=emb, store=store, model=model_name,
-                      auto_fit=auto_fit, strategy=strategy, fit_delay=fit_delay)
+                      auto_fit=auto_fit, strategy=strategy, fit_delay=fit_delay,
+                      smoothing=smoothing)
         if not isinstance(model, str) and model is not None:
             session._embedder = model  # an Embedder object given by the caller
         log.info("Session %s: %d items, %d labels, classes %s", path, len(source),
@@ -579,11 +593,12 @@ class Session:
                     self._emit("model_updated", self)
                 return
             train = np.flatnonzero((codes >= 0) & ~self._audit_mask())
-            X = self.embeddings[train]
+            features = self.model_features
+            X = features[train]
             y = np.asarray(classes, dtype=object)[codes[train]]
             model, kind = self._make_model(y, classes)
             self._fit_model(model, X, y)
-            probs = _align_columns(model.predict_proba(self.embeddings),
+            probs = _align_columns(model.predict_proba(features),
                                    list(model.classes_), classes)
             seconds = time.perf_counter() - started
             self.fit_error_ = None
@@ -627,7 +642,7 @@ class Session:
             neg = neg[neg["item_id"].isin(self._index_of) & neg["label"].isin(set(y.tolist()))]
             if len(neg):
                 idx = self.indices_of(neg["item_id"])
-                model.fit(X, y, X_negative=self.embeddings[idx],
+                model.fit(X, y, X_negative=self.model_features[idx],
                           y_negative=neg["label"].to_numpy(dtype=object))
                 return
         model.fit(X, y)
@@ -704,6 +719,7 @@ class Session:
                 "label_fingerprint": self._label_fingerprint(
                     train, y, negatives=isinstance(model, PrototypeClassifier)),
                 "n_train": len(train), "embeddings_hash": self._embeddings_hash,
+                "smoothing": self.smoothing,
                 "dfwidgets_version": __version__, "time": time.time(),
             }
             text = json.dumps(meta, indent=1)
@@ -750,6 +766,9 @@ class Session:
                              f"the project's have {dim}")
         if meta.get("embeddings_hash") != self._embeddings_hash:
             raise ValueError("it was fitted on other embeddings than the project's")
+        if float(meta.get("smoothing", 0.0)) != self.smoothing:
+            raise ValueError(f"it was fitted with smoothing={meta.get('smoothing', 0.0)}, "
+                             f"this Session uses {self.smoothing}")
         unknown = set(map(str, state.get("classes_", []))) - set(self._classes)
         if unknown:
             raise ValueError(f"its classes {sorted(unknown)} are not in the project "
@@ -778,10 +797,10 @@ class Session:
                 train, y, negatives=not is_probe)
             if is_probe:  # training data back: predict_proba_mc (BALD) works as before
                 model = LinearProbe.from_state(arrays, state, **(
-                    {"X": self.embeddings[train], "y": y} if fresh else {}))
+                    {"X": self.model_features[train], "y": y} if fresh else {}))
             else:
                 model = PrototypeClassifier.from_state(arrays, state)
-            probs = _align_columns(model.predict_proba(self.embeddings),
+            probs = _align_columns(model.predict_proba(self.model_features),
                                    list(model.classes_), classes)
         except Exception as exc:  # noqa: BLE001 - never fail open over the model file
             log.warning("ignoring the saved model %s: %s; the model is refitted", npz, exc)
@@ -881,7 +900,7 @@ class Session:
                     log.info("bald needs a linear probe (MC samples); using entropy")
                     name = "entropy"
                 else:
-                    probs = mc(self.embeddings)  # (S, N, K)
+                    probs = mc(self.model_features)  # (S, N, K)
             chosen = np.asarray(strategies.select(name, probs, self.embeddings, blocked, rest,
                                                   rng), dtype=np.int64)
         out = np.concatenate([chosen, audit_idx])
@@ -980,6 +999,22 @@ class Session:
         n_audit, true_accuracy, strategy, model, fit_seconds, time."""
         return self.store.curve()
 
+    @property
+    def model_features(self) -> np.ndarray:
+        """(N, D) float32 what the model is fitted on: the embeddings, neighbour-smoothed
+        when ``smoothing`` > 0 (the kNN graph is built on first use, then cached on disk)."""
+        if self._features is None:
+            with self._features_lock:
+                if self._features is None:
+                    if self.smoothing > 0 and len(self.embeddings) > 2:
+                        from .learn.neighbour_smoothing import NeighbourSmoothing
+
+                        self._features = NeighbourSmoothing(
+                            alpha=self.smoothing).fit_transform(self.embeddings)
+                    else:
+                        self._features = self.embeddings
+        return self._features
+
     def label_issues(self) -> pd.DataFrame:
         """Suspected label errors, most suspicious first: DataFrame[index, item_id, given,
         suggested, score] (class names); empty with fewer than two labeled classes."""
@@ -991,7 +1026,7 @@ class Session:
         if labeled.size == 0 or np.unique(codes[labeled]).size < 2:
             return pd.DataFrame(columns=cols)
         names = np.asarray(self._classes, dtype=object)
-        found = find_label_issues(self.embeddings[labeled], names[codes[labeled]])
+        found = find_label_issues(self.model_features[labeled], names[codes[labeled]])
         found = found.copy()
         found["index"] = labeled[found["index"].to_numpy(dtype=np.int64)]
         found.insert(1, "item_id", self.ids[found["index"].to_numpy()])

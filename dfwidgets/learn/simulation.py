@@ -12,11 +12,14 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_embeddings, check_labels, encode_labels
+from .neighbour_smoothing import NeighbourSmoothing
 from .strategies import STRATEGIES
 
 __all__ = ["SimulationResult", "simulate"]
 
 log = logging.getLogger(__name__)
+
+SMOOTHING = 0.5  # the Session's default neighbour-smoothing weight (see NeighbourSmoothing)
 
 
 @dataclass
@@ -92,6 +95,7 @@ def simulate(
     model: Any = None,
     batch_size: int | None = None,
     initial: Literal["typiclust", "random"] = "typiclust",
+    smoothing: float = SMOOTHING,
     progress: bool = True,
 ) -> SimulationResult:
     """Replay active labeling with an oracle that knows ``y``; return accuracy curves.
@@ -103,7 +107,10 @@ def simulate(
     the next budget), the model is refitted (warm-started) after each batch, and accuracy
     is measured at every budget on ``test = (X_test, y_test)`` (default: a random 20% of
     the pool held out, never labeled). ``model``: an unfitted sklearn-shaped classifier
-    (default :class:`LinearProbe`); cloned per run.
+    (default :class:`LinearProbe`); cloned per run. ``smoothing``: the model sees
+    :class:`NeighbourSmoothing` features (each item plus ``smoothing`` x the mean of its 10
+    nearest pool neighbours, as a Session does); 0 = the raw embeddings. The strategies
+    always get the raw embeddings for their diversity terms.
     """
     from sklearn.base import clone
 
@@ -139,6 +146,10 @@ def simulate(
         _, t_codes = encode_labels(y_test, classes)
     if budgets[-1] > len(X):
         raise ValueError(f"the largest budget {budgets[-1]} exceeds the pool ({len(X)} items)")
+    X_model = X
+    if smoothing:
+        smoother = NeighbourSmoothing(alpha=smoothing).fit(X)
+        X_model, X_test = smoother.transform(), smoother.transform(X_test)
 
     if model is None:
         model = LinearProbe(classes=classes.tolist())
@@ -171,16 +182,16 @@ def simulate(
                 for budget in budgets:
                     while (have := int(mask.sum())) < budget:
                         if fitted_at != have:  # labels only grow: the count identifies the fit
-                            fitted, fitted_at = _fit(run_model, X, y_pool, mask), have
+                            fitted, fitted_at = _fit(run_model, X_model, y_pool, mask), have
                         step = budget - have if batch_size is None else min(batch_size,
                                                                              budget - have)
                         probs = None
                         if fitted is not None:
-                            probs = (fitted.predict_proba_mc(X) if name == "bald"
-                                     else fitted.predict_proba(X))
+                            probs = (fitted.predict_proba_mc(X_model) if name == "bald"
+                                     else fitted.predict_proba(X_model))
                         picks = STRATEGIES[name](probs, X, mask, step, rng)
                         mask[picks] = True
-                    fitted, fitted_at = _fit(run_model, X, y_pool, mask), int(mask.sum())
+                    fitted, fitted_at = _fit(run_model, X_model, y_pool, mask), int(mask.sum())
                     if fitted is None:  # one class so far: the constant prediction
                         only = codes[mask][0]
                         acc = float((t_codes == only).mean())
@@ -200,7 +211,7 @@ def simulate(
         n_pool=len(X),
         n_test=len(X_test),
         settings={"strategies": list(strategies), "budgets": budgets, "seeds": list(seeds),
-                  "batch_size": batch_size, "initial": initial},
+                  "batch_size": batch_size, "initial": initial, "smoothing": smoothing},
     )
 
 

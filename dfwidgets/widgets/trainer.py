@@ -392,9 +392,11 @@ class Trainer(W.VBox):
         s = self.session
         classes = list(s.model_classes_ or s.classes)
         model = s.model_
-        if hasattr(model, "coef_") and [str(c) for c in model.classes_] == classes:
+        if (hasattr(model, "coef_") and [str(c) for c in model.classes_] == classes
+                and not s.smoothing):
             head = head_from_coef(model.coef_, model.intercept_)
-        else:  # prototypes / blended: export a LinearProbe on the same training labels
+        else:  # prototypes / blended / a probe on neighbour-smoothed features (a new image
+            # has no neighbours): export a LinearProbe on the raw embeddings, same labels
             codes = s.label_array()
             train = np.flatnonzero(codes >= 0)
             head = probe_head(s.embeddings[train], codes[train], len(s.classes))
