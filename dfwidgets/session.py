@@ -159,8 +159,9 @@ class Session:
         retrain in the background after each burst of labels (``fit_delay`` seconds of
         quiet). ``strategy``: default for :meth:`next_batch`. ``smoothing``: the model sees
         each item's embedding plus ``smoothing`` x the mean of its 10 nearest neighbours
-        (:class:`~dfwidgets.learn.neighbour_smoothing.NeighbourSmoothing`; about a third
-        fewer labels for the same accuracy on Fashion-MNIST); 0 = the raw embeddings.
+        (:class:`~dfwidgets.learn.neighbour_smoothing.NeighbourSmoothing`; 0.5 needs ~20%
+        fewer labels for the same accuracy on Fashion-MNIST, but the model's confidence and
+        so :meth:`accuracy_estimate` become over-optimistic); 0 (default) = raw embeddings.
         """
         if not np.isfinite(smoothing) or smoothing < 0:
             raise ValueError(f"smoothing must be a weight >= 0 (0 = off); got {smoothing}")

@@ -136,7 +136,8 @@ def test_session_fits_on_smoothed_features_and_can_turn_it_off(tmp_path, fmnist_
     idx = np.arange(1200)
     src, emb = fmnist_train.subset(idx), np.ascontiguousarray(fmnist_train_emb[idx])
     gt = np.asarray(src.labels)
-    with Session.open(tmp_path / "on", source=src, embeddings=emb, auto_fit=False) as s:
+    with Session.open(tmp_path / "on", source=src, embeddings=emb, auto_fit=False,
+                      smoothing=0.5) as s:
         assert s.smoothing == 0.5
         assert not np.array_equal(s.model_features, s.embeddings)
         for c, name in enumerate(src.classes):
@@ -144,8 +145,8 @@ def test_session_fits_on_smoothed_features_and_can_turn_it_off(tmp_path, fmnist_
         s.fit()
         probs = s.model_.predict_proba(s.model_features)
         np.testing.assert_allclose(s.probs_, probs, atol=1e-6)
-    with Session.open(tmp_path / "off", source=src, embeddings=emb, auto_fit=False,
-                      smoothing=0) as s:
+    with Session.open(tmp_path / "off", source=src, embeddings=emb, auto_fit=False) as s:
+        assert s.smoothing == 0  # the default: raw embeddings
         assert s.model_features is s.embeddings
     with pytest.raises(ValueError, match="smoothing"):
         Session.open(tmp_path / "bad", source=src, embeddings=emb, smoothing=-1)
@@ -157,7 +158,8 @@ def test_saved_model_with_other_smoothing_is_refitted(tmp_path, fmnist_train,
     idx = np.arange(1200)
     src, emb = fmnist_train.subset(idx), np.ascontiguousarray(fmnist_train_emb[idx])
     gt = np.asarray(src.labels)
-    with Session.open(tmp_path / "p", source=src, embeddings=emb, auto_fit=False) as s:
+    with Session.open(tmp_path / "p", source=src, embeddings=emb, auto_fit=False,
+                      smoothing=0.5) as s:
         for c, name in enumerate(src.classes):
             s.label(np.flatnonzero(gt == c)[:5], name)
         s.fit()
@@ -178,8 +180,8 @@ def test_simulate_uses_smoothing_and_records_it(fmnist_train_emb, fmnist_train,
     X = np.ascontiguousarray(fmnist_train_emb[:3000])
     y = np.asarray(fmnist_train.classes, dtype=object)[np.asarray(fmnist_train.labels)[:3000]]
     on = dfw.simulate(X, y, strategies=["random"], budgets=[50, 100], seeds=[0],
-                      progress=False)
+                      progress=False, smoothing=0.5)
     off = dfw.simulate(X, y, strategies=["random"], budgets=[50, 100], seeds=[0],
-                       progress=False, smoothing=0)
+                       progress=False)
     assert on.settings["smoothing"] == 0.5 and off.settings["smoothing"] == 0
     assert not np.allclose(on.curves["accuracy"], off.curves["accuracy"])
