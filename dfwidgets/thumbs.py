@@ -21,7 +21,7 @@ from PIL import Image
 
 from ._config import cache_dir as _cache_dir
 
-__all__ = ["SpriteSheets", "encode_image"]
+__all__ = ["SpriteSheets", "encode_image", "encode_item"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,29 @@ def encode_image(img: Image.Image | np.ndarray, *, size: int | None = None,
     buf = io.BytesIO()
     img.save(buf, format=fmt, **({"optimize": False, "compress_level": 6} if fmt == "PNG" else {}))
     return buf.getvalue()
+
+
+def encode_item(img: Image.Image | np.ndarray, *, edge: int) -> tuple[bytes, str, tuple[int, int]]:
+    """One item's image as the page shows it -> (bytes, mime, (width, height)).
+
+    Small images (longest side <= ``edge // 2``) stay native-size PNG (the page scales
+    them up, pixelated); larger ones become a JPEG whose longest side is at most
+    ``2 * edge`` (sharp on high-DPI screens). The one image-encoding path of the widgets.
+    """
+    if isinstance(img, np.ndarray):
+        if img.dtype != np.uint8:
+            raise ValueError(f"image arrays must be uint8; got {img.dtype}.")
+        img = Image.fromarray(img)
+    if max(img.size) <= edge // 2:
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", optimize=False, compress_level=1)
+        return buf.getvalue(), "image/png", img.size
+    if max(img.size) > 2 * edge:
+        img = img.copy()
+        img.thumbnail((2 * edge, 2 * edge), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=88)
+    return buf.getvalue(), "image/jpeg", img.size
 
 
 def _fit(img: Image.Image, size: int) -> Image.Image:
