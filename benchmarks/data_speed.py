@@ -16,7 +16,6 @@ Usage: ``python benchmarks/data_speed.py [--n 70000]``. Prints a table and write
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
 import statistics
@@ -25,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
+import _results as bench
+
 SECTION = "ImageSource speed"
 
 log = logging.getLogger("benchmarks.data_speed")
@@ -47,26 +46,13 @@ def _median_item_us(src, indices) -> float:
     return statistics.median(times) * 1e6
 
 
-def write_section(markdown: str) -> None:
-    """Replace (or append) this benchmark's section in RESULTS.md, under a file lock."""
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # other benchmarks may write their sections now
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        if begin in text and end in text:
-            head, rest = text.split(begin, 1)
-            text = head + block + rest.split(end, 1)[1].lstrip("\n")
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-        RESULTS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=70000, help="number of images (<= 70000)")
     parser.add_argument("--items", type=int, default=2000, help="items timed for src[i]")
+    bench.add_output_options(parser)
     args = parser.parse_args()
+    load_start = bench.load_average()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     import numpy as np
@@ -118,19 +104,12 @@ def main() -> None:
         ("src[i], PNG files (median)", f"{us_file:.0f} us", f"{us_file / us_array:.1f}x the array path"),
         ("check() full decode, files", f"{t_check:.2f} s", f"{args.n / t_check:,.0f} files/s"),
     ]
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'measurement':<{width}} | time     | note", "-" * (width + 40)]
-    lines += [f"{a:<{width}} | {b:<8} | {c}" for a, b, c in rows]
-    print("\n".join(lines))
-
-    load = os.getloadavg()[0]
     intro = (f"`python benchmarks/data_speed.py --n {args.n}`: Fashion-MNIST as {args.n:,} PNG "
-             f"files (28x28) vs the same images as a uint8 array; {os.cpu_count()} CPU cores "
-             f"shared with other jobs (load average {load:.1f} at the end); src[i] = median of "
-             f"{len(idx)} single calls.")
-    md = [f"## {SECTION}", "", intro, "", "| measurement | time | note |", "|---|---|---|"]
-    md += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    write_section("\n".join(md) + "\n")
+             f"files (28x28) vs the same images as a uint8 array; {bench.machine_note(load_start)}; "
+             f"src[i] = median of {len(idx)} single calls.")
+    md = (f"## {SECTION}\n\n{intro}\n\n"
+          + bench.markdown_table(["measurement", "time", "note"], rows) + "\n")
+    bench.report(args, SECTION, md)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,9 @@ jobs OpenMP's spinning threads made the forward pass 10x slower here (measured: 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,40 +28,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("DFW_CACHE_DIR", str(REPO / ".dfw_cache"))  # the shared, warm cache
 
+import _results as bench
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(REPO))
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 log = logging.getLogger("embed_speed")
 
 
-def write_section(section: str, markdown: str) -> None:
-    """Replace (or append) one section in RESULTS.md, under the shared file lock."""
-    begin, end = f"<!-- BEGIN {section} -->", f"<!-- END {section} -->"
-    block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        if begin in text and end in text:
-            head, rest = text.split(begin, 1)
-            text = head + block + rest.split(end, 1)[1].lstrip("\n")
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-        RESULTS.write_text(text)
-
-
 def machine_note() -> str:
-    load = os.getloadavg()[0]
     import torch
 
-    return (f"{os.cpu_count()} CPU cores shared with other jobs (load average {load:.1f}), "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads, no GPU")
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
+    return (f"{bench.machine_note()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            "no GPU")
 
 
 def fashion(split: str):
@@ -91,10 +66,10 @@ def logistic(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: n
 def run_features(args: argparse.Namespace) -> None:
     import torch
 
-    from dfwidgets._embedders._preprocess import ResizeToTensor
     from dfwidgets._embedders._lite0_net import PooledStages, load_pretrained_lite0
+    from dfwidgets._embedders._preprocess import ResizeToTensor
 
-    torch.set_num_threads(args.threads)
+    bench.limit_threads(args.threads, blas=False)
     train, test = fashion("train"), fashion("test")
     rng = np.random.default_rng(0)
     itr = np.sort(rng.choice(len(train), args.n_train, replace=False))
@@ -155,10 +130,10 @@ def write_features_section(args: argparse.Namespace, rows: list[list]) -> None:
         "global-average-pooled stage outputs; logistic regression (standardised, C=0.5) and cosine "
         "1-NN. \"balanced\" = each stage's pooled vector L2-normalised before concatenation. "
         f"img/s = forward pass computing all features at once; {machine_note()}.\n\n"
-        + table(["input", "features", "dims", "logistic regression", "1-NN", "img/s"], rows) + "\n"
+        + bench.markdown_table(["input", "features", "dims", "logistic regression", "1-NN", "img/s"], rows) + "\n"
         + feature_conclusion(rows, args.n_test)
     )
-    write_section("Offline backbone: feature choice", md)
+    bench.report(args, "Offline backbone: feature choice", md)
 
 
 def feature_conclusion(rows: list[list], n_test: int) -> str:
@@ -194,14 +169,14 @@ class _NoArraySource:
 
 
 def run_speed(args: argparse.Namespace) -> None:
-    import torch
-
     import importlib
+
+    import torch
 
     import dfwidgets as dfw
 
     embed_mod = importlib.import_module("dfwidgets.embed")
-    torch.set_num_threads(args.threads)
+    bench.limit_threads(args.threads, blas=False)
     src = fashion("test").subset(np.arange(args.n))
     embedder = dfw.get_embedder("efficientnet_lite0")
     module = embedder.module
@@ -244,21 +219,19 @@ def run_speed(args: argparse.Namespace) -> None:
         f"`python benchmarks/embed_speed.py speed --n {args.n} --repeats {args.repeats}`: "
         f"efficientnet_lite0 at 64 px, all five stages, {args.n} Fashion-MNIST test images, batch 64, "
         f"median of {args.repeats} interleaved runs; {machine_note()}.\n\n"
-        + table(["path", "images/s (median)", "time vs forward alone", "pipeline overhead"], rows)
+        + bench.markdown_table(["path", "images/s (median)", "time vs forward alone", "pipeline overhead"], rows)
         + "\n\nArrays take the vectorised path with no workers; file sources use a DataLoader "
         "with min(2, CPUs) workers.\n"
     )
-    write_section("Embedding speed", md)
+    bench.report(args, "Embedding speed", md)
 
 
 # ------------------------------------------------------------------ cache
 def run_cache(args: argparse.Namespace) -> None:
-    import torch
-
     import dfwidgets as dfw
     from dfwidgets.data import ImageSource
 
-    torch.set_num_threads(args.threads)
+    bench.limit_threads(args.threads, blas=False)
     train, test = fashion("train"), fashion("test")
     images = np.concatenate([train.array, test.array])  # 70,000 images
     images.flags.writeable = False  # like the built-in datasets: hashes memoised per source
@@ -310,11 +283,11 @@ def run_cache(args: argparse.Namespace) -> None:
         f"`python benchmarks/embed_speed.py cache --repeats {args.repeats} --cold-n {args.cold_n}`: Fashion-MNIST train+test (70,000 images) as one "
         "new array source per call, efficientnet_lite0 vectors read from the shared cache "
         f"(`$DFW_CACHE_DIR`, .npy shards keyed by content hash); {machine_note()}.\n\n"
-        + table(["measurement", "wall time", "CPU time (this process)", "note"], rows)
+        + bench.markdown_table(["measurement", "wall time", "CPU time (this process)", "note"], rows)
         + "\n\nWall times on this oversubscribed machine are several times the CPU time; "
         "the CPU column shows the work itself.\n"
     )
-    write_section("Embedding cache (70,000 images)", md)
+    bench.report(args, "Embedding cache (70,000 images)", md)
 
 
 # ------------------------------------------------------------------ linear probe
@@ -341,10 +314,10 @@ def run_probe(args: argparse.Namespace) -> None:
         "## Offline backbone: linear probe on Fashion-MNIST\n\n"
         "`python benchmarks/embed_speed.py probe`: logistic regression (standardised, C=0.5, "
         "300 iterations) fit on the full train split (60,000), scored on the full test split "
-        "(10,000); cosine 1-NN over the train split.\n\n"
-        + table(["features", "dims", "logistic regression", "1-NN"], rows) + "\n"
+        f"(10,000); cosine 1-NN over the train split; {machine_note()}.\n\n"
+        + bench.markdown_table(["features", "dims", "logistic regression", "1-NN"], rows) + "\n"
     )
-    write_section("Offline backbone: linear probe on Fashion-MNIST", md)
+    bench.report(args, "Offline backbone: linear probe on Fashion-MNIST", md)
 
 
 def main() -> None:
@@ -362,7 +335,8 @@ def main() -> None:
     p.add_argument("--cold-n", type=int, default=1000)
     sub.add_parser("probe")
     for p in sub.choices.values():
-        p.add_argument("--threads", type=int, default=2)
+        bench.add_threads_option(p, default=2, help="torch threads")
+        bench.add_output_options(p)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     {"features": run_features, "speed": run_speed, "cache": run_cache, "probe": run_probe}[args.command](args)

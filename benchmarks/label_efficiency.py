@@ -27,34 +27,17 @@ Prints the tables and replaces the "Label efficiency" section of benchmarks/RESU
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import tempfile
 import time
 from pathlib import Path
 
+import _results as bench
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "Label efficiency (Fashion-MNIST, 60k pool)"
-os.environ.setdefault("DFW_CACHE_DIR", str(REPO / ".dfw_cache"))
+os.environ.setdefault("DFW_CACHE_DIR", str(bench.REPO / ".dfw_cache"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def write_section(markdown: str) -> None:
-    """Replace (or append) this benchmark's section in RESULTS.md, under a file lock."""
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        if begin in text and end in text:
-            head, rest = text.split(begin, 1)
-            text = head + block + rest.split(end, 1)[1].lstrip("\n")
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-        RESULTS.write_text(text)
 
 
 def log(msg: str, t0: float) -> None:
@@ -117,26 +100,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20,
                         help="labels per batch (one refit per batch), as the Labeler asks")
     parser.add_argument("--strategies", nargs="+", default=["random", "margin", "hybrid"])
-    parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
+    bench.add_threads_option(parser, default=1)
     parser.add_argument("--audit-strategies", nargs="+", default=["hybrid", "margin", "random"])
     parser.add_argument("--audit-checkpoints", type=int, nargs="+", default=[100, 200, 400, 800])
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["baseline", "timing", "audit"], help="parts to skip")
-    parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--smoothing", type=float, default=None,
                         help="neighbour-smoothing weight of the model (default 0.5; "
                              "Sessions default to 0)")
     parser.add_argument("--compare-raw", nargs="*", default=["random", "margin"],
                         help="strategies also run on the raw embeddings (smoothing 0)")
+    bench.add_output_options(parser)
     args = parser.parse_args()
     t0 = time.perf_counter()
-    load0 = os.getloadavg()[0]
-
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)
+    load0 = bench.load_average()
+    bench.limit_threads(args.threads)
 
     import dfwidgets as dfw
     from dfwidgets.learn.linear_probe import LinearProbe
@@ -282,9 +260,8 @@ def main() -> None:
         (f"`python benchmarks/label_efficiency.py --seeds {' '.join(map(str, seeds))} "
         f"--max-budget {budgets[-1]} --batch {args.batch} --strategies {' '.join(strategies)}` - pool = all 60,000 "
         f"train items (offline efficientnet_lite0, {Xtr.shape[1]} dims), accuracy on the 10,000 "
-        f"test items, mean of {len(seeds)} seeds; {args.threads} torch/BLAS thread(s), 2 CPU "
-        f"cores (load average {load0:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end); "
+        f"test items, mean of {len(seeds)} seeds; {args.threads} torch/BLAS thread(s), "
+        f"{bench.machine_note(load0)}; "
         f"total {time.perf_counter() - t0:.0f} s. **Full-pool LinearProbe (60,000 labels): "
         f"{full_acc:.3f}** (the better of raw embeddings {full_raw:.4f} and "
         f"neighbour-smoothed {full_smooth:.4f}); 90% = {targets['90%']:.3f}, "
@@ -405,10 +382,7 @@ def main() -> None:
         lines += ["", "Per strategy, within 3 points: " + "; ".join(
             f"{k} {sum(v <= 0.03 for v in vs)}/{len(vs)} (largest {max(vs) * 100:.1f})"
             for k, vs in by.items()) + "."]
-    markdown = "\n".join(lines)
-    print(markdown)
-    if not args.no_write:
-        write_section(markdown)
+    bench.report(args, SECTION, "\n".join(lines))
 
 
 if __name__ == "__main__":

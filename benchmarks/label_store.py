@@ -16,7 +16,6 @@ Usage: ``python benchmarks/label_store.py [--n 300]``. Prints a table and replac
 from __future__ import annotations
 
 import argparse
-import fcntl
 import subprocess
 import sys
 import tempfile
@@ -24,15 +23,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import _results as bench
 import numpy as np
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
-SECTION = "LabelStore speed"
 
 from dfwidgets.session import Session
 from dfwidgets.store import LabelStore
+
+SECTION = "LabelStore speed"
 
 
 def timed(fn, n: int) -> np.ndarray:
@@ -49,21 +46,6 @@ def stats(ms: np.ndarray) -> tuple[float, float]:
     return float(np.median(ms)), float(np.percentile(ms, 95))
 
 
-def write_section(markdown: str) -> None:
-    """Replace (or append) this benchmark's section in RESULTS.md, under a file lock."""
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        if begin in text and end in text:
-            head, rest = text.split(begin, 1)
-            text = head + block + rest.split(end, 1)[1].lstrip("\n")
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-        RESULTS.write_text(text)
-
-
 _WRITER = textwrap.dedent(
     """
     import sys
@@ -78,7 +60,9 @@ _WRITER = textwrap.dedent(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="labels per measurement")
+    bench.add_output_options(parser)
     args = parser.parse_args()
+    load_start = bench.load_average()
     n = args.n
     rows: list[tuple[str, str, str, str]] = []
     tmp = Path(tempfile.mkdtemp(prefix="dfw_bench_store_"))
@@ -129,7 +113,9 @@ def main() -> None:
     rows.append(("Session.refresh after another writer, 10k labels", f"{r50:.1f} ms",
                  f"{r95:.1f} ms", "incremental: only items with new events"))
     t = time.perf_counter()
-    s._synced_version, s._last_event = -1, 0  # force the full reload path once
+    # force the full reload path once (the label cache part of the Session; setting
+    # attributes on the Session itself would silently time an incremental refresh)
+    s._labels.invalidate()
     s.refresh()
     full_ms = (time.perf_counter() - t) * 1000
     rows.append(("Session label cache full reload, 10k labels", f"{full_ms:.1f} ms", "",
@@ -141,20 +127,18 @@ def main() -> None:
     LabelStore(shared).close()
     t = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(shared), name, str(n)],
-                              cwd=REPO) for name in ("p", "q")]
+                              cwd=bench.REPO) for name in ("p", "q")]
     codes = [p.wait() for p in procs]
     wall = time.perf_counter() - t
     got = len(LabelStore(shared).current())
     rows.append((f"2 processes x {n} labels into one file", f"{wall:.2f} s wall",
                  "", f"{got}/{2 * n} labels present, exit codes {codes}"))
 
-    header = ("| measurement | median | p95 | note |\n|---|---|---|---|\n")
-    table = header + "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+    table = bench.markdown_table(["measurement", "median", "p95", "note"], rows)
     md = (f"## {SECTION}\n\n`python benchmarks/label_store.py --n {n}` - real SQLite file "
-          "(WAL) on this machine's disk, 2 CPU cores shared with other jobs; "
+          f"(WAL) on this machine's disk, {bench.machine_note(load_start)}; "
           f"{n} single-item labels per row.\n\n{table}\n")
-    print(md)
-    write_section(md)
+    bench.report(args, SECTION, md)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import _results as bench
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "Labeler latency"
 log = logging.getLogger("labeler_latency")
 
@@ -77,7 +76,7 @@ def measure_retrain(src, emb, *, sizes=(100, 1000), reps: int = 3) -> list[dict]
 # ------------------------------------------------------------- browser latency
 def measure_browser(presses: int) -> dict[str, list[float]]:
     """Key-to-next-image times (ms) in real JupyterLab + Chromium: optimistic vs round trip."""
-    sys.path.insert(0, str(REPO / "tests" / "e2e"))
+    sys.path.insert(0, str(bench.REPO / "tests" / "e2e"))
     from harness import CHROMIUM, CHROMIUM_ARGS, JupyterServer, LabPage
     from playwright.sync_api import sync_playwright
 
@@ -133,29 +132,16 @@ def measure_browser(presses: int) -> dict[str, list[float]]:
 
 
 # ------------------------------------------------------------------- reporting
-def write_section(markdown: str) -> None:
-    """Replace (or append) this benchmark's section in benchmarks/RESULTS.md."""
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--presses", type=int, default=40, help="key presses per variant")
     parser.add_argument("--skip-browser", action="store_true")
+    bench.add_output_options(parser)
     args = parser.parse_args()
+    load_start = bench.load_average()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    os.environ.setdefault("DFW_CACHE_DIR", str(REPO / ".dfw_cache"))
-    import torch
-
-    torch.set_num_threads(1)
+    os.environ.setdefault("DFW_CACHE_DIR", str(bench.REPO / ".dfw_cache"))
+    bench.limit_threads(1, blas=False)
     import dfwidgets as dfw
 
     src = dfw.datasets.fashion_mnist(split="train")
@@ -189,9 +175,8 @@ def main() -> None:
     if len(rows) == 2:
         totals = [r["fit_s"] + r["reorder_s"] for r in rows]
         lines += ["", f"Ratio 1,000 / 100 labels (total): {totals[1] / totals[0]:.1f}x."]
-    text = "\n".join(lines)
-    print(text)
-    write_section(text)
+    lines += ["", f"Machine: {bench.load_note(load_start)}."]
+    bench.report(args, SECTION, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -11,17 +11,15 @@ Prints a table and updates the "UMAP layout: JIT cache" section of benchmarks/RE
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
+import _results as bench
+
 SECTION = "UMAP layout: JIT cache"
 
 
@@ -45,59 +43,43 @@ def child(n: int) -> None:
                       "cpu": time.process_time()}))
 
 
-def write_section(markdown: str) -> None:
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        if begin in text and end in text:
-            head, rest = text.split(begin, 1)
-            text = head + block + rest.split(end, 1)[1].lstrip("\n")
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-        RESULTS.write_text(text)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    bench.add_output_options(ap)
     args = ap.parse_args()
     if args.child:
         child(args.n)
         return
+    load_start = bench.load_average()
     numba_dir = tempfile.mkdtemp(prefix="dfw_numba_bench_")
     env = dict(os.environ, NUMBA_CACHE_DIR=numba_dir, OMP_NUM_THREADS="1",
                NUMBA_NUM_THREADS="1")
-    env.setdefault("DFW_CACHE_DIR", str(REPO / ".dfw_cache"))
+    env.setdefault("DFW_CACHE_DIR", str(bench.REPO / ".dfw_cache"))
     runs = []
     for _ in range(2):
         out = subprocess.run([sys.executable, __file__, "--child", "--n", str(args.n)], env=env,
                              check=True, capture_output=True, text=True).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
-    load = os.getloadavg()[0]
     rows = [
-        ("process 1 (empty numba cache), 1st fit", runs[0]["fit1"], ""),
-        ("process 1, 2nd fit (compiled in process)", runs[0]["fit2"],
+        ("process 1 (empty numba cache), 1st fit", f"{runs[0]['fit1']:.1f} s", ""),
+        ("process 1, 2nd fit (compiled in process)", f"{runs[0]['fit2']:.1f} s",
          f"{runs[0]['fit1'] / runs[0]['fit2']:.1f}x faster than the 1st"),
-        ("process 2 (numba cache filled), 1st fit", runs[1]["fit1"],
+        ("process 2 (numba cache filled), 1st fit", f"{runs[1]['fit1']:.1f} s",
          f"{runs[0]['fit1'] / runs[1]['fit1']:.2f}x faster than process 1"),
-        ("process 2, 2nd fit", runs[1]["fit2"], ""),
+        ("process 2, 2nd fit", f"{runs[1]['fit2']:.1f} s", ""),
     ]
     md = [f"## {SECTION}", "",
           f"`python benchmarks/layout_speed.py --n {args.n}` - UMAP (cosine, PCA to 50 dims, "
           f"n_neighbors=15, one thread) of {args.n:,} real Fashion-MNIST embeddings "
           "(offline backbone, 512-d), layout cache off; two fresh processes in a row sharing "
-          f"one NUMBA_CACHE_DIR, empty at the start. 2 shared CPU cores (load average {load:.1f}).",
-          "", "| measurement | wall time | note |", "|---|---|---|"]
-    md += [f"| {name} | {sec:.1f} s | {note} |" for name, sec, note in rows]
+          f"one NUMBA_CACHE_DIR, empty at the start. {bench.machine_note(load_start)}.",
+          "", bench.markdown_table(["measurement", "wall time", "note"], rows)]
     md += ["", f"CPU time per process: {runs[0]['cpu']:.1f} s (cold cache) vs "
                f"{runs[1]['cpu']:.1f} s (warm cache). The layout cache (on by default) makes "
                "any repeat of the same embeddings a file read."]
-    text = "\n".join(md)
-    print(text)
-    write_section(text)
+    bench.report(args, SECTION, "\n".join(md))
 
 
 if __name__ == "__main__":

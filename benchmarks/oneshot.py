@@ -18,40 +18,19 @@ of the split (what ``session.propose(method="prototype")`` would label). Writes 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
-import os
-import sys
 import time
-from pathlib import Path
 
+import _results as bench
 import numpy as np
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
-SECTION = "One-shot prototypes"
 
 import dfwidgets as dfw
 from dfwidgets.learn.models import PrototypeClassifier
 from dfwidgets.learn.strategies import typiclust
 
+SECTION = "One-shot prototypes"
+
 log = logging.getLogger("benchmarks.oneshot")
-
-
-def write_section(markdown: str) -> None:
-    """Replace (or append) this benchmark's section in RESULTS.md, under a file lock."""
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        if begin in text and end in text:
-            head, rest = text.split(begin, 1)
-            text = head + block + rest.split(end, 1)[1].lstrip("\n")
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-        RESULTS.write_text(text)
 
 
 def accuracy(X: np.ndarray, y: np.ndarray, picked: np.ndarray) -> tuple[float, int]:
@@ -66,12 +45,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--split", default="test", choices=["train", "test"])
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--no-write", action="store_true")
+    bench.add_threads_option(parser, default=2, help="torch threads")
+    bench.add_output_options(parser)
     args = parser.parse_args()
+    load_start = bench.load_average()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    import torch
-
-    torch.set_num_threads(2)
+    bench.limit_threads(args.threads, blas=False)
 
     src = dfw.datasets.fashion_mnist(split=args.split)
     X = dfw.embed(src, model="efficientnet_lite0", progress=False)
@@ -102,7 +81,7 @@ def main() -> None:
             f"{acc.min():.3f} - {acc.max():.3f} | {cov.mean():.1f} / {K} | "
             f"{np.median(acc / base):.2f}x |\n"
         )
-    cmd = "python " + " ".join(["benchmarks/oneshot.py", *sys.argv[1:]])
+    cmd = bench.command_line("oneshot.py")
     markdown = (
         f"## {SECTION}\n\n"
         f"`{cmd}` - Fashion-MNIST {args.split} split ({len(y):,} items), offline backbone "
@@ -110,14 +89,11 @@ def main() -> None:
         "PrototypeClassifier (nearest class mean, cosine) fitted on the picked items, "
         "accuracy on every other item of the split. TypiClust picks without labels "
         f"(median {np.median(seconds):.1f} s per pick), then the true labels are used. "
-        f"Classes covered = classes among the picks. 2 shared CPU cores "
-        f"(load average {os.getloadavg()[0]:.1f}).\n\n"
+        f"Classes covered = classes among the picks. {bench.machine_note(load_start)}.\n\n"
         "| examples | mean accuracy | std | median | range | classes covered | "
         "median ratio to random 1/class |\n|---|---|---|---|---|---|---|\n" + "".join(lines)
     )
-    print(markdown)
-    if not args.no_write:
-        write_section(markdown)
+    bench.report(args, SECTION, markdown)
 
 
 if __name__ == "__main__":

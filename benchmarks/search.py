@@ -14,24 +14,18 @@ benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import itertools
 import logging
-import os
-import sys
 import time
-from pathlib import Path
 
+import _results as bench
 import faiss
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
-SECTION = "Nearest-neighbour search"
-
 from dfwidgets.index import NearestNeighborIndex
+
+SECTION = "Nearest-neighbour search"
 
 log = logging.getLogger("benchmarks.search")
 
@@ -52,21 +46,6 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean([len(np.intersect1d(a, e)) / len(e) for a, e in zip(approx, exact)]))
 
 
-def write_section(markdown: str) -> None:
-    """Replace (or append) this benchmark's section in RESULTS.md, under a file lock."""
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        if begin in text and end in text:
-            head, rest = text.split(begin, 1)
-            text = head + block + rest.split(end, 1)[1].lstrip("\n")
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-        RESULTS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -74,13 +53,13 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--recall-queries", type=int, default=200)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
-                        help="thread counts for BLAS and faiss (both backends alike)")
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    bench.add_threads_option(parser, default=[1, 2], many=True,
+                       help="thread counts for BLAS and faiss (both backends alike)")
+    bench.add_output_options(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    load_start = os.getloadavg()[0]
+    load_start = bench.load_average()
     rows = []
     for n in args.sizes:
         x = random_unit(n, args.dim, seed=n)
@@ -109,17 +88,14 @@ def main() -> None:
             log.info("N=%d threads=%d Q=%d exact %.1f ms, faiss %.1f ms (%.1fx), recall@%d %.4f",
                      n, threads, n_q, med_e, med_f, med_e / med_f, args.k, recall)
         del exact, approx, x
-    load_end = os.getloadavg()[0]
+    machine = bench.machine_note(load_start)
 
-    header = (
-        "| items | threads | queries | exact median | faiss median | speed-up | "
-        f"recall@{args.k} (faiss vs exact) | faiss build |\n|---|---|---|---|---|---|---|---|\n"
-    )
-    body = "".join(
-        f"| {n:,} | {t} | {q} | {e:.1f} ms | {f:.1f} ms | {r:.1f}x | {rec:.4f} | {b:.1f} s |\n"
-        for n, t, q, e, f, r, rec, b in rows
-    )
-    cmd = "python " + " ".join(["benchmarks/search.py", *sys.argv[1:]])
+    table = bench.markdown_table(
+        ["items", "threads", "queries", "exact median", "faiss median", "speed-up",
+         f"recall@{args.k} (faiss vs exact)", "faiss build"],
+        [(f"{n:,}", t, q, f"{e:.1f} ms", f"{f:.1f} ms", f"{r:.1f}x", f"{rec:.4f}", f"{b:.1f} s")
+         for n, t, q, e, f, r, rec, b in rows]) + "\n"
+    cmd = bench.command_line("search.py")
     target = [r for r in rows if r[0] == 1_000_000 and r[2] == 10]
     verdict = ""
     if target:
@@ -137,12 +113,9 @@ def main() -> None:
         "exact = chunked float32 matrix product + argpartition (NumPy/OpenBLAS); "
         "faiss = `IndexPQFastScan` (4-bit PQ, 2 dims per sub-quantiser, 1/16 of the bytes) "
         "proposing max(1000, 50k) candidates, re-ranked exactly. "
-        f"2 CPU cores shared with other jobs (load average {load_start:.1f} at start, "
-        f"{load_end:.1f} at end).\n\n" + header + body + verdict
+        f"{machine}.\n\n" + table + verdict
     )
-    print(markdown)
-    if not args.no_write:
-        write_section(markdown)
+    bench.report(args, SECTION, markdown)
 
 
 if __name__ == "__main__":

@@ -16,32 +16,14 @@ Prints the tables and replaces the "Learning core" section of benchmarks/RESULTS
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import time
-from pathlib import Path
 
+import _results as bench
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "Learning core (simulate, LinearProbe)"
-os.environ.setdefault("DFW_CACHE_DIR", str(REPO / ".dfw_cache"))
-
-
-def write_section(markdown: str) -> None:
-    """Replace (or append) this benchmark's section in RESULTS.md, under a file lock."""
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        if begin in text and end in text:
-            head, rest = text.split(begin, 1)
-            text = head + block + rest.split(end, 1)[1].lstrip("\n")
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-        RESULTS.write_text(text)
+os.environ.setdefault("DFW_CACHE_DIR", str(bench.REPO / ".dfw_cache"))
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -60,16 +42,12 @@ def fmt_n(n: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pool", type=int, default=20_000)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch and BLAS/OpenMP threads (1 is fastest on the shared box)")
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    bench.add_threads_option(parser, default=1,
+                       help="torch and BLAS/OpenMP threads (1 is fastest on the shared box)")
+    bench.add_output_options(parser)
     args = parser.parse_args()
-
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)
+    load_start = bench.load_average()
+    bench.limit_threads(args.threads)
 
     import dfwidgets as dfw
     from dfwidgets.learn.linear_probe import LinearProbe
@@ -127,8 +105,8 @@ def main() -> None:
         "",
         f"`python benchmarks/simulate.py` - Fashion-MNIST, offline efficientnet_lite0 "
         f"embeddings ({X.shape[1]} dims); pool = {args.pool:,} random train items, accuracy on "
-        f"the 10,000 test items; {args.threads} torch/BLAS thread(s), 2 CPU cores shared with "
-        f"other jobs (load {os.getloadavg()[0]:.1f} at the end). LinearProbe on all "
+        f"the 10,000 test items; {args.threads} torch/BLAS thread(s), "
+        f"{bench.machine_note(load_start)}. LinearProbe on all "
         f"{args.pool:,} pool labels: {full_acc:.3f}.",
         "",
         f"**simulate: {len(strategies)} strategies x {len(seeds)} seeds, budgets "
@@ -174,10 +152,7 @@ def main() -> None:
         f"sklearn {acc_skl:.3f} |",
         f"| LinearProbe.predict_proba, 60,000 x 512 | {pred * 1000:.0f} ms | requirement < 200 ms |",
     ]
-    markdown = "\n".join(lines)
-    print(markdown)
-    if not args.no_write:
-        write_section(markdown)
+    bench.report(args, SECTION, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -15,35 +15,16 @@ and replaces the "Trainer: probe vs fine-tune" section of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
 import time
-from pathlib import Path
 
+import _results as bench
 import numpy as np
-import torch
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "Trainer: probe vs fine-tune"
 
 log = logging.getLogger("benchmarks.train")
-
-
-def write_section(markdown: str) -> None:
-    """Replace (or append) this benchmark's section in RESULTS.md, under a file lock."""
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    block = f"{begin}\n{markdown.rstrip()}\n{end}\n"
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        if begin in text and end in text:
-            head, rest = text.split(begin, 1)
-            text = head + block + rest.split(end, 1)[1].lstrip("\n")
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-        RESULTS.write_text(text)
 
 
 def main() -> None:
@@ -52,13 +33,14 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--blocks", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=2)
+    bench.add_threads_option(parser, default=2, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    bench.add_output_options(parser)
     args = parser.parse_args()
+    load_start = bench.load_average()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    os.environ.setdefault("DFW_CACHE_DIR", str(REPO / ".dfw_cache"))
-    torch.set_num_threads(args.threads)
+    os.environ.setdefault("DFW_CACHE_DIR", str(bench.REPO / ".dfw_cache"))
+    bench.limit_threads(args.threads, blas=False)
 
     import dfwidgets as dfw
     from dfwidgets.learn.finetune import FineTuner
@@ -93,7 +75,6 @@ def main() -> None:
                    threads=args.threads, random_state=args.seed, progress=True)
     ft.fit(images, y_tr, classes=train_src.classes, val=(test_images, y_te))
     hist = ft.history_
-    load = os.getloadavg()[0]
 
     rows = [("linear probe on cached embeddings (LinearProbe)", probe_acc,
              f"{probe_fit * 1000:.0f} ms fit (median of 5)",
@@ -110,8 +91,8 @@ def main() -> None:
                      f"train loss {r['train_loss']:.3f}, train acc {r['train_acc']:.3f}"))
     best_ft = float(hist["val_acc"].iloc[1:].max())
     ratio_t = cum / probe_fit
-    table = ["| model | test accuracy | time | note |", "|---|---|---|---|"]
-    table += [f"| {m} | {a:.4f} | {t} | {n} |" for m, a, t, n in rows]
+    table = bench.markdown_table(["model", "test accuracy", "time", "note"],
+                           [(m, f"{a:.4f}", t, n) for m, a, t, n in rows])
     summary = (
         f"Best fine-tuned epoch {best_ft:.4f} vs probe {probe_acc:.4f} "
         f"({best_ft - probe_acc:+.4f}); fine-tuning took {ratio_t:,.0f}x the probe's fit "
@@ -124,12 +105,10 @@ def main() -> None:
         f"{args.epochs} --blocks {args.blocks} --threads {args.threads}`: Fashion-MNIST, "
         f"{args.labels} random training labels (seed {args.seed}), accuracy on {args.test} random "
         f"test items; efficientnet_lite0 at 64 px on CPU, torch threads = {args.threads}, "
-        f"2 cores shared with other jobs (load average {load:.1f} at the end).\n\n"
-        + "\n".join(table) + f"\n\n{summary}\n"
+        f"{bench.machine_note(load_start)}.\n\n"
+        + table + f"\n\n{summary}\n"
     )
-    print(md)
-    if not args.no_write:
-        write_section(md)
+    bench.report(args, SECTION, md)
 
 
 if __name__ == "__main__":

@@ -17,47 +17,24 @@ import threading
 import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import PIL.Image
 
 from dfwidgets._config import select_device
+from dfwidgets._embedders.base import Embedder, text_unsupported
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Embedder", "get_embedder", "embed", "embed_text", "embed_images"]
+__all__ = ["Embedder", "embed", "embed_images", "embed_text", "get_embedder", "text_unsupported"]
 
 DEFAULT_MODEL = "ViT-B-32"
 OFFLINE_MODEL = "efficientnet_lite0"
 _FLUSH_EVERY = 4096  # computed vectors are written to the cache in chunks (resumable)
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """What every embedder provides (see docs/architecture.md, "embed.py")."""
-
-    name: str
-    cache_key: str
-    dim: int
-    supports_text: bool
-    image_size: int
-    module: torch.nn.Module  # (B,3,H,W) preprocessed -> (B,D) unnormalised
-    transform: Callable[[PIL.Image.Image], torch.Tensor]  # PIL -> (3,H,W)
-
-    def embed_text(self, texts: list[str]) -> np.ndarray: ...
-
-
-def text_unsupported(name: str) -> ValueError:
-    """The error for ``embed_text`` on an image-only embedder."""
-    return ValueError(
-        f"model {name!r} embeds images only and has no text tower. Text embeddings (zero-shot "
-        "from class names) need an open_clip model, e.g. embed_text(texts, model='ViT-B-32') "
-        "(any name in open_clip.list_models())."
-    )
 
 
 _EMBEDDERS: dict[tuple, Any] = {}

@@ -27,7 +27,8 @@ class LabelQueue:
     Parameters
     ----------
     session:
-        A :class:`dfwidgets.session.Session` (uses ``next_batch``, ``label``, ``undo``,
+        A :class:`dfwidgets.session.Session`; only its public API is used
+        (``check_strategy``, ``check_indices``, ``next_batch``, ``label``, ``undo``,
         ``history``, ``label_array``, ``probs_``, ``ids``).
     strategy:
         Acquisition strategy name used once the Session has a model (``s.probs_`` set).
@@ -56,8 +57,8 @@ class LabelQueue:
         for name, value in (("batch", batch), ("ahead", ahead)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be at least 1, got {value!r}.")
-        _check_strategy(strategy, "strategy")
-        _check_strategy(cold_start, "cold_start")
+        session.check_strategy(strategy)
+        session.check_strategy(cold_start)
         self.session = session
         self.strategy = strategy
         self.cold_start = cold_start
@@ -161,7 +162,7 @@ class LabelQueue:
         The store write happens first: if it raises, the queue is unchanged and the error
         propagates (the caller shows it and the item stays where it was).
         """
-        idx = _as_indices(indices, len(self.session.ids))
+        idx = self._as_indices(indices)
         with self._lock:
             self.session.label(np.asarray(idx, dtype=np.int64), label, source=source)
             self._answered.update(idx)
@@ -172,7 +173,7 @@ class LabelQueue:
 
     def skip(self, indices: Sequence[int]) -> list[int]:
         """Take ``indices`` off the queue without a label (they come back only at the end)."""
-        idx = _as_indices(indices, len(self.session.ids))
+        idx = self._as_indices(indices)
         with self._lock:
             self._skipped.update(idx)
             self._remove(idx)
@@ -202,6 +203,11 @@ class LabelQueue:
             return back
 
     # ---------------------------------------------------------------- helpers
+    def _as_indices(self, indices: Sequence[int] | int) -> list[int]:
+        """Distinct item indices in the given order (Session.check_indices errors)."""
+        idx = self.session.check_indices(indices, unique=False)
+        return list(dict.fromkeys(int(i) for i in idx))
+
     def _remove(self, idx: Iterable[int]) -> None:
         drop = set(idx)
         self._items = [i for i in self._items if i not in drop]
@@ -251,25 +257,3 @@ class LabelQueue:
                 "process), so undo here would revert the wrong item. Undo it where it was made, "
                 "or call session.undo()."
             )
-
-
-def _as_indices(indices: Sequence[int] | int, n: int) -> list[int]:
-    """Validate item indices: a non-empty list of distinct ints in [0, n)."""
-    arr = np.atleast_1d(np.asarray(indices))
-    if arr.size == 0:
-        raise ValueError("No items given: pass at least one item index.")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"Item indices must be integers, got dtype {arr.dtype}.")
-    bad = arr[(arr < 0) | (arr >= n)]
-    if bad.size:
-        raise IndexError(f"Item index {int(bad[0])} is out of range for {n} items.")
-    return list(dict.fromkeys(int(i) for i in arr))
-
-
-def _check_strategy(name: str, what: str) -> None:
-    try:
-        from .learn.strategies import STRATEGIES
-    except ImportError:  # the learning core is not importable: the Session will complain
-        return
-    if name not in STRATEGIES:
-        raise ValueError(f"Unknown {what} {name!r}; choose one of {sorted(STRATEGIES)}.")

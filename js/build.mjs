@@ -1,7 +1,8 @@
-// Bundles every js/src/<widget>.js entry into one self-contained ES module
-// dfwidgets/static/<widget>.js (anywidget's _esm). No network access at run time.
+// Bundles every widget entry js/src/<widget>.js (a module with `export default`, the
+// anywidget view) into one self-contained ES module dfwidgets/static/<widget>.js
+// (anywidget's _esm). Shared code lives in js/src/lib/. No network access at run time.
 import * as esbuild from "esbuild";
-import { readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -11,6 +12,7 @@ const srcDir = join(here, "src");
 const only = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const entryPoints = readdirSync(srcDir)
   .filter((f) => /\.(js|ts)$/.test(f))
+  .filter((f) => /^export default /m.test(readFileSync(join(srcDir, f), "utf8")))
   .filter((f) => only.length === 0 || only.includes(f.replace(/\.(js|ts)$/, "")))
   .map((f) => join(srcDir, f));
 

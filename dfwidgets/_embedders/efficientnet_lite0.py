@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dfwidgets._embedders._preprocess import ResizeToTensor
+from dfwidgets._embedders.base import text_unsupported
 
 if TYPE_CHECKING:
     from torch import nn
@@ -72,8 +73,6 @@ class EfficientNetLite0Embedder:
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """Not available: this is an image-only backbone."""
-        from dfwidgets.embed import text_unsupported
-
         raise text_unsupported(self.name)
 
     def __repr__(self) -> str:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from functools import cached_property
-
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dfwidgets._embedders._preprocess import ResizeToTensor
+from dfwidgets._embedders.base import text_unsupported
 
 if TYPE_CHECKING:
     from torch import nn
@@ -46,8 +46,6 @@ class PixelEmbedder:
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """Not available: pixels have no text tower."""
-        from dfwidgets.embed import text_unsupported
-
         raise text_unsupported(self.name)
 
     def __repr__(self) -> str:

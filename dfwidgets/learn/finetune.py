@@ -15,6 +15,8 @@ from being distorted by a random head):
 
 Cancellation is checked between batches and before every backbone block, so
 ``cancel()`` stops training within a fraction of a second even with large inputs.
+The pieces (split, augmentation, backbone tail, head, verdict) are in
+:mod:`dfwidgets.learn.finetune_parts`; this module runs the loop.
 """
 
 from __future__ import annotations
@@ -30,51 +32,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..exported_model import ExportedModel, _open_image, describe_transform
+from ..exported_model import ExportedModel, describe_transform
+from .finetune_parts import (
+    Cancelled,
+    as_pil_list,
+    class_sampler,
+    encode_labels,
+    eval_transform,
+    find_tail,
+    head_from_coef,
+    loss_and_accuracy,
+    normalised_features,
+    probe_head,
+    stratified_split,
+    train_transform,
+    trainable_state,
+    verdict,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FineTuner"]
-
-_BLOCK_CONTAINERS = ("blocks", "resblocks", "layers", "stages")
-
-
-class Cancelled(Exception):
-    """Raised inside the training loop when the cancel event is set."""
-
-
-def find_tail(module: nn.Module, n_blocks: int) -> tuple[list[str], list[nn.Parameter]]:
-    """Names of the last ``n_blocks`` blocks of ``module`` and the parameters to train.
-
-    The block container is the largest ``Sequential``/``ModuleList`` named ``blocks``,
-    ``resblocks``, ``layers`` or ``stages`` (timm EfficientNet: ``blocks``, one entry per
-    stage; open_clip ViT: ``transformer.resblocks``). Every parameter registered after the
-    container (final conv, norm, projection) is trained too.
-    """
-    if n_blocks < 1:
-        raise ValueError(f"blocks must be >= 1 (got {n_blocks}); use mode='probe' for none.")
-    best: tuple[int, str, nn.Module] | None = None
-    for name, sub in module.named_modules():
-        if name.rsplit(".", 1)[-1] in _BLOCK_CONTAINERS and isinstance(
-            sub, (nn.Sequential, nn.ModuleList)
-        ) and len(sub) >= 2:
-            size = sum(p.numel() for p in sub.parameters())
-            if best is None or size > best[0]:
-                best = (size, name, sub)
-    if best is None:
-        raise ValueError(
-            f"Cannot find the blocks of {type(module).__name__} to fine-tune (looked for a "
-            f"Sequential/ModuleList named one of {_BLOCK_CONTAINERS}); use mode='probe'."
-        )
-    _, cname, container = best
-    n = min(n_blocks, len(container))
-    block_names = [f"{cname}.{i}" for i in range(len(container) - n, len(container))]
-    prefix = tuple(b + "." for b in block_names)
-    order = list(module.named_parameters())
-    last_inside = max(i for i, (name, _) in enumerate(order) if name.startswith(cname + "."))
-    params = [p for i, (name, p) in enumerate(order) if name.startswith(prefix) or i > last_inside]
-    return block_names, params
-
+# find_tail, probe_head, head_from_coef and Cancelled live in finetune_parts; they stay
+# importable from here (the public path).
+__all__ = ["Cancelled", "FineTuner", "find_tail", "head_from_coef", "probe_head"]
 
 class FineTuner:
     """Fine-tune the last blocks of an embedder's backbone with a linear head.
@@ -217,15 +197,16 @@ class FineTuner:
             self.seconds_ = time.perf_counter() - t0
         return self
 
-    def _fit(self, images, y, *, classes, val, on_epoch, on_step) -> None:
+    def _fit(self, images: Any, y: Any, *, classes: Sequence[str] | None,
+             val: tuple[Any, Any] | None, on_epoch: Callable[[dict], None] | None,
+             on_step: Callable[[int, int], None] | None) -> None:
         import pandas as pd
-        from torchvision import transforms as T
         from tqdm.auto import tqdm
 
         from .._config import select_device
 
-        pil = _as_pil_list(images)
-        y_idx, self.classes_ = _encode_labels(y, classes)
+        pil = as_pil_list(images)
+        y_idx, self.classes_ = encode_labels(y, classes)
         if len(pil) != len(y_idx):
             raise ValueError(f"Got {len(pil)} images but {len(y_idx)} labels; pass one label per image.")
         k = len(self.classes_)
@@ -234,15 +215,15 @@ class FineTuner:
             raise ValueError("Fine-tuning needs labeled images of at least 2 classes.")
         rng = np.random.default_rng(self.random_state)
         if val is None:
-            tr_idx, va_idx = _stratified_split(y_idx, self.holdout, rng)
+            tr_idx, va_idx = stratified_split(y_idx, self.holdout, rng)
             val_pil = [pil[i] for i in va_idx]
             val_y = y_idx[va_idx]
             pil = [pil[i] for i in tr_idx]
             y_idx = y_idx[tr_idx]
             self.val_indices_ = va_idx
         else:
-            val_pil = _as_pil_list(val[0])
-            val_y, _ = _encode_labels(val[1], self.classes_)
+            val_pil = as_pil_list(val[0])
+            val_y, _ = encode_labels(val[1], self.classes_)
             self.val_indices_ = None
         if len(val_y) == 0:
             raise ValueError("No labels are left for the held-out check; label more images.")
@@ -256,16 +237,8 @@ class FineTuner:
         device = select_device(self.device)
         backbone = copy.deepcopy(embedder.module).to(device)
         prep = describe_transform(embedder.transform, image_size=int(embedder.image_size))
-        eval_tf = _build_eval(prep)
-        side = _output_side(prep)
-        steps: list[Any] = [
-            T.RandomResizedCrop(side, scale=tuple(self.crop_scale), ratio=(0.9, 1.1), antialias=True,
-                                interpolation=T.InterpolationMode(prep["interpolation"]))
-        ]
-        if self.hflip:
-            steps.append(T.RandomHorizontalFlip())
-        steps += [T.ToTensor(), T.Normalize(prep["mean"], prep["std"])]
-        train_tf = T.Compose(steps)
+        eval_tf = eval_transform(prep)
+        train_tf = train_transform(prep, crop_scale=tuple(self.crop_scale), hflip=self.hflip)
 
         backbone.eval()
         for p in backbone.parameters():
@@ -284,29 +257,24 @@ class FineTuner:
             x_eval_train = [eval_tf(im) for im in pil]
             x_val = torch.stack([eval_tf(im) for im in val_pil])
             # 1. probe head on frozen features (LP-FT)
-            feats = self._features(backbone, torch.stack(x_eval_train), device)
+            feats = normalised_features(backbone, torch.stack(x_eval_train), device)
             head = probe_head(feats, y_idx, k, c=self.probe_c).to(device)
             model = ExportedModel(
                 backbone, head, classes=self.classes_, preprocessing=prep,
                 architecture={"embedder": getattr(embedder, "name", str(self.embedder)),
                               "mode": "finetune", "blocks": self.blocks_},
             ).to(device)
-            val_loss, val_acc = self._evaluate(model, x_val, val_y, device)
+            val_loss, val_acc = loss_and_accuracy(model, x_val, val_y, device)
             self.probe_accuracy_ = val_acc
             history = [dict(epoch=0, train_loss=np.nan, train_acc=np.nan, val_loss=val_loss,
                             val_acc=val_acc, seconds=0.0)]
             if on_epoch:
                 on_epoch(history[0])
-            best = (val_acc, -val_loss, 0, _trainable_state(model))
+            best = (val_acc, -val_loss, 0, trainable_state(model))
             params = [{"params": tail, "lr": self.lr},
                       {"params": list(head.parameters()), "lr": self.head_lr}]
             opt = torch.optim.AdamW(params, weight_decay=self.weight_decay)
-            weights = 1.0 / np.bincount(y_idx, minlength=k)[y_idx]
-            if not self.balanced:
-                weights = np.ones(len(y_idx))
-            sampler = torch.utils.data.WeightedRandomSampler(
-                torch.as_tensor(weights, dtype=torch.double), num_samples=len(y_idx),
-                replacement=True, generator=gen)
+            sampler = class_sampler(y_idx, k, balanced=self.balanced, generator=gen)
             n_batches = int(np.ceil(len(y_idx) / self.batch_size))
             total_steps = n_batches * self.epochs
             done_steps = 0
@@ -344,7 +312,7 @@ class FineTuner:
                     bar.close()
                 head.eval()
                 train_seconds = time.perf_counter() - te
-                val_loss, val_acc = self._evaluate(model, x_val, val_y, device)
+                val_loss, val_acc = loss_and_accuracy(model, x_val, val_y, device)
                 row = dict(epoch=epoch, train_loss=float(np.mean(losses)), train_acc=correct / seen,
                            val_loss=val_loss, val_acc=val_acc, seconds=train_seconds)
                 history.append(row)
@@ -352,7 +320,7 @@ class FineTuner:
                 if on_epoch:
                     on_epoch(row)
                 if (val_acc, -val_loss) > best[:2]:
-                    best = (val_acc, -val_loss, epoch, _trainable_state(model))
+                    best = (val_acc, -val_loss, epoch, trainable_state(model))
                     stale = 0
                 else:
                     stale += 1
@@ -378,35 +346,9 @@ class FineTuner:
         self.best_epoch_ = int(best[2])
         self.improved_ = self.best_epoch_ > 0 and self.best_accuracy_ > self.probe_accuracy_
         self.model_ = model
-        self.verdict_ = self._verdict()
-
-    def _verdict(self) -> str:
-        """One honest sentence on which model was kept and why."""
-        from .evaluate import wilson_interval
-
-        n = self.n_val_
-        probe = self.probe_accuracy_
-        tuned = self.history_["val_acc"].iloc[1:]
-        prefix = ""
-        if self.cancelled_:
-            prefix = f"Training was cancelled after {len(tuned)} epoch(s). "
-        if tuned.empty:
-            return prefix + (f"No fine-tuning epoch finished; kept the linear probe "
-                             f"({probe:.1%} on {n} held-out labels).")
-        top = float(tuned.max())
-        lo_p, hi_p = wilson_interval(round(probe * n), n)
-        lo_t, hi_t = wilson_interval(round(top * n), n)
-        noise = (f" The difference is within the noise of {n} held-out labels (95% intervals "
-                 f"{lo_p:.0%}-{hi_p:.0%} vs {lo_t:.0%}-{hi_t:.0%}).")
-        overlap = lo_t <= hi_p and lo_p <= hi_t
-        if self.improved_:
-            return prefix + (f"Fine-tuning reached {top:.1%} on {n} held-out labels vs "
-                             f"{probe:.1%} for the linear probe: kept the fine-tuned model "
-                             f"(epoch {self.best_epoch_}).") + (noise if overlap else "")
-        how = "worse" if top < probe else "no better"
-        return prefix + (f"Fine-tuning reached at best {top:.1%} on {n} held-out labels vs "
-                         f"{probe:.1%} for the linear probe: kept the linear probe "
-                         f"(fine-tuning was {how}).") + (noise if overlap else "")
+        self.verdict_ = verdict(self.history_, n_val=self.n_val_, probe_accuracy=self.probe_accuracy_,
+                                best_epoch=self.best_epoch_, improved=self.improved_,
+                                cancelled=self.cancelled_)
 
     def _prune_unused(self, tail: list[nn.Parameter], backbone: nn.Module) -> list[nn.Parameter]:
         """Freeze tail parameters that got no gradient (e.g. an unused classifier)."""
@@ -424,22 +366,6 @@ class FineTuner:
         if self._cancel.is_set():
             raise Cancelled()
 
-    @torch.no_grad()
-    def _features(self, backbone: nn.Module, x: torch.Tensor, device: str) -> np.ndarray:
-        out = []
-        for i in range(0, len(x), 64):
-            f = backbone(x[i:i + 64].to(device)).flatten(1)
-            out.append(nn.functional.normalize(f, dim=1).cpu())
-        return torch.cat(out).numpy()
-
-    @torch.no_grad()
-    def _evaluate(self, model: ExportedModel, x: torch.Tensor, y: np.ndarray, device: str
-                  ) -> tuple[float, float]:
-        logits = torch.cat([model(x[i:i + 64].to(device)).cpu() for i in range(0, len(x), 64)])
-        yt = torch.as_tensor(y, dtype=torch.long)
-        loss = float(nn.functional.cross_entropy(logits, yt))
-        return loss, float((logits.argmax(1) == yt).float().mean())
-
     def predict_proba(self, images: Any) -> np.ndarray:
         """(N,K) float32 probabilities from the fitted model."""
         return self.model_.predict_proba(images)
@@ -447,83 +373,3 @@ class FineTuner:
     def predict(self, images: Any) -> np.ndarray:
         """(N,) predicted class names."""
         return self.model_.predict(images)
-
-
-# ---------------------------------------------------------------------- helpers
-def _as_pil_list(images: Any) -> list:
-    from PIL import Image
-
-    from ..data import ImageSource
-
-    if isinstance(images, ImageSource):
-        return [images[i].convert("RGB") for i in range(len(images))]
-    if isinstance(images, (str, Image.Image)):
-        images = [images]
-    return [_open_image(im) for im in images]
-
-
-def _encode_labels(y: Any, classes: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
-    arr = np.asarray(y)
-    if arr.dtype.kind in "iu":
-        if classes is None:
-            classes = [str(c) for c in range(int(arr.max()) + 1)] if len(arr) else []
-        if len(arr) and (arr.min() < 0 or arr.max() >= len(classes)):
-            raise ValueError(f"Label indices must be in [0, {len(classes)}); got {arr.min()}..{arr.max()}.")
-        return arr.astype(np.int64), [str(c) for c in classes]
-    names = [str(v) for v in arr.tolist()]
-    if classes is None:
-        classes = sorted(set(names))
-    lookup = {c: i for i, c in enumerate(classes)}
-    unknown = sorted(set(names) - set(lookup))
-    if unknown:
-        raise ValueError(f"Labels {unknown[:5]} are not among the classes {list(classes)}.")
-    return np.asarray([lookup[n] for n in names], dtype=np.int64), [str(c) for c in classes]
-
-
-def _stratified_split(y: np.ndarray, share: float, rng: np.random.Generator
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(train, held-out) positions; each class keeps >= 1 training item, and holds out
-    round(share * count) items when it has >= 2."""
-    tr, va = [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        n_va = int(round(share * len(idx))) if len(idx) >= 2 else 0
-        n_va = min(n_va, len(idx) - 1)
-        va.extend(idx[:n_va])
-        tr.extend(idx[n_va:])
-    return np.sort(np.asarray(tr, dtype=np.int64)), np.sort(np.asarray(va, dtype=np.int64))
-
-
-def probe_head(features: np.ndarray, y: np.ndarray, k: int, *, c: float | None = None) -> nn.Linear:
-    """Linear(D,K) from the project's LinearProbe (softmax regression) on (n,D) features
-    with labels y (n,) in [0,K); classes without labels get zero weights."""
-    from .linear_probe import LinearProbe
-
-    probe = LinearProbe(classes=list(range(k)), **({} if c is None else {"C": c}))
-    probe.fit(np.asarray(features, dtype=np.float32), np.asarray(y, dtype=np.int64))
-    return head_from_coef(probe.coef_, probe.intercept_)
-
-
-def head_from_coef(coef: np.ndarray, intercept: np.ndarray) -> nn.Linear:
-    """nn.Linear with weight ``coef`` (K,D) and bias ``intercept`` (K,)."""
-    head = nn.Linear(coef.shape[1], coef.shape[0])
-    with torch.no_grad():
-        head.weight.copy_(torch.as_tensor(np.asarray(coef), dtype=torch.float32))
-        head.bias.copy_(torch.as_tensor(np.asarray(intercept), dtype=torch.float32))
-    return head
-
-
-def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
-    return {n: t.detach().clone() for n, t in model.state_dict().items() if n in names}
-
-
-def _build_eval(prep: dict):
-    from ..exported_model import build_transform
-
-    return build_transform(prep)
-
-
-def _output_side(prep: dict) -> int:
-    size = prep.get("crop") or prep.get("resize") or prep["image_size"]
-    return int(size[0] if isinstance(size, (list, tuple)) else size)

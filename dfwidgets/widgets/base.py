@@ -78,7 +78,7 @@ class SessionView:
         return None
 
     # ------------------------------------------------------------------ classes
-    def add_class(self, name: Any) -> bool:
+    def add_label_class(self, name: Any) -> bool:
         """Add class ``name`` to the Session; False (with a message) when it is empty or
         exists already."""
         name = str(name or "").strip()
@@ -96,17 +96,33 @@ class SessionView:
     def reply_images(self, content: dict, *, default_edge: int = 128) -> None:
         """Answer an ``"images"`` request from the page (anywidget views): one encoded
         image per index as a binary buffer, with ``{"index", "mime", "width", "height"}``
-        per item; unknown indices come back in ``"missing"``."""
-        request_id = content.get("request_id")
-        raw = content.get("indices") or []
-        edge = int(content.get("edge") or default_edge)
+        per item in ``"items"``; indices that are not items (or could not be read) come
+        back in ``"missing"``. At most :data:`MAX_IMAGES_PER_REQUEST` per request."""
+        raw = content.get("indices")
+        raw = list(raw) if isinstance(raw, (list, tuple)) else []
+        edge = content.get("edge")
+        edge = int(edge) if isinstance(edge, (int, float)) and not isinstance(edge, bool) \
+            else default_edge
+        edge = min(max(edge, 16), 2048)
         n = len(self.session.ids)
-        indices = [int(i) for i in raw[:MAX_IMAGES_PER_REQUEST]
-                   if isinstance(i, (int, float)) and 0 <= int(i) < n]
-        metas, buffers, missing = self.encode_items(indices, edge=edge)
-        self.send({"type": "images", "request_id": request_id, "items": metas,  # type: ignore[attr-defined]
-                   "missing": missing + [i for i in raw if i not in indices]},
-                  buffers=buffers)
+        indices: list[int] = []
+        missing: list[Any] = []
+        for k, value in enumerate(raw):
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and float(value).is_integer() and 0 <= int(value) < n)
+            if ok and k < MAX_IMAGES_PER_REQUEST:
+                indices.append(int(value))
+            else:
+                missing.append(value)
+        metas, buffers, unreadable = self.encode_items(indices, edge=edge)
+        self.send({"type": "images", "request_id": content.get("request_id"),  # type: ignore[attr-defined]
+                   "items": metas, "missing": unreadable + missing}, buffers=buffers)
+
+    def reply_error(self, content: dict, exc: BaseException) -> None:
+        """Answer a page request (``content`` has ``"type"`` and ``"request_id"``) with
+        ``exc`` as its error (lib/rpc.js rejects the request's promise with it)."""
+        self.send({"type": content.get("type"), "request_id": content.get("request_id"),  # type: ignore[attr-defined]
+                   "error": error_text(exc)})
 
     def encode_items(self, indices: Sequence[int], *, edge: int
                      ) -> tuple[list[dict[str, Any]], list[bytes], list[int]]:

@@ -4,14 +4,17 @@
 
     m = dfw.EmbeddingMap(session)         # or dfw.EmbeddingMap(src, emb): throwaway Session
     m                                     # displays in JupyterLab / Notebook 7
-    m.selected                            # (k,) uint32 indices of the lasso/box selection
+    m.selected                            # (k,) uint32 indices: the Session's selection
     m.color_by = "prediction"             # "label" | "prediction" | "uncertainty" | "difficulty" | (N,) array
     m.label_selection("Sneaker")          # the same as the widget's "Label" button; source="bulk"
+
+The layout (PCA at once, UMAP in the background) and the selection live in the Session,
+so every view sees the same coordinates and the same selected items: the lasso writes
+``session.select(...)`` and a ``session.select(...)`` from Python shows in the map.
 """
 
 from __future__ import annotations
 
-import colorsys
 import logging
 from typing import Any
 
@@ -19,45 +22,16 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from ..layout import LayoutComputer
-from ..thumbs import SpriteSheets, encode_image
+from ..thumbs import SpriteSheets
 from ._common import Buffer, bundle, resolve_session
+from .base import SessionView, error_text
+from .embedding_map_colors import COLOR_MODES, item_info, point_colors
 
 __all__ = ["EmbeddingMap"]
 
 log = logging.getLogger(__name__)
 
-COLOR_MODES = ("label", "prediction", "uncertainty", "difficulty")
-UNLABELED = "#9e9e9e"
-# Tableau-20 style categorical colours, readable on light and dark backgrounds
-CATEGORICAL = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-    "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
-    "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d", "#393b79",
-]
-_VIRIDIS = [  # anchors of matplotlib's viridis, interpolated to 256 steps
-    (68, 1, 84), (72, 40, 120), (62, 74, 137), (49, 104, 142), (38, 130, 142),
-    (31, 158, 137), (53, 183, 121), (110, 206, 88), (181, 222, 43), (253, 231, 37),
-]
-
-
-def _ramp(n: int = 256) -> list[str]:
-    anchors = np.asarray(_VIRIDIS, dtype=float)
-    pos = np.linspace(0, len(anchors) - 1, n)
-    lo = np.floor(pos).astype(int).clip(0, len(anchors) - 2)
-    frac = (pos - lo)[:, None]
-    rgb = anchors[lo] * (1 - frac) + anchors[lo + 1] * frac
-    return ["#%02x%02x%02x" % tuple(int(round(c)) for c in row) for row in rgb]
-
-
-def _categorical(k: int) -> list[str]:
-    if k <= len(CATEGORICAL):
-        return CATEGORICAL[:k]
-    extra = []
-    for i in range(k - len(CATEGORICAL)):  # golden-angle hues beyond the fixed palette
-        r, g, b = colorsys.hls_to_rgb((i * 0.618034) % 1.0, 0.55, 0.65)
-        extra.append("#%02x%02x%02x" % (int(r * 255), int(g * 255), int(b * 255)))
-    return CATEGORICAL + extra
+LAYOUT_NAMES = {"pca": "pca", "umap": "umap", "given": "custom"}
 
 
 def _normalize(xy: np.ndarray) -> np.ndarray:
@@ -69,7 +43,7 @@ def _normalize(xy: np.ndarray) -> np.ndarray:
     return ((xy - center) * (1.9 / span)).astype(np.float32)
 
 
-class EmbeddingMap(anywidget.AnyWidget):
+class EmbeddingMap(SessionView, anywidget.AnyWidget):
     """A zoomable WebGL map of all items (one point each) over a Session.
 
     Hover shows the thumbnail with id, label, prediction and confidence; click pins an
@@ -82,7 +56,7 @@ class EmbeddingMap(anywidget.AnyWidget):
             pass ``embeddings`` too and a throwaway Session is made in a temp folder).
         embeddings: (N, D) embeddings when a source is given.
         layout: "umap" (PCA at once, UMAP in the background, then points move), "pca", or
-            an (N, 2) array of coordinates.
+            an (N, 2) array of coordinates (``session.set_layout``).
         color_by: "label" | "prediction" | "uncertainty" | "difficulty" | (N,) array.
         thumb_size: thumbnail cell size in px in the sprite sheets.
         height: map height in px.
@@ -105,7 +79,7 @@ class EmbeddingMap(anywidget.AnyWidget):
     _color_by_name = t.Unicode("label").tag(sync=True)
     """Current colour mode name (set by the widget's "Colour by" menu too)."""
     _selected = Buffer(b"").tag(sync=True)
-    """uint32 sorted item indices of the selection (written by lasso/box in the page)."""
+    """uint32 sorted item indices of the selection (the Session's; written by the lasso)."""
     pinned = t.Int(-1).tag(sync=True)
     """Index of the pinned item (click on a point), -1 for none."""
     _view = t.List(t.Float(), default_value=[-1.0, 1.0, -1.0, 1.0]).tag(sync=True)
@@ -131,56 +105,51 @@ class EmbeddingMap(anywidget.AnyWidget):
         **session_kwargs: Any,
     ) -> None:
         super().__init__()
-        self.session = resolve_session(session_or_source, embeddings, **session_kwargs)
+        self.init_view(resolve_session(session_or_source, embeddings, **session_kwargs))
         s = self.session
-        n = len(s.ids)
         self.sprites = SpriteSheets(s.source, thumb_size=thumb_size)
         self._msg_serial = 0
         self._color_array: np.ndarray | None = None
-        self._layout: LayoutComputer | None = None
-        self._handles: list[int] = []
+        self._xy = np.zeros((len(s.ids), 2), dtype=np.float32)
         with self.hold_sync():
-            self._n = n
+            self._n = len(s.ids)
             self.height = int(height)
             self._sprite_meta = self.sprites.meta()
             self._classes = list(s.classes)
-            self._set_layout(layout)
+            self._selected = np.asarray(s.selection, dtype=np.uint32).tobytes()
             self.color_by = color_by
         self.on_msg(self._on_msg)
-        self._handles = [
-            s.on("labels_changed", self._on_labels_changed),
-            s.on("model_updated", self._on_model_updated),
-            s.on("classes_changed", self._on_classes_changed),
-        ]
-
-    # ------------------------------------------------------------------ layout
-    def _set_layout(self, layout: str | np.ndarray) -> None:
-        n = self._n
+        self.observe(self._on_page_selection, names="_selected")
+        self.listen("labels_changed", self._on_labels_changed)
+        self.listen("model_updated", self._on_model_updated)
+        self.listen("classes_changed", self._on_classes_changed)
+        self.listen("selection_changed", self._on_selection_changed)
+        self.listen("layout_changed", self._on_layout_changed)
         if isinstance(layout, str):
             if layout not in ("umap", "pca"):
                 raise ValueError(f'layout must be "umap", "pca" or an (N, 2) array; got {layout!r}.')
-            self._layout = LayoutComputer(method=layout)
-            self._layout.fit(self.session.embeddings, background=True, callback=self._on_layout_done)
-            if not self._layout.done:
-                self._show_coords(self._layout.embedding_, "pca-pending")
+            s.start_layout(layout)
+        else:
+            s.set_layout(layout)
+        if not self._coords:  # the layout was there already: no "layout_changed" came
+            self._on_layout_changed()
+
+    # ------------------------------------------------------------------ layout
+    def _on_layout_changed(self, *args: Any) -> None:
+        """Show the Session's layout (PCA now, UMAP once it is done; or a given array)."""
+        status = self.session.layout_status
+        xy = self.session.layout_coords
+        if xy is None:
             return
-        xy = np.asarray(layout)
-        if xy.shape != (n, 2) or not np.isfinite(xy).all():
-            raise ValueError(
-                f"layout array must be finite with shape ({n}, 2) (one x, y per item); "
-                f"got {xy.shape}."
-            )
-        self._show_coords(xy, "custom")
-
-    def _on_layout_done(self, xy: np.ndarray) -> None:
-        lc = self._layout
-        self._show_coords(xy, lc.method_ if lc is not None else "umap")
-
-    def _show_coords(self, xy: np.ndarray, method: str) -> None:
+        method = LAYOUT_NAMES.get(status.get("method") or "", "pca")
+        if status.get("state") == "computing":
+            method = "pca-pending"
         self._xy = _normalize(xy)
         with self.hold_sync():
             self._coords = self._xy.tobytes()
             self._layout_method = method
+        if status.get("state") == "failed":
+            self._say(f"The UMAP layout failed ({status.get('error')}); showing PCA.", "error")
 
     @property
     def coordinates(self) -> np.ndarray:
@@ -188,9 +157,10 @@ class EmbeddingMap(anywidget.AnyWidget):
         return self._xy.copy()
 
     @property
-    def layout(self) -> LayoutComputer | None:
-        """The LayoutComputer (PCA/UMAP), or None for a given coordinate array."""
-        return self._layout
+    def layout(self) -> dict:
+        """The Session's layout status: {"method", "state", "error"} (see
+        ``session.layout_status``)."""
+        return self.session.layout_status
 
     @property
     def view(self) -> dict[str, tuple[float, float]]:
@@ -201,22 +171,13 @@ class EmbeddingMap(anywidget.AnyWidget):
     # ------------------------------------------------------------------ selection
     @property
     def selected(self) -> np.ndarray:
-        """(k,) uint32 sorted indices of the selected items (lasso/box in the map)."""
+        """(k,) uint32 sorted indices of the selected items (the Session's selection:
+        the lasso/box in the map, or ``session.select`` from anywhere)."""
         return np.frombuffer(self._selected, dtype=np.uint32).copy()
 
     @selected.setter
     def selected(self, indices: Any) -> None:
-        arr = np.asarray(indices)
-        if arr.dtype == bool:
-            if arr.shape != (self._n,):
-                raise ValueError(f"a boolean selection mask needs shape ({self._n},); got {arr.shape}.")
-            arr = np.flatnonzero(arr)
-        arr = np.atleast_1d(arr)
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(f"selection indices must be integers; got dtype {arr.dtype}.")
-        if arr.size and (arr.min() < 0 or arr.max() >= self._n):
-            raise IndexError(f"selection indices must be in 0..{self._n - 1}.")
-        self._selected = np.unique(arr).astype(np.uint32).tobytes()
+        self.session.select(indices)  # checks the indices; "selection_changed" updates us
 
     @t.validate("_selected")
     def _check_selected(self, proposal: Any) -> bytes:
@@ -229,6 +190,17 @@ class EmbeddingMap(anywidget.AnyWidget):
         if arr.size > 1 and not (np.diff(arr.astype(np.int64)) > 0).all():
             data = np.unique(arr).tobytes()  # sorted, unique: the form the page sends
         return data
+
+    def _on_page_selection(self, change: dict) -> None:
+        """The lasso/box changed ``_selected``: make it the Session's selection."""
+        arr = np.frombuffer(change["new"], dtype=np.uint32)
+        if not np.array_equal(arr, self.session.selection):
+            self.session.select(arr.astype(np.int64))
+
+    def _on_selection_changed(self, indices: Any) -> None:
+        data = np.asarray(indices, dtype=np.uint32).tobytes()
+        if data != self._selected:
+            self._selected = data
 
     def label_selection(self, label: str) -> int:
         """Label every selected item as ``label`` (a new name creates the class), source
@@ -288,78 +260,18 @@ class EmbeddingMap(anywidget.AnyWidget):
     def _recolor(self) -> None:
         mode = self._color_by_name
         try:
-            codes, palette, legend = self._colors(mode)
+            codes, palette, legend, note = point_colors(self.session, mode, self._color_array)
         except Exception as exc:  # never a traceback in the page: keep colours, say why
             log.exception("colouring by %s failed", mode)
-            self._say(f"Cannot colour by {mode}: {exc}", "error")
+            self._say(f"Cannot colour by {mode}: {error_text(exc)}", "error")
             return
+        if note:
+            self._say(note)
         with self.hold_sync():
             if palette != self._palette:
                 self._palette = palette
             self._color_codes = codes.astype(np.uint8).tobytes()
             self._legend = legend
-
-    def _colors(self, mode: str) -> tuple[np.ndarray, list[str], dict]:
-        s = self.session
-        classes = list(s.classes)
-        if mode == "label":
-            return self._categorical_colors(s.label_array(), classes, "label", "unlabeled")
-        if mode == "prediction":
-            pred = s.predictions_
-            if pred is None:
-                self._say(f"No model yet ({s.fit_status_}); points are grey until one is trained.")
-                return self._categorical_colors(np.full(self._n, -1), classes, "prediction", "no model yet")
-            return self._categorical_colors(pred, classes, "prediction", "none")
-        if mode == "uncertainty":
-            if s.uncertainty_ is None:
-                self._say(f"No model yet ({s.fit_status_}); uncertainty needs a trained model.")
-                return self._categorical_colors(np.full(self._n, -1), [], "uncertainty", "no model yet")
-            return self._continuous_colors(np.asarray(s.uncertainty_, float), "uncertainty (1 − max p)")
-        if mode == "difficulty":
-            if s.probs_ is None:
-                self._say(f"No model yet ({s.fit_status_}); difficulty needs a trained model.")
-                return self._categorical_colors(np.full(self._n, -1), [], "difficulty", "no model yet")
-            from ..learn.issues import difficulty
-
-            return self._continuous_colors(
-                np.asarray(difficulty(s.probs_, s.label_array()), float), "difficulty"
-            )
-        arr = self._color_array
-        if arr is None:
-            raise ValueError("no color_by array was given")
-        if arr.dtype.kind in "OUSb" or (arr.dtype.kind in "iu" and len(np.unique(arr)) <= 30):
-            names, codes = np.unique(arr.astype(str) if arr.dtype.kind in "OUSb" else arr, return_inverse=True)
-            if len(names) > 254:
-                raise ValueError(f"{len(names)} categories are too many to colour; pass numbers for a ramp.")
-            return self._categorical_colors(codes, [str(v) for v in names], "custom", "none")
-        return self._continuous_colors(arr.astype(float), "custom")
-
-    def _categorical_colors(self, idx: np.ndarray, names: list[str], title: str,
-                            none_name: str) -> tuple[np.ndarray, list[str], dict]:
-        if len(names) > 254:
-            raise ValueError(f"{len(names)} classes are too many to colour (at most 254).")
-        idx = np.asarray(idx, dtype=np.int64)
-        codes = np.where(idx >= 0, idx + 1, 0)
-        counts = np.bincount(codes, minlength=len(names) + 1)
-        colors = _categorical(len(names))
-        items = [{"name": str(nm), "color": colors[k], "count": int(counts[k + 1])}
-                 for k, nm in enumerate(names)]
-        if counts[0]:
-            items.append({"name": none_name, "color": UNLABELED, "count": int(counts[0])})
-        return codes, [UNLABELED, *colors], {"title": title, "kind": "categorical", "items": items}
-
-    def _continuous_colors(self, values: np.ndarray, title: str) -> tuple[np.ndarray, list[str], dict]:
-        finite = np.isfinite(values)
-        if not finite.any():
-            raise ValueError("all values are NaN or infinite")
-        lo, hi = float(values[finite].min()), float(values[finite].max())
-        scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
-        codes = np.where(finite, 1 + np.round(np.nan_to_num(scaled) * 254), 0).astype(np.uint8)
-        legend = {"title": title, "kind": "continuous", "min_label": f"{lo:.3g}",
-                  "max_label": f"{hi:.3g}", "items": []}
-        if (~finite).any():
-            legend["items"].append({"name": "missing", "color": UNLABELED, "count": int((~finite).sum())})
-        return codes, [UNLABELED, *_ramp(255)], legend
 
     # ------------------------------------------------------------------ session events
     def _on_labels_changed(self, indices: Any) -> None:
@@ -377,7 +289,11 @@ class EmbeddingMap(anywidget.AnyWidget):
         if self._color_by_name in ("label", "prediction"):
             self._recolor()
 
-    # ------------------------------------------------------------------ messages from the page
+    # ------------------------------------------------------------------ messages
+    def show_message(self, text: str, *, kind: str = "info", **extra: Any) -> None:
+        """Show ``text`` under the map; ``kind`` "info", "ok" or "error"."""
+        self._say(text, kind, undo=bool(extra.get("undo", False)))
+
     def _say(self, text: str, kind: str = "info", *, undo: bool = False) -> None:
         self._msg_serial += 1
         self._message = {"text": text, "kind": kind, "undo": undo, "serial": self._msg_serial}
@@ -389,18 +305,13 @@ class EmbeddingMap(anywidget.AnyWidget):
             if kind == "sheet":
                 data = self.sprites.sheet(int(content["index"]))
                 self.send({"type": "sheet", "request_id": rid}, buffers=[data])
-            elif kind == "image":
-                i = self._index(content["index"])
-                size = int(content.get("size") or 192)
-                data = encode_image(self.session.source[i], size=min(max(size, 16), 1024))
-                self.send({"type": "image", "request_id": rid}, buffers=[data])
+            elif kind == "images":
+                self.reply_images(content, default_edge=128)
             elif kind == "info":
-                self.send({"type": "info", "request_id": rid, **self.item_info(int(content["index"]))})
+                self.send({"type": "info", "request_id": rid, **self.item_info(content["index"])})
             elif kind == "label_selection":
-                try:
-                    self.label_selection(str(content.get("label", "")))
-                except (ValueError, TypeError) as exc:
-                    self._say(str(exc), "error")
+                self.run_safely(self.label_selection, str(content.get("label", "")),
+                                what="Labeling the selection")
             elif kind == "undo_bulk":
                 n = self.session.undo(source="bulk")
                 self._say(f"Undid the last bulk labeling ({n:,} items)." if n else
@@ -408,40 +319,21 @@ class EmbeddingMap(anywidget.AnyWidget):
             else:
                 log.debug("ignoring message %r", content)
         except Exception as exc:  # reply with the error; the page shows it inline
-            log.exception("EmbeddingMap message %r failed", kind)
+            log.warning("EmbeddingMap message %r failed: %s", kind, exc)
             if rid is not None:
-                self.send({"type": kind, "request_id": rid, "error": str(exc)})
+                self.reply_error(content, exc)
             else:
-                self._say(f"Something went wrong: {exc}", "error")
-
-    def _index(self, value: Any) -> int:
-        i = int(value)
-        if not 0 <= i < self._n:
-            raise IndexError(f"item {i} is out of range 0..{self._n - 1}")
-        return i
+                self._say(f"Something went wrong: {error_text(exc)}", "error")
 
     def item_info(self, index: int) -> dict:
         """Hover/pin details of item ``index``: id, label, prediction, confidence (+ value
         when colouring by a custom array)."""
-        i = self._index(index)
-        s = self.session
-        lab = s.label_array()[i]
-        classes = list(s.classes)
-        out: dict[str, Any] = {"index": i, "id": str(s.ids[i]),
-                               "label": classes[lab] if lab >= 0 else None}
-        probs, pred = s.probs_, s.predictions_
-        if probs is not None and pred is not None:
-            out["prediction"] = classes[int(pred[i])] if int(pred[i]) < len(classes) else None
-            out["confidence"] = float(probs[i].max())
+        i = int(index)
+        if not 0 <= i < self._n:
+            raise IndexError(f"item {i} is out of range 0..{self._n - 1}")
+        out = item_info(self.session, i)
         if self._color_by_name == "custom" and self._color_array is not None:
             v = self._color_array[i]
             out["value"] = v.item() if hasattr(v, "item") else str(v)
             out["value_name"] = "value"
         return out
-
-    def close(self) -> None:
-        """Close the view and stop listening to the Session."""
-        for h in self._handles:
-            self.session.off(h)
-        self._handles = []
-        super().close()

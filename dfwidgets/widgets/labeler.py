@@ -1,17 +1,18 @@
 """Labeler: label the model's most uncertain items inline, keyboard first (anywidget).
 
-The browser shows the next item from images sent ahead of time the moment a key is
-pressed (optimistic); the answer reaches Python as a message and is committed to the
-Session's SQLite store synchronously, in message order, before the queue moves on. If
-the commit fails, the browser is told, shows the error and puts the item back.
+The page preloads and decodes the images of the queued items ahead of time (it asks for
+them with ``{"type": "images"}`` requests, answered as binary buffers by
+:meth:`SessionView.reply_images`), so it shows the next item the moment a key is pressed
+(optimistic); the answer reaches Python as a message and is committed to the Session's
+SQLite store synchronously, in message order, before the queue moves on. If the commit
+fails, the page is told, shows the error and puts the item back. The item shown is the
+Session's focus (``session.focus``).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
-import time
 from collections import deque
 from typing import Any
 
@@ -21,19 +22,16 @@ import traitlets as t
 
 from ..label_queue import LabelQueue
 from ._common import bundle, resolve_session
+from .base import SessionView
+from .labeler_facts import item_facts, status_line
+from .labeler_messages import CLASS_KEYS, MODES, LabelerInput
 
 __all__ = ["Labeler"]
 
 log = logging.getLogger(__name__)
 
-#: Keys for the first classes: digits 1-9 and 0, then letters (not s / z: skip / undo).
-CLASS_KEYS: tuple[str, ...] = tuple("1234567890") + tuple("qwertyuiopadfghjklxcvbnm")
-SKIP_KEYS = (" ", "s")
-UNDO_KEYS = ("z", "Backspace")
-MODES = ("single", "grid", "review")
 
-
-class Labeler(anywidget.AnyWidget):
+class Labeler(LabelerInput, SessionView, anywidget.AnyWidget):
     """Active-learning labeler over a :class:`~dfwidgets.session.Session`.
 
     ``Labeler(session, strategy="hybrid", batch=8)`` shows a queue fed by
@@ -91,7 +89,7 @@ class Labeler(anywidget.AnyWidget):
             raise ValueError(f"prefetch must be at least 1, got {prefetch!r}.")
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size!r}.")
-        self.session = resolve_session(session, embeddings)
+        self.init_view(resolve_session(session, embeddings))
         self.prefetch = int(prefetch)
         self._lock = threading.RLock()
         self._label_queue = LabelQueue(
@@ -101,23 +99,19 @@ class Labeler(anywidget.AnyWidget):
             batch=batch,
             ahead=self._ahead(mode, prefetch, page_size),
         )
-        self._sent: set[int] = set()
+        self._described: set[int] = set()  # items whose facts the page has
         self._answer_times: deque[float] = deque(maxlen=30)
         self._answering = False
         self._filler: threading.Thread | None = None
         self._issues: Any = None  # session.label_issues(), refreshed on model updates
         self._issues_at = -10  # label count when the issues were last computed
-        self.latencies_ms: list[float] = []
-        """Key-press-to-next-image times reported by the browser (milliseconds)."""
         super().__init__(mode=mode, page_size=int(page_size), image_size=int(image_size))
         self._sync_classes()
         self.on_msg(self._on_msg)
         self.observe(self._on_mode, names="mode")
-        self._handles = [
-            self.session.on("model_updated", self._on_model_updated),
-            self.session.on("labels_changed", self._on_labels_changed),
-            self.session.on("classes_changed", lambda *a, **k: self._sync_classes()),
-        ]
+        self.listen("model_updated", self._on_model_updated)
+        self.listen("labels_changed", self._on_labels_changed)
+        self.listen("classes_changed", lambda *a, **k: self._sync_classes())
         self._label_queue.fill()
         self._publish()
         self._update_status()
@@ -135,140 +129,24 @@ class Labeler(anywidget.AnyWidget):
         """Index of the item shown now (single mode), or None when all are labeled."""
         return self._label_queue.current
 
-    def close(self) -> None:
-        """Detach from the Session and close the widget."""
-        for handle in getattr(self, "_handles", []):
-            try:
-                self.session.off(handle)
-            except Exception:  # the Session may be closed already
-                log.debug("session.off failed", exc_info=True)
-        self._handles = []
-        super().close()
+    def wait(self, timeout: float | None = 60.0) -> bool:
+        """Block until a background queue refill is done (for scripts and tests)."""
+        filler = self._filler
+        if filler is not None:
+            filler.join(timeout)
+            return not filler.is_alive()
+        return True
 
-    # ------------------------------------------------------------- messages
-    def _on_msg(self, _widget: Any, content: dict, buffers: list) -> None:
-        """Handle a message from the browser; user mistakes become an inline message."""
-        kind = content.get("type") if isinstance(content, dict) else None
-        seq = content.get("seq") if isinstance(content, dict) else None
-        try:
-            if kind == "hello":
-                self._sent.clear()
-                self._publish(resend=True)
-                self._update_status()
-            elif kind == "key":
-                self._on_key(content)
-            elif kind == "label":
-                self._answer(content.get("indices"), content.get("label"),
-                             source=content.get("source", "click"), seq=seq)
-            elif kind == "skip":
-                self._skip(content.get("indices"), seq=seq)
-            elif kind == "undo":
-                self._undo(seq=seq)
-            elif kind == "add_class":
-                self._add_class(content.get("name"))
-            elif kind == "latency":
-                self.latencies_ms.extend(float(v) for v in content.get("values", []))
-            elif kind == "refresh_review":
-                self._refresh_review()
-            else:
-                raise ValueError(f"Unknown message type {kind!r} from the Labeler view.")
-        except Exception as exc:  # shown inline, never as a traceback
-            log.warning("Labeler: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
-            indices = content.get("indices") if isinstance(content, dict) else None
-            self._fail(str(exc), seq=seq, indices=indices)
+    def show_message(self, text: str, *, kind: str = "info", **extra: Any) -> None:
+        """Show ``text`` inline ("error" styled as an error; "info" and "ok" as hints)."""
+        self._say(text, level="error" if kind == "error" else "info")
 
-    def _on_key(self, content: dict) -> None:
-        """A key press in the view: a class key labels, space / s skip, z / Backspace undo."""
-        key = content.get("key")
-        seq = content.get("seq")
-        indices = content.get("indices")
-        if key in UNDO_KEYS:
-            self._undo(seq=seq)
-        elif key in SKIP_KEYS:
-            self._skip(indices, seq=seq)
-        elif key in self.class_keys and key != "":
-            label = self.classes[self.class_keys.index(key)]
-            source = "review" if self.mode == "review" else "click"
-            self._answer(indices, label, source=source, seq=seq)
-        elif key == "Enter" and self.mode == "review":
-            self._confirm_review(indices, seq=seq)
-        else:
-            first = self.class_keys[0] if self.class_keys else "1"
-            raise ValueError(
-                f"Key {key!r} is not bound here: use {first}... for classes, space or s to "
-                "skip, z or Backspace to undo."
-            )
+    def _say(self, text: str, *, level: str = "info") -> None:
+        """Show ``text`` inline (level "info" or "error"); "" clears it."""
+        self.message_level = level
+        self.message = text
 
-    def _answer(self, indices: Any, label: Any, *, source: str, seq: Any) -> None:
-        """Commit one answer (store first), then move the queue and tell the view."""
-        if indices is None or (isinstance(indices, list) and not indices):
-            raise ValueError("No item to label: the queue is empty or nothing is selected.")
-        if not isinstance(label, str) or label not in self.classes:
-            raise ValueError(f"Unknown class {label!r}; add it first with the '+ class' box.")
-        with self._lock:
-            self._answering = True
-            try:
-                if source == "review":
-                    idx = self._review_answer(indices, label)
-                else:
-                    idx = self._label_queue.answer(indices, label, source=source)
-            finally:
-                self._answering = False
-            self._answer_times.append(time.monotonic())
-            self._say("")
-            self.queue = self._label_queue.items
-            self.send({"type": "ack", "seq": seq, "indices": idx})
-        self._refill()
-        self._update_status()
-
-    def _review_answer(self, indices: Any, label: str) -> list[int]:
-        idx = [int(i) for i in np.atleast_1d(indices)]
-        self.session.label(np.asarray(idx, dtype=np.int64), label, source="review")
-        self.review_queue = [i for i in self.review_queue if i not in set(idx)]
-        return idx
-
-    def _confirm_review(self, indices: Any, *, seq: Any) -> None:
-        """Keep the given label of a suspected error (recorded with source "review")."""
-        idx = [int(i) for i in np.atleast_1d(indices)]
-        given = self.session.label_array()[idx[0]]
-        if given < 0:
-            raise ValueError("This item has no label any more; pick a class instead.")
-        self._answer(idx, self.session.classes[int(given)], source="review", seq=seq)
-
-    def _skip(self, indices: Any, *, seq: Any) -> None:
-        if indices is None or (isinstance(indices, list) and not indices):
-            raise ValueError("Nothing to skip: the queue is empty.")
-        with self._lock:
-            if self.mode == "review":
-                idx = [int(i) for i in np.atleast_1d(indices)]
-                self.review_queue = [i for i in self.review_queue if i not in set(idx)]
-            else:
-                idx = self._label_queue.skip(indices)
-                self.queue = self._label_queue.items
-            self.send({"type": "ack", "seq": seq, "indices": idx})
-        self._refill()
-
-    def _undo(self, *, seq: Any) -> None:
-        with self._lock:
-            back = self._label_queue.undo()
-            if not back:
-                self._say("Nothing to undo yet.")
-                return
-            self._say("")
-            self._publish()
-            self.send({"type": "undone", "seq": seq, "indices": back})
-        self._update_status()
-
-    def _add_class(self, name: Any) -> None:
-        name = name.strip() if isinstance(name, str) else ""
-        if not name:
-            raise ValueError("Type a class name first, then press Enter or '+ class'.")
-        if name in self.classes:
-            raise ValueError(f"There is already a class named {name!r}.")
-        self.session.add_class(name)
-        self._sync_classes()
-        self._say(f"Added class {name!r} (key {self.class_keys[-1] or 'none'}).")
-
+    # ------------------------------------------------------------- the queue
     def _refill(self) -> None:
         """Top the queue up in a background thread when it runs low, so the Session's
         ``next_batch`` never holds up the commit of the next answers (the view still has
@@ -295,27 +173,9 @@ class Labeler(anywidget.AnyWidget):
             log.warning("Labeler could not fetch more items: %s", exc)
             self._say(f"Could not fetch more items: {exc}", level="error")
 
-    def wait(self, timeout: float | None = 60.0) -> bool:
-        """Block until a background queue refill is done (for scripts and tests)."""
-        filler = self._filler
-        if filler is not None:
-            filler.join(timeout)
-            return not filler.is_alive()
-        return True
-
-    def _say(self, text: str, *, level: str = "info") -> None:
-        """Show ``text`` inline (level "info" or "error"); "" clears it."""
-        self.message_level = level
-        self.message = text
-
-    def _fail(self, text: str, *, seq: Any, indices: Any) -> None:
-        """Show ``text`` inline; a view waiting for ``seq`` puts its items back."""
-        self._say(text, level="error")
-        try:
-            idx = [int(i) for i in np.atleast_1d(indices)] if indices is not None else []
-        except (TypeError, ValueError):
-            idx = []
-        self.send({"type": "error", "seq": seq, "indices": idx, "message": text})
+    @staticmethod
+    def _ahead(mode: str, prefetch: int, page_size: int) -> int:
+        return page_size + prefetch if mode == "grid" else prefetch + 1
 
     # ------------------------------------------------------- session events
     def _on_model_updated(self, *args: Any, **kwargs: Any) -> None:
@@ -354,94 +214,36 @@ class Labeler(anywidget.AnyWidget):
             self._refresh_review()
 
     # ------------------------------------------------------------ publishing
-    @staticmethod
-    def _ahead(mode: str, prefetch: int, page_size: int) -> int:
-        return page_size + prefetch if mode == "grid" else prefetch + 1
-
     def _sync_classes(self) -> None:
         names = [str(c) for c in self.session.classes]
         self.classes = names
         self.class_keys = [CLASS_KEYS[j] if j < len(CLASS_KEYS) else ""
                            for j in range(len(names))]
 
+    def _sync_focus(self) -> None:
+        """The item shown now (first of the review queue in review mode, else of the
+        queue; -1 when none) is the Session's focus."""
+        items = self.review_queue if self.mode == "review" else self.queue
+        self.session.set_focus(int(items[0]) if items else -1)
+
     def _publish(self, *, resend: bool = False, guesses: bool = False) -> None:
-        """Set ``queue`` and send images + guesses of queued items the view lacks."""
+        """Set ``queue`` (and the focus); send the facts (id, guesses, review details) of
+        queued items the view lacks. The page asks for their images itself."""
         items = self._label_queue.items
         self.queue = items
+        self._sync_focus()
         wanted = items + [i for i in self.review_queue if i not in set(items)]
-        self._send_items([i for i in wanted if resend or i not in self._sent])
+        new = [i for i in wanted if resend or i not in self._described]
+        if new:
+            self.send({"type": "items", "items": [self._facts(i) for i in new]})
+            self._described.update(new)
         if guesses:
-            known = [i for i in wanted if i in self._sent]
+            known = [i for i in wanted if i in self._described]
             if known:
-                self.send({"type": "guesses", "items": [self._describe(i) for i in known]})
+                self.send({"type": "guesses", "items": [self._facts(i) for i in known]})
 
-    def _send_items(self, indices: list[int]) -> None:
-        if not indices:
-            return
-        metas, buffers = [], []
-        for i in indices:
-            data, mime = self._encode(i)
-            meta = self._describe(i)
-            meta["mime"] = mime
-            metas.append(meta)
-            buffers.append(data)
-        self.send({"type": "items", "items": metas}, buffers=buffers)
-        self._sent.update(indices)
-
-    def _describe(self, i: int) -> dict:
-        """JSON facts about item ``i``: id, top-3 guesses, review details."""
-        meta: dict[str, Any] = {"index": int(i), "id": str(self.session.ids[i]),
-                                "guesses": self._guesses(i)}
-        issues = self._issues
-        if issues is not None and len(issues):
-            row = issues[issues["index"] == i]
-            if len(row):
-                meta["given"] = str(row["given"].iloc[0])
-                meta["suggested"] = str(row["suggested"].iloc[0])
-                meta["score"] = float(row["score"].iloc[0])
-        return meta
-
-    def _guesses(self, i: int, k: int = 3) -> list[list]:
-        """The model's top-``k`` classes for item ``i`` as [[name, probability], ...]."""
-        probs = getattr(self.session, "probs_", None)
-        if probs is None:
-            return []
-        row = np.asarray(probs[i], dtype=np.float64)
-        names = self._prob_columns(row.shape[0])
-        order = np.argsort(-row)[:k]
-        return [[names[j], round(float(row[j]), 4)] for j in order]
-
-    def _prob_columns(self, width: int) -> list[str]:
-        cols = getattr(self.session, "model_classes_", None)  # the columns of probs_
-        classes = list(self.session.classes)
-        if cols is not None and len(cols) == width:
-            out = []
-            for c in cols:
-                if isinstance(c, (int, np.integer)) and 0 <= int(c) < len(classes):
-                    out.append(classes[int(c)])
-                else:
-                    out.append(str(c))
-            return out
-        return classes[:width] + [f"class {j}" for j in range(len(classes), width)]
-
-    def _encode(self, i: int) -> tuple[bytes, str]:
-        """Image bytes for item ``i``: native PNG when small (the view scales it up,
-        pixelated), else a JPEG whose long side is twice ``image_size`` at most."""
-        from PIL import Image
-
-        arr = getattr(self.session.source, "array", None)
-        img = Image.fromarray(np.asarray(arr[i])) if arr is not None else self.session.source[i]
-        if max(img.size) <= self.image_size // 2:
-            buf = io.BytesIO()
-            img.save(buf, format="PNG", optimize=False, compress_level=1)
-            return buf.getvalue(), "image/png"
-        edge = 2 * self.image_size
-        if max(img.size) > edge:
-            img = img.copy()
-            img.thumbnail((edge, edge), Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        img.convert("RGB").save(buf, format="JPEG", quality=88)
-        return buf.getvalue(), "image/jpeg"
+    def _facts(self, i: int) -> dict:
+        return item_facts(self.session, i, self._issues)
 
     # --------------------------------------------------------------- status
     def _update_status(self, *, issues: bool = False) -> None:
@@ -450,29 +252,16 @@ class Labeler(anywidget.AnyWidget):
         The slow part (suspected errors) runs first, outside the lock; the counts are read
         and published under the lock, so a late background update never shows stale counts.
         """
-        s = self.session
         if issues:
-            labeled = int((np.asarray(s.label_array()) >= 0).sum())
+            labeled = int((np.asarray(self.session.label_array()) >= 0).sum())
             if self.mode == "review" or labeled >= 1.1 * self._issues_at + 10:
                 self._find_issues()  # confident learning: not after every single answer
                 self._issues_at = labeled
         with self._lock:
-            labeled = int((np.asarray(s.label_array()) >= 0).sum())
-            accuracy = None
-            try:
-                est = s.accuracy_estimate()
-                if est and est.get("n") and est.get("estimate") is not None:
-                    accuracy = {k: float(est[k]) for k in ("estimate", "low", "high")}
-                    accuracy["n"] = int(est["n"])
-            except Exception as exc:  # no model yet, or too few audit answers
-                log.debug("no accuracy estimate: %s", exc)
-            times = list(self._answer_times)
-            per_minute = None
-            if len(times) >= 3 and times[-1] > times[0]:
-                per_minute = round(60.0 * (len(times) - 1) / (times[-1] - times[0]), 1)
             n_issues = None if self._issues is None else len(self._pending_review())
-            self.status = {"labeled": labeled, "accuracy": accuracy, "per_minute": per_minute,
-                           "issues": n_issues, "strategy": self._label_queue.strategy_in_use()}
+            self.status = status_line(self.session, answer_times=self._answer_times,
+                                      issues=n_issues,
+                                      strategy=self._label_queue.strategy_in_use())
 
     def _find_issues(self) -> None:
         try:
@@ -485,10 +274,7 @@ class Labeler(anywidget.AnyWidget):
         """Suspected errors whose current label was not already given in review."""
         if self._issues is None or len(self._issues) == 0:
             return []
-        current = self.session.store.current()
-        reviewed = set(current.loc[current["source"] == "review", "item_id"].astype(str))
-        ids = self.session.ids
-        return [int(i) for i in self._issues["index"] if str(ids[int(i)]) not in reviewed]
+        return [int(i) for i in self.session.review_items(self._issues)]
 
     def _refresh_review(self) -> None:
         self.busy = "finding suspected label errors"

@@ -9,51 +9,20 @@ import { toFloat32, toUint8, toUint32, indicesToBytes } from "./lib/codecs.js";
 import { isolateKeys, isMac } from "./lib/keyboard.js";
 import { onThemeChange, resolveColor } from "./lib/theme.js";
 import { linearScale } from "./lib/scale.js";
-import { SpriteSheets, fullImageURL } from "./lib/sprites.js";
+import { SpriteSheets } from "./lib/sprites.js";
+import { ImageStore } from "./lib/images.js";
 import { request } from "./lib/rpc.js";
-import { BASE_CSS, injectStyle, h, showMessage } from "./lib/style.js";
-
-const CSS = `
-.dfw-map-body { position: relative; width: 100%; background: var(--dfw-bg); }
-.dfw-map-body canvas { display: block; width: 100%; height: 100%; }
-.dfw-map-legend { position: absolute; top: 10px; right: 10px; max-height: calc(100% - 20px);
-  overflow: auto; min-width: 140px; padding: 8px 10px; border-radius: 6px;
-  background: color-mix(in srgb, var(--dfw-bg2) 88%, transparent);
-  border: 1px solid var(--dfw-border); box-shadow: 0 1px 4px rgba(0,0,0,.15); }
-.dfw-map-legend-title { font-weight: 600; margin-bottom: 6px; }
-.dfw-map-legend-row { display: flex; align-items: center; gap: 8px; line-height: 20px; }
-.dfw-map-legend-row .dfw-name { flex: 1; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 150px; }
-.dfw-map-legend-row .dfw-count { color: var(--dfw-fg2); font-variant-numeric: tabular-nums; }
-.dfw-swatch { width: 11px; height: 11px; border-radius: 50%; flex: none; }
-.dfw-ramp { height: 10px; width: 140px; border-radius: 3px; }
-.dfw-ramp-ends { display: flex; justify-content: space-between; color: var(--dfw-fg2); font-size: 11px; }
-.dfw-map-tip { position: absolute; pointer-events: none; display: none; z-index: 3;
-  padding: 6px; border-radius: 6px; background: var(--dfw-bg2); border: 1px solid var(--dfw-border);
-  box-shadow: 0 2px 8px rgba(0,0,0,.25); gap: 8px; align-items: flex-start; max-width: 320px; }
-.dfw-map-tip canvas, .dfw-map-pin img { image-rendering: pixelated; border-radius: 4px;
-  background: var(--dfw-bg3); }
-.dfw-map-info { display: grid; grid-template-columns: auto auto; column-gap: 8px; row-gap: 1px;
-  font-size: 12px; white-space: nowrap; }
-.dfw-map-info .dfw-k { color: var(--dfw-fg2); }
-.dfw-map-pin { position: absolute; left: 10px; bottom: 10px; z-index: 2; display: none;
-  padding: 8px; border-radius: 6px; background: var(--dfw-bg2); border: 1px solid var(--dfw-border);
-  box-shadow: 0 2px 8px rgba(0,0,0,.25); gap: 10px; align-items: flex-start; }
-.dfw-map-pin .dfw-close { border: none; background: none; color: var(--dfw-fg2); cursor: pointer;
-  font-size: 16px; line-height: 16px; padding: 0 2px; }
-.dfw-map-status { color: var(--dfw-fg2); white-space: nowrap; font-variant-numeric: tabular-nums; }
-.dfw-map-selcount { font-weight: 600; white-space: nowrap; font-variant-numeric: tabular-nums; }
-.dfw-map .dfw-input { width: 150px; }
-`;
-
-const fmt = (n) => Number(n).toLocaleString("en-US");
+import { listeners } from "./lib/events.js";
+import { injectStyle, h, showMessage } from "./lib/style.js";
+import { MAP_CSS, MAP_CSS_ID } from "./lib/map_style.js";
+import { fmt, renderLegend as drawLegend, fillInfo, fillIndex, placeTip as place, statusText } from "./lib/map_panels.js";
 
 function basePointSize(n) {
   return Math.max(1.5, Math.min(7, 4 * Math.sqrt(20000 / Math.max(n, 1))));
 }
 
 function render({ model, el }) {
-  injectStyle("dfw-base-css-v1", BASE_CSS);
-  injectStyle("dfw-map-css-v1", CSS);
+  injectStyle(MAP_CSS_ID, MAP_CSS);
 
   // ---- DOM -----------------------------------------------------------------------
   const status = h("span", { class: "dfw-map-status" });
@@ -103,7 +72,7 @@ function render({ model, el }) {
   const help = `Shift+drag or long-press: lasso · ${mod}: add · Alt: subtract · Esc: clear · click: pin`;
   const msg = h("div", { class: "dfw-msg", "data-kind": "info" }, help);
   const root = h("div", { class: "dfw-root dfw-map" }, toolbar, body, msg);
-  isolateKeys(root, { wheelTarget: body });
+  const unIsolate = isolateKeys(root, { wheelTarget: body });
   el.appendChild(root);
 
   // ---- state -----------------------------------------------------------------------
@@ -119,6 +88,8 @@ function render({ model, el }) {
   let helpTimer = null;
   const info = new Map(); // index -> info dict from Python
   const sprites = new SpriteSheets(model, model.get("_sprite_meta"));
+  const images = new ImageStore(model, { edge: 128, max: 64 }); // the pinned item's image
+  const ev = listeners(model);
   const xScale = linearScale([-1, 1]);
   const yScale = linearScale([-1, 1]);
 
@@ -257,35 +228,14 @@ function render({ model, el }) {
     return info.get(i);
   }
 
-  function fillInfo(target, d) {
-    target.replaceChildren();
-    const rows = [["id", d.id], ["label", d.label ?? "—"]];
-    if (d.prediction != null) rows.push(["prediction", d.prediction]);
-    if (d.confidence != null) rows.push(["confidence", `${(100 * d.confidence).toFixed(1)}%`]);
-    if (d.value != null) rows.push([d.value_name || "value", d.value]);
-    for (const [k, v] of rows) {
-      target.append(h("span", { class: "dfw-k" }, k), h("span", {}, String(v)));
-    }
-  }
-
   function placeTip(i) {
-    const pos = scatter.getScreenPosition(i);
-    if (!pos) return;
-    const bw = body.clientWidth;
-    const tw = tip.offsetWidth || 240;
-    const th = tip.offsetHeight || 90;
-    let x = pos[0] + 14;
-    let y = pos[1] + 14;
-    if (x + tw > bw - 4) x = pos[0] - tw - 14;
-    if (y + th > body.clientHeight - 4) y = pos[1] - th - 14;
-    tip.style.left = `${Math.max(4, x)}px`;
-    tip.style.top = `${Math.max(4, y)}px`;
+    place(tip, body, scatter.getScreenPosition(i));
   }
 
   function showTip(i) {
     hovered = i;
     tip.style.display = "flex";
-    tipInfo.replaceChildren(h("span", { class: "dfw-k" }, "item"), h("span", {}, fmt(i)));
+    fillIndex(tipInfo, i);
     placeTip(i);
     sprites.draw(tipThumb, i).catch(() => {});
     getInfo(i).then((d) => { if (hovered === i) { fillInfo(tipInfo, d); placeTip(i); } })
@@ -293,7 +243,6 @@ function render({ model, el }) {
   }
   function hideTip() { hovered = -1; tip.style.display = "none"; }
 
-  let pinUrl = null;
   function setPinned(i) {
     if (model.get("pinned") !== i) { model.set("pinned", i); model.save_changes(); }
     showPin(i);
@@ -301,35 +250,17 @@ function render({ model, el }) {
   function showPin(i) {
     if (i < 0) { pin.style.display = "none"; return; }
     pin.style.display = "flex";
-    pinInfo.replaceChildren(h("span", { class: "dfw-k" }, "item"), h("span", {}, fmt(i)));
+    fillIndex(pinInfo, i);
     getInfo(i).then((d) => { if (model.get("pinned") === i) fillInfo(pinInfo, d); }).catch(() => {});
-    fullImageURL(model, i, 128).then((url) => {
-      if (model.get("pinned") !== i) { URL.revokeObjectURL(url); return; }
-      if (pinUrl) URL.revokeObjectURL(pinUrl);
-      pinUrl = url;
-      pinImg.src = url;
+    images.get([i]).then(([e]) => {
+      if (e && model.get("pinned") === i) pinImg.src = e.url;
+      images.prune(new Set([i]));
     }).catch(() => {});
   }
 
   // ---- legend ----------------------------------------------------------------------
   function renderLegend() {
-    const lg = model.get("_legend") || {};
-    legend.replaceChildren();
-    legend.append(h("div", { class: "dfw-map-legend-title" }, lg.title || ""));
-    if (lg.kind === "continuous") {
-      const pal = model.get("_palette");
-      const stops = pal.filter((_, k) => k % 32 === 0 || k === pal.length - 1);
-      legend.append(h("div", { class: "dfw-ramp", style: `background: linear-gradient(to right, ${stops.join(",")})` }),
-        h("div", { class: "dfw-ramp-ends" }, h("span", {}, lg.min_label ?? ""), h("span", {}, lg.max_label ?? "")));
-      for (const it of lg.items || []) legend.append(legendRow(it));
-    } else {
-      for (const it of lg.items || []) legend.append(legendRow(it));
-    }
-  }
-  function legendRow(it) {
-    return h("div", { class: "dfw-map-legend-row", title: `${it.name}: ${fmt(it.count)}` },
-      h("span", { class: "dfw-swatch", style: `background:${it.color}` }),
-      h("span", { class: "dfw-name" }, it.name), h("span", { class: "dfw-count" }, fmt(it.count)));
+    drawLegend(legend, model.get("_legend"), model.get("_palette") || []);
   }
 
   function renderClasses() {
@@ -337,8 +268,7 @@ function render({ model, el }) {
   }
 
   function renderStatus() {
-    const method = model.get("_layout_method");
-    status.textContent = `${fmt(n())} items · ${{ umap: "UMAP", pca: "PCA", "pca-pending": "PCA · computing UMAP…", custom: "custom layout" }[method] || method}`;
+    status.textContent = statusText(n(), model.get("_layout_method"));
   }
 
   function renderMessage() {
@@ -353,27 +283,27 @@ function render({ model, el }) {
   }
 
   // ---- Python -> JS ----------------------------------------------------------------
-  model.on("change:_coords", () => {
+  ev.on("change:_coords", () => {
     coords = toFloat32(model.get("_coords"));
     info.clear();
     if (drawn) scatter.draw(points(), { transition: true, transitionDuration: 1200,
       zDataType: "categorical", preventFilterReset: true, select: selected });
     renderStatus();
   });
-  model.on("change:_layout_method", renderStatus);
-  model.on("change:_color_codes", () => {
+  ev.on("change:_layout_method", renderStatus);
+  ev.on("change:_color_codes", () => {
     codes = toUint8(model.get("_color_codes"));
     info.clear();
     if (drawn) scatter.draw(points(), { zDataType: "categorical", preventFilterReset: true, select: selected });
   });
-  model.on("change:_palette", () => { if (scatter) scatter.set({ pointColor: model.get("_palette") }); renderLegend(); });
-  model.on("change:_legend", renderLegend);
-  model.on("change:_classes", renderClasses);
-  model.on("change:_message", renderMessage);
-  model.on("change:_color_by_name", () => { colorSelect.value = model.get("_color_by_name"); });
-  model.on("change:pinned", () => showPin(model.get("pinned")));
-  model.on("change:height", () => { body.style.height = `${model.get("height")}px`; });
-  model.on("change:_selected", () => {
+  ev.on("change:_palette", () => { if (scatter) scatter.set({ pointColor: model.get("_palette") }); renderLegend(); });
+  ev.on("change:_legend", renderLegend);
+  ev.on("change:_classes", renderClasses);
+  ev.on("change:_message", renderMessage);
+  ev.on("change:_color_by_name", () => { colorSelect.value = model.get("_color_by_name"); });
+  ev.on("change:pinned", () => showPin(model.get("pinned")));
+  ev.on("change:height", () => { body.style.height = `${model.get("height")}px`; });
+  ev.on("change:_selected", () => {
     const next = Array.from(toUint32(model.get("_selected")));
     if (next.length === selected.length && next.every((v, k) => v === selected[k])) return;
     selected = next;
@@ -383,7 +313,7 @@ function render({ model, el }) {
     }
     updateSelCount();
   });
-  model.on("msg:custom", (m) => {
+  ev.on("msg:custom", (m) => {
     if (m && m.type === "labels_applied") labelInput.value = "";
     if (m && m.type === "invalidate") info.clear();
   });
@@ -410,7 +340,9 @@ function render({ model, el }) {
     clearTimeout(helpTimer);
     ro.disconnect();
     offTheme();
-    if (pinUrl) URL.revokeObjectURL(pinUrl);
+    ev.off();
+    unIsolate();
+    images.clear();
     if (scatter) scatter.destroy();
   };
 }

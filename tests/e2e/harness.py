@@ -383,6 +383,43 @@ class LabPage:
         raise TimeoutError(f"element not drawn after {timeout} s (drawn fraction {frac:.4f})")
 
 
+_KEY_LATENCY_PROBE_JS = """
+(el, attr) => {
+  if (el._keyLatencyProbe) { Object.assign(el._keyLatencyProbe, { records: [], pending: null }); return; }
+  const probe = { records: [], pending: null };
+  // capture phase on the document: the clock starts before any widget handler runs
+  document.addEventListener("keydown", (e) => {
+    probe.pending = { key: e.key, t0: performance.now() };
+  }, true);
+  new MutationObserver(() => {
+    const p = probe.pending;
+    const index = el.getAttribute(attr);
+    if (!p || index === null) return; // removed (e.g. an empty state): wait for the next item
+    probe.pending = null;
+    // drawn: the next frame has been produced (rAF, then the task after it)
+    requestAnimationFrame(() => setTimeout(() => {
+      probe.records.push({ key: p.key, index, ms: performance.now() - p.t0 });
+    }, 0));
+  }).observe(el, { attributes: true, attributeFilter: [attr] });
+  el._keyLatencyProbe = probe;
+}
+"""
+
+
+def start_key_latency_probe(locator: Any, attribute: str = "data-index") -> None:
+    """Measure key press -> next frame after ``attribute`` of the element is set, in the
+    page, from outside the widget: a keydown (document, capture phase) starts the clock;
+    the first time ``attribute`` is set after it (not removed), plus one rendered frame,
+    stops it. Calling it again on the same element clears the records (one probe per
+    page: every probe hears every key)."""
+    locator.evaluate(_KEY_LATENCY_PROBE_JS, attribute)
+
+
+def key_latencies(locator: Any) -> list[dict]:
+    """Records of :func:`start_key_latency_probe`: [{key, index, ms}, ...] in order."""
+    return locator.evaluate("(el) => el._keyLatencyProbe ? el._keyLatencyProbe.records : []")
+
+
 def drawn_fraction(px: np.ndarray) -> float:
     """Fraction of pixels that differ (by > 24 in any channel) from the most common colour."""
     flat = px.reshape(-1, px.shape[-1]).astype(np.int32)

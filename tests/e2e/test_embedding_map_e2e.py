@@ -82,9 +82,11 @@ def test_lasso_select_and_bulk_label(lab, warm_embeddings):
 
     # ---- the kernel's selection equals the points inside the drawn polygon ------------
     state = lab.kernel_eval(
-        "{'sel': m.selected.tolist(), 'xy': m.coordinates.tolist(), 'view': list(m._view)}"
+        "{'sel': m.selected.tolist(), 'xy': m.coordinates.tolist(), 'view': list(m._view),"
+        " 'session': s.selection.tolist()}"
     )
     sel = np.asarray(state["sel"], dtype=np.int64)
+    assert state["session"] == state["sel"], "the lasso did not become the Session's selection"
     xy = np.asarray(state["xy"], dtype=np.float64)
     x0, x1, y0, y1 = state["view"]
     assert sel.size > 0, "the lasso selected nothing in the kernel"
@@ -209,6 +211,17 @@ def test_lasso_select_and_bulk_label(lab, warm_embeddings):
     )
     thumb_px = lab.pixels(tip.locator("canvas"))
     assert drawn_fraction(thumb_px) > 0.05, "the hover thumbnail is empty"
+    # a click pins the item: its image comes through the one image path (binary buffer)
+    page.mouse.click(hx + dx, hy)
+    pin_img = lab.cell(1).locator(".dfw-map-pin img")
+    pin_img.wait_for(state="visible", timeout=10_000)
+    lab.page.wait_for_function(
+        "() => { const i = document.querySelector('.dfw-map-pin img');"
+        " return i && i.complete && i.naturalWidth > 0; }", timeout=10_000)
+    assert lab.kernel_eval("m.pinned") == target
+    assert lab.page.evaluate("() => document.querySelector('.dfw-map-pin img').naturalWidth") == 28
+    assert drawn_fraction(lab.pixels(pin_img)) > 0.05, "the pinned image is empty"
+    assert lab.kernel_eval("m.selected.tolist()") == sel.tolist()  # a click keeps the selection
     lab.screenshot_output(1, "embedding_map_light.png", ".dfw-map")
     lab.set_theme(DARK_THEME)
     page.mouse.move(hx, hy + 1)

@@ -8,6 +8,8 @@ import json
 
 import numpy as np
 
+from harness import key_latencies, start_key_latency_probe
+
 N_LABELS = 20
 
 
@@ -54,9 +56,12 @@ def test_label_20_items_with_keyboard_survives_restart(lab, tmp_path, fmnist_tra
     names = lab.kernel_eval("list(src.classes)")
     assert len(truth) == 60_000 and set(names) <= set(classes)
 
+    # key press -> next image drawn, measured in the page from outside the widget
+    start_key_latency_probe(stage, "data-index")
     # a person clicks the widget (its status line), then types
     root.locator(".dfw-lab-status").click()
     answers: dict[int, str] = {}
+    drawn_after: list[int] = []  # the item on the stage after each label key
     presses = 0
     while len(answers) < N_LABELS:
         name = names[truth[shown]]
@@ -65,6 +70,7 @@ def test_label_20_items_with_keyboard_survives_restart(lab, tmp_path, fmnist_tra
         presses += 1
         answers[shown] = name
         previous, shown = shown, _wait_index_change(lab, stage, shown)
+        drawn_after.append(shown)
         assert shown not in answers, "an answered item came back"
         if len(answers) == N_LABELS // 2 and presses == len(answers):
             lab.page.keyboard.press("z")  # undo: the last item comes back on the stage
@@ -79,9 +85,13 @@ def test_label_20_items_with_keyboard_survives_restart(lab, tmp_path, fmnist_tra
         lab.page.wait_for_timeout(100)
     got = lab.kernel_eval("{str(k): v for k, v in s.labels.items()}")
     assert {int(k): v for k, v in got.items()} == answers
+    assert lab.kernel_eval("s.focus") == shown  # the item on the stage is the Session's focus
 
-    lat = lab.page.evaluate("() => globalThis.dfwLabelerLatencies.map(r => r.ms)")
+    records = [r for r in key_latencies(stage) if r["key"] != "z"]  # not the undo
+    lat = [r["ms"] for r in records]
     assert len(lat) == presses, f"expected one key-to-image time per label key, got {len(lat)}"
+    # each time, the next item
+    assert [r["index"] for r in records] == [str(i) for i in drawn_after], records
     lat_ms = np.asarray(lat, dtype=float)
     assert (lat_ms > 0).all()
     record = {"n": int(lat_ms.size), "p50_ms": float(np.percentile(lat_ms, 50)),

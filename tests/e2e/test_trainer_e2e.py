@@ -47,7 +47,7 @@ def test_label_press_train_curve_gains_a_point(lab, tmp_path, fmnist_train_emb, 
         f"idx = np.arange({N_ITEMS})\n"
         "src = full.subset(idx)\n"
         f"s = dfw.Session.open({str(project)!r}, source=src, embeddings=emb[idx], auto_fit=False)\n"
-        "hold = set(s._holdout_indices().tolist())\n"
+        "hold = set(s.holdout_indices().tolist())\n"
         "pool = np.array([i for i in range(len(src)) if i not in hold])\n"
         f"first = np.random.default_rng(0).choice(pool, {N_FIRST}, replace=False)\n"
         "s.label_many(first, [src.classes[c] for c in src.labels[first]], source='import')\n"

@@ -26,6 +26,11 @@ def test_star_example_accept_top_20(lab, tmp_path, fmnist_test_emb, output_dir):
     tiles = root.locator(".dfw-tile")
     tiles.first.wait_for(state="visible", timeout=60_000)
     assert tiles.count() == 24
+    # images come by index as binary buffers (lib/images.js): every tile gets a blob: image
+    lab.page.wait_for_function(
+        "() => { const im = [...document.querySelectorAll('.dfw-vs .dfw-tile img')];"
+        " return im.length === 24 && im.every((i) => i.src.startsWith('blob:')"
+        " && i.complete && i.naturalWidth > 0); }", timeout=60_000)
     assert drawn_fraction(lab.pixels(tiles.first.locator("img"))) > 0.05  # a real thumbnail
 
     # choose the class of the first tile (ground truth) by clicking its chip
@@ -84,6 +89,9 @@ def test_star_example_accept_top_20(lab, tmp_path, fmnist_test_emb, output_dir):
     root.locator("table.dfw-vs-counts").wait_for(timeout=60_000)
     root.locator(".dfw-vs-sample img").first.wait_for(timeout=30_000)
     assert root.locator(".dfw-vs-level").count() == 4  # samples at several confidence levels
+    lab.page.wait_for_function(
+        "() => [...document.querySelectorAll('.dfw-vs .dfw-vs-sample')].every("
+        "(s) => s.querySelector('img')?.naturalWidth > 0)", timeout=30_000)
     thr = root.locator(".dfw-vs-thr")
     thr.fill("0.85")
     thr.press("Enter")

@@ -17,8 +17,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dfwidgets import data as data_module
-from dfwidgets.data import PLACEHOLDER_GREY, ImageSource
+from dfwidgets.data import PLACEHOLDER_GREY, ImageSource, file_hashes
 
 GREY = PLACEHOLDER_GREY
 
@@ -475,8 +474,8 @@ def test_file_hashes_are_cached_and_invalidated(tmp_path, hash_cache, monkeypatc
     db.close()
 
     hashed: list[str] = []
-    real_hash_file = data_module._hash_file
-    monkeypatch.setattr(data_module, "_hash_file",
+    real_hash_file = file_hashes.hash_file
+    monkeypatch.setattr(file_hashes, "hash_file",
                         lambda p: hashed.append(os.path.basename(p)) or real_hash_file(p))
     again = ImageSource.from_folder(tmp_path).content_hashes()
     assert (again == first).all() and hashed == []  # all from the cache, no file read

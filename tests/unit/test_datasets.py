@@ -112,19 +112,62 @@ def test_digits() -> None:
     assert ImageSource.from_spec(src.spec).fingerprint() == src.fingerprint()
 
 
-@pytest.mark.slow
-def test_fashion_mnist_download_fallback_fails_clearly_offline(tmp_path, monkeypatch) -> None:
-    """The real torchvision download path: offline it must end in one clear error."""
+def _idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file of unsigned bytes holding ``array`` (N,) or (N, H, W)."""
+    magic = 0x00000800 + array.ndim
+    return np.array([magic, *array.shape], dtype=">u4").tobytes() + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture
+def no_fashion_mnist_anywhere(tmp_path, monkeypatch):
+    """Neither Debian's folder nor the cache hold Fashion-MNIST; the lru cache is empty."""
     monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "nothing-here")
     monkeypatch.setenv("DFW_CACHE_DIR", str(tmp_path / "cache"))
     datasets._load_fashion_split.cache_clear()
-    try:
-        src = datasets.fashion_mnist(split="test")
-    except FileNotFoundError as err:  # no network (as on the CI machine)
-        message = str(err)
-        assert "torchvision download" in message and "dataset-fashion-mnist" in message
-        assert "root=" in message
-    else:  # a machine with network access downloads the real files
-        assert len(src) == 10000 and np.bincount(src.labels).tolist() == [1000] * 10
-    finally:
-        datasets._load_fashion_split.cache_clear()
+    yield tmp_path
+    datasets._load_fashion_split.cache_clear()
+
+
+@pytest.mark.slow
+def test_fashion_mnist_download_without_network_fails_clearly(no_fashion_mnist_anywhere,
+                                                              monkeypatch) -> None:
+    """The real torchvision download path with the network cut: one clear error."""
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise OSError("network is switched off for this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    with pytest.raises(FileNotFoundError) as err:
+        datasets.fashion_mnist(split="test")
+    message = str(err.value)
+    assert "torchvision download" in message and "failed" in message
+    assert "dataset-fashion-mnist" in message and "root=" in message
+    assert str(no_fashion_mnist_anywhere / "nothing-here") in message
+
+
+def test_fashion_mnist_download_lands_in_the_cache_and_is_read(no_fashion_mnist_anywhere,
+                                                               monkeypatch) -> None:
+    """When the download succeeds, the files it leaves in the cache are what is read."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(12, 28, 28), dtype=np.uint8)
+    labels = np.arange(12, dtype=np.uint8) % 10
+    calls: list[tuple] = []
+
+    def fake_download(target, *, train: bool) -> None:  # lays files out as torchvision does
+        calls.append((target, train))
+        raw = target / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True)
+        (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(images)))
+        (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(labels)))
+
+    monkeypatch.setattr(datasets, "_download_with_torchvision", fake_download)
+    src = datasets.fashion_mnist(split="test")
+    cache = no_fashion_mnist_anywhere / "cache" / "fashion-mnist"
+    assert calls == [(cache, False)]
+    assert len(src) == 12 and (src.array == images).all()
+    assert src.labels.tolist() == labels.tolist()
+    datasets._load_fashion_split.cache_clear()
+    again = datasets.fashion_mnist(split="test")  # now found in the cache: no new download
+    assert len(calls) == 1 and (again.array == images).all()

@@ -13,22 +13,12 @@ from dfwidgets.store import LabelStore
 N = 600
 
 
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """The cores are shared: one BLAS thread is faster than contended ones (KMeans)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture()
-def session(tmp_path, fmnist_test, fmnist_test_emb):
-    import dfwidgets as dfw
-
-    src = fmnist_test.subset(np.arange(N))
-    return dfw.Session.open(tmp_path / "proj", source=src, embeddings=fmnist_test_emb[:N],
-                            auto_fit=False)
+def session(fmnist_session):
+    return fmnist_session(N)
 
 
 def _truth(session, i: int) -> str:

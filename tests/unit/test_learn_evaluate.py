@@ -6,8 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from threadpoolctl import threadpool_limits
 
 from dfwidgets.learn.evaluate import (
     AuditSampler,
@@ -17,15 +15,7 @@ from dfwidgets.learn.evaluate import (
     wilson_interval,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """2 shared cores: one thread each for torch and BLAS/OpenMP avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # ---------------------------------------------------------------- wilson_interval
@@ -116,18 +106,14 @@ def test_learning_curve_bad_input():
 
 # ----------------------------------------------------------------------- simulate
 @pytest.fixture(scope="module")
-def sim(fmnist_train, fmnist_test, fmnist_train_emb, fmnist_test_emb):
-    rng = np.random.default_rng(0)
-    idx = np.sort(rng.choice(len(fmnist_train_emb), 4000, replace=False))
-    te = np.sort(rng.choice(len(fmnist_test_emb), 3000, replace=False))
-    names = np.asarray(fmnist_train.classes, dtype=object)
-    result = simulate(
-        fmnist_train_emb[idx], names[fmnist_train.labels[idx]],
+def sim(fmnist_sample):
+    data = fmnist_sample(4000, 3000)
+    return simulate(
+        data["X"], data["y"],
         strategies=["random", "entropy", "margin", "hybrid"],
         budgets=[20, 40, 80, 160, 320], seeds=[0, 1],
-        test=(fmnist_test_emb[te], names[fmnist_test.labels[te]]), progress=False,
+        test=(data["Xt"], data["yt"]), progress=False,
     )
-    return result
 
 
 @pytest.mark.slow

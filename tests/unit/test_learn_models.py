@@ -6,9 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 from sklearn.base import clone
-from threadpoolctl import threadpool_limits
 
 from dfwidgets.learn.models import (
     IMAGENET_TEMPLATES,
@@ -18,29 +16,13 @@ from dfwidgets.learn.models import (
     ZeroShotClassifier,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """2 shared cores: one thread each for torch and BLAS/OpenMP avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def fm(fmnist_train, fmnist_test, fmnist_train_emb, fmnist_test_emb):
+def fm(fmnist_sample):
     """2,000 train and 2,000 test items (random, seeded), labels as class names."""
-    rng = np.random.default_rng(0)
-    tr = np.sort(rng.choice(len(fmnist_train_emb), 2000, replace=False))
-    te = np.sort(rng.choice(len(fmnist_test_emb), 2000, replace=False))
-    names = np.asarray(fmnist_train.classes, dtype=object)
-    return {
-        "X": fmnist_train_emb[tr], "y": names[fmnist_train.labels[tr]],
-        "Xt": fmnist_test_emb[te], "yt": names[fmnist_test.labels[te]],
-        "classes": list(fmnist_train.classes),
-    }
+    return fmnist_sample(2000, 2000)
 
 
 # ------------------------------------------------------------------ LinearProbe

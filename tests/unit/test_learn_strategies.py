@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from threadpoolctl import threadpool_limits
 
 from dfwidgets.learn import strategies as S
 from dfwidgets.learn.linear_probe import LinearProbe
@@ -13,14 +11,7 @@ from dfwidgets.learn.linear_probe import LinearProbe
 NAMES = list(S.STRATEGIES)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """2 shared cores: one thread each for torch and BLAS/OpenMP avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,6 @@
-"""One-shot (prototype) and zero-shot proposals over a real Session on Fashion-MNIST."""
+"""One-shot (prototype) and zero-shot proposals over a real Session on Fashion-MNIST, the
+Session's class examples (kept through renames and merges); and the pure
+functions of ``learn/proposals.py`` on small arrays."""
 
 from __future__ import annotations
 
@@ -77,10 +79,11 @@ def test_zero_shot_on_image_only_model_names_the_fix(session):
         session.propose(method="zero-shot", prompts={"Sneaker": "a photo of a sneaker",
                                                      "Bag": "a photo of a bag"})
     assert "efficientnet_lite0" in str(err.value) and "ViT-B-32" in str(err.value)
-    ok, why = proposals.supports_text(session)
+    ok, why = session.supports_text()
     assert not ok and "images only" in why
     with pytest.raises(ValueError, match="CLIP"):
-        proposals.add_example(session, "Sneaker", text="a red sneaker")
+        session.examples.add("Sneaker", text="a red sneaker")
+    assert session.examples.all() == {}
 
 
 def test_clear_errors(session, fmnist_test):
@@ -102,6 +105,7 @@ def test_clear_errors(session, fmnist_test):
 def test_samples_at_several_confidence_levels(session, fmnist_test):
     prop = session.propose(method="prototype", examples=one_per_class(fmnist_test))
     samples = proposals.proposal_samples(prop, levels=(0.9, 0.5), per_class=2)
+    assert samples.equals(session.examples.samples(levels=(0.9, 0.5), per_class=2))
     assert set(samples["level"]) == {0.9, 0.5}
     assert not samples["index"].duplicated().any()
     assert samples.groupby(["label", "level"]).size().max() <= 2
@@ -114,16 +118,16 @@ def test_uploaded_image_is_embedded_with_the_session_model(session, fmnist_test,
                                                            fmnist_test_emb):
     item = 17
     png = encode_image(fmnist_test[item])
-    vec = proposals.embed_query_image(session, png)
+    vec = session.embed_image(png)
     assert vec.shape == (fmnist_test_emb.shape[1],)
     assert float(vec @ fmnist_test_emb[item]) > 0.98
     with pytest.raises(ValueError, match="not an image"):
-        proposals.embed_query_image(session, b"this is not a picture")
+        session.embed_image(b"this is not a picture")
 
     # an outside image kept as a class example counts for the prototypes
     name = fmnist_test.classes[fmnist_test.labels[item]]
-    proposals.add_example(session, name, image=png)
-    assert proposals.example_vectors(session, name).shape == (1, fmnist_test_emb.shape[1])
+    session.examples.add(name, image=png)
+    assert session.examples.vectors(name).shape == (1, fmnist_test_emb.shape[1])
     other = int(np.flatnonzero(fmnist_test.labels != fmnist_test.labels[item])[0])
     session.label([other], fmnist_test.classes[fmnist_test.labels[other]])
     prop = session.propose(method="prototype")
@@ -131,7 +135,7 @@ def test_uploaded_image_is_embedded_with_the_session_model(session, fmnist_test,
     # reopening the project keeps the uploaded example
     reopened = Session.open(session.path, auto_fit=False)
     try:
-        assert proposals.class_examples(reopened)[name][0]["kind"] == "image"
+        assert reopened.examples.all()[name][0]["kind"] == "image"
     finally:
         reopened.close()
 
@@ -148,7 +152,7 @@ def test_zero_shot_commit_and_undo_with_a_text_model(tmp_path, fmnist_test):
     small = ImageSource.from_array(fmnist_test.array[:8])
     s = Session.open(tmp_path / "clip", source=small, model=clip, auto_fit=False)
     try:
-        assert proposals.supports_text(s) == (True, "")
+        assert s.supports_text() == (True, "")
         prompts = {"Sneaker": "a photo of a sneaker", "Bag": ["a photo of a bag", "a handbag"]}
         prop = s.propose(method="zero-shot", prompts=prompts)
         assert len(prop) == 8 and set(prop["label"]) <= {"Sneaker", "Bag"}
@@ -160,8 +164,210 @@ def test_zero_shot_commit_and_undo_with_a_text_model(tmp_path, fmnist_test):
         assert (cur["source"] == "zero-shot").sum() == 7 and len(cur) == 8
         assert s.undo(source="zero-shot") == 7
         assert s.labels.to_dict() == {0: "Bag"}
-        example = proposals.add_example(s, "Sneaker", text="a red sneaker")
+        example = s.examples.add("Sneaker", text="a red sneaker")
         assert example["kind"] == "text" and len(example["vector"]) == clip.dim
-        assert proposals.example_vectors(s, "Sneaker").shape == (1, clip.dim)
+        assert s.examples.vectors("Sneaker").shape == (1, clip.dim)
     finally:
         s.close()
+
+
+def test_examples_survive_rename_and_merge_and_reopen(session, fmnist_test_emb):
+    shoe = session.examples.add("Shoe", index=3, label_item=False)
+    assert shoe == {"kind": "item", "id": str(session.ids[3])}
+    session.examples.add("Shoe", index=8)  # labeled "Shoe" as well (source "click")
+    assert session.examples.add_items("Boot", [20, 21]) == 2
+    assert len(session.labels) == 1 and session.labels[8] == "Shoe"
+    before = session.examples.vectors("Shoe")
+    np.testing.assert_allclose(before, fmnist_test_emb[[3, 8]] / np.linalg.norm(
+        fmnist_test_emb[[3, 8]], axis=1, keepdims=True), atol=1e-6)
+
+    session.rename_class("Shoe", "Footwear")
+    kept = session.examples.all()
+    assert "Shoe" not in kept and [e["index"] for e in kept["Footwear"]] == [3, 8]
+    np.testing.assert_array_equal(session.examples.vectors("Footwear"), before)
+    assert session.examples.vectors("Shoe").shape == (0, fmnist_test_emb.shape[1])
+
+    session.merge_classes(["Footwear", "Boot"], into="Shoes")
+    kept = session.examples.all()
+    assert set(kept) == {"Shoes"}
+    assert sorted(e["index"] for e in kept["Shoes"]) == [3, 8, 20, 21]
+    assert session.examples.item_indices("Shoes").tolist() == [3, 8, 20, 21]
+    assert session.labels[8] == "Shoes"
+
+    reopened = Session.open(session.path, auto_fit=False)
+    try:
+        assert sorted(e["index"] for e in reopened.examples.all()["Shoes"]) == [3, 8, 20, 21]
+    finally:
+        reopened.close()
+    session.examples.clear("Shoes")
+    assert session.examples.all() == {}
+
+
+def test_examples_add_validates_and_replaces(session):
+    with pytest.raises(ValueError, match="exactly one"):
+        session.examples.add("Shoe")
+    with pytest.raises(ValueError, match="exactly one"):
+        session.examples.add("Shoe", index=1, text="a shoe")
+    with pytest.raises(ValueError, match="class name"):
+        session.examples.add("  ", index=1)
+    with pytest.raises(IndexError):
+        session.examples.add("Shoe", index=len(session.ids))
+    session.examples.add("Shoe", index=1, label_item=False)
+    session.examples.add("Shoe", index=1, label_item=False)  # the same example is kept once
+    session.examples.add("Shoe", index=2, label_item=False, replace=True)
+    assert [e["index"] for e in session.examples.all()["Shoe"]] == [2]
+    assert "Shoe" in session.classes and len(session.labels) == 0
+
+
+def test_kept_examples_and_negatives_shape_the_default_proposal(session, fmnist_test):
+    """Unlabeled item examples count as prototypes; a hard negative moves its class."""
+    from dfwidgets.learn.proposals import propose_prototypes
+
+    ex = one_per_class(fmnist_test)
+    names = list(ex)[:3]
+    for name in names:
+        session.examples.add(name, index=ex[name], label_item=False)
+    prop = session.propose(method="prototype")
+    assert sorted(prop.attrs["classes"]) == sorted(names) and len(prop) == len(fmnist_test)
+    emb = session.embeddings
+    expect = propose_prototypes(emb[[ex[n] for n in names]], names, emb, np.arange(len(emb)))
+    np.testing.assert_array_equal(prop["index"], expect["index"])
+
+    mine = prop.loc[(prop["label"] == names[0]) & ~prop["index"].isin(list(ex.values())), "index"]
+    wrong = int(mine.iloc[0])  # the surest non-example item of class 0, marked "not class 0"
+    session.add_negatives([wrong], names[0])
+    again = session.propose(method="prototype")
+    expect = propose_prototypes(emb[[ex[n] for n in names]], names, emb, np.arange(len(emb)),
+                                X_negative=emb[[wrong]], y_negative=[names[0]])
+    np.testing.assert_array_equal(again["index"], expect["index"])
+    np.testing.assert_allclose(again["confidence"], expect["confidence"], rtol=1e-6)
+    assert not again.equals(prop)
+
+
+# ====================================================================== pure functions
+def clusters(seed: int = 0, n: int = 30, d: int = 16):
+    """Three well separated unit-vector clusters: (centres (3, d), X (n, d), y (n,) codes)."""
+    rng = np.random.default_rng(seed)
+    centres = np.linalg.qr(rng.normal(size=(d, 3)))[0].T.astype(np.float32)
+    y = np.arange(n) % 3
+    X = centres[y] + 0.1 * rng.normal(size=(n, d)).astype(np.float32)
+    return centres, (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32), y
+
+
+def test_propose_prototypes_labels_the_pool_most_confident_first():
+    from dfwidgets.learn.models import PrototypeClassifier
+
+    centres, X, y = clusters()
+    names = np.array(["a", "b", "c"], dtype=object)
+    pool = np.arange(100, 100 + len(X))  # item indices need not be positions
+    prop = proposals.propose_prototypes(centres, names, X, pool)
+    assert list(prop.columns) == ["index", "label", "confidence"]
+    assert prop["index"].dtype == np.int64 and prop["confidence"].dtype == np.float32
+    assert prop.attrs == {"method": "prototype", "source": "prototype", "classes": ["a", "b", "c"]}
+    assert sorted(prop["index"]) == pool.tolist()
+    assert prop["confidence"].is_monotonic_decreasing
+    truth = dict(zip(pool.tolist(), names[y]))
+    assert all(truth[i] == lab for i, lab in zip(prop["index"], prop["label"]))
+    ref = PrototypeClassifier().fit(centres, names).predict_proba(X).max(axis=1)
+    got = prop.set_index("index")["confidence"].reindex(pool).to_numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+    # a hard negative ("item 0 is not a") pushes a's prototype away: exactly the classifier's
+    neg = proposals.propose_prototypes(centres, names, X, pool, X_negative=X[:1], y_negative=["a"])
+    ref = PrototypeClassifier().fit(centres, names, X_negative=X[:1], y_negative=np.array(["a"], object))
+    got = neg.set_index("index")["confidence"].reindex(pool).to_numpy()
+    np.testing.assert_allclose(got, ref.predict_proba(X).max(axis=1), rtol=1e-6)
+    assert got[0] < prop.set_index("index").loc[100, "confidence"]
+
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        proposals.propose_prototypes(centres[:1], ["a"], X, pool)
+    with pytest.raises(ValueError, match="pool_indices"):
+        proposals.propose_prototypes(centres, names, X, pool[:-1])
+
+
+def test_propose_zero_shot_uses_the_text_embedder_and_prompts():
+    centres, X, y = clusters(seed=1)
+    text = {"a photo of a cat": centres[0], "a photo of a dog": centres[1], "cow!": centres[2]}
+    asked: list[str] = []
+
+    def embed_text(prompts: list[str]) -> np.ndarray:
+        asked.extend(prompts)
+        return np.stack([text[p] for p in prompts])
+
+    prop = proposals.propose_zero_shot(X, np.arange(len(X)), classes=["cat", "dog", "cow"],
+                                       text_embedder=embed_text, templates=["a photo of a {}"],
+                                       prompts={"cow": "cow!"})
+    assert sorted(asked) == sorted(text)  # templates filled with names; prompts override
+    assert prop.attrs["source"] == "zero-shot" and prop.attrs["classes"] == ["cat", "dog", "cow"]
+    names = np.array(["cat", "dog", "cow"], dtype=object)
+    assert (prop.sort_values("index")["label"].to_numpy() == names[y]).all()
+    assert prop["confidence"].between(1 / 3, 1.0).all() and prop["confidence"].is_monotonic_decreasing
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        proposals.propose_zero_shot(X, np.arange(len(X)), classes=["cat"], text_embedder=embed_text)
+
+
+def test_proposal_frame_ties_empty_pool_and_bad_shapes():
+    probs = np.array([[0.2, 0.8], [0.8, 0.2], [0.5, 0.5]], np.float32)
+    prop = proposals.proposal_frame(probs, ["x", "y"], np.array([7, 3, 5]), method="prototype")
+    assert prop["index"].tolist() == [3, 7, 5]  # equal confidence: lower index first
+    assert prop["label"].tolist() == ["x", "y", "x"]
+    empty = proposals.proposal_frame(np.zeros((0, 2)), ["x", "y"], np.zeros(0, int), method="zero-shot")
+    assert len(empty) == 0 and list(empty.columns) == ["index", "label", "confidence"]
+    assert empty.attrs["source"] == "zero-shot"
+    assert proposals.summarize_proposal(empty)["proposed"].tolist() == [0, 0]
+    with pytest.raises(ValueError, match="shape"):
+        proposals.proposal_frame(probs[:2], ["x", "y"], np.array([7, 3, 5]), method="prototype")
+    with pytest.raises(ValueError, match="method must be"):
+        proposals.proposal_frame(probs, ["x", "y"], np.array([7, 3, 5]), method="kmeans")
+    assert proposals.check_method("zero-shot") == "zero-shot"
+
+
+def hand_proposal():
+    """A proposal of 6 items over classes a, b, c (c gets nothing)."""
+    probs = np.array([[0.95, 0.05, 0], [0.91, 0.09, 0], [0.6, 0.4, 0],
+                      [0.02, 0.98, 0], [0.3, 0.7, 0], [0.45, 0.55, 0]], np.float32)
+    return proposals.proposal_frame(probs, ["a", "b", "c"], np.arange(10, 16), method="prototype")
+
+
+def test_summarize_proposal_counts_per_class():
+    summary = proposals.summarize_proposal(hand_proposal(), min_confidence=0.9)
+    rows = {r["label"]: r for r in summary.to_dict("records")}
+    assert summary["label"].tolist() == ["a", "b", "c"]  # most above threshold first
+    assert (rows["a"]["proposed"], rows["a"]["above_threshold"]) == (3, 2)
+    assert (rows["b"]["proposed"], rows["b"]["above_threshold"]) == (3, 1)
+    assert (rows["c"]["proposed"], rows["c"]["above_threshold"]) == (0, 0)
+    assert rows["a"]["median_confidence"] == pytest.approx(0.91)
+    assert rows["b"]["median_confidence"] == pytest.approx(0.7)
+    assert np.isnan(rows["c"]["median_confidence"])
+    for bad in (1.5, -0.1, "0.9", None):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            proposals.summarize_proposal(hand_proposal(), min_confidence=bad)
+
+
+def test_select_for_commit_skips_labeled_items_and_filters_classes():
+    prop = hand_proposal()
+    labels_now = np.full(20, -1)
+    idx, names, source = proposals.select_for_commit(prop, labels_now, min_confidence=0.9)
+    assert (idx.tolist(), names, source) == ([13, 10, 11], ["b", "a", "a"], "prototype")
+    labels_now[10] = 2  # labeled since the proposal: never overwritten
+    idx, names, _ = proposals.select_for_commit(prop, labels_now, min_confidence=0.5)
+    assert idx.tolist() == [13, 11, 14, 12, 15] and names == ["b", "a", "b", "a", "b"]
+    idx, names, _ = proposals.select_for_commit(prop, labels_now, min_confidence=0.5, labels=["b"])
+    assert idx.tolist() == [13, 14, 15] and set(names) == {"b"}
+    idx, names, _ = proposals.select_for_commit(prop, labels_now, min_confidence=1.0)
+    assert len(idx) == 0 and names == []
+    with pytest.raises(ValueError, match="not classes"):
+        proposals.select_for_commit(prop, labels_now, labels=["zebra"])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        proposals.select_for_commit(prop, labels_now, min_confidence=90)
+    plain = prop.copy()
+    plain.attrs = {}
+    with pytest.raises(ValueError, match="not a proposal"):
+        proposals.select_for_commit(plain, labels_now)
+
+
+def test_proposal_samples_pick_items_near_each_level_once():
+    samples = proposals.proposal_samples(hand_proposal(), levels=(0.9, 0.5), per_class=1)
+    got = {(r.label, r.level): r.index for r in samples.itertuples()}
+    assert got == {("a", 0.9): 11, ("a", 0.5): 12, ("b", 0.9): 13, ("b", 0.5): 15}
+    assert not samples["index"].duplicated().any()

@@ -14,14 +14,7 @@ import pytest
 from dfwidgets.session import Session
 
 REPO = Path(__file__).resolve().parents[2]
-N_SMALL = 3000
-
-
-@pytest.fixture(scope="module")
-def small(fmnist_train, fmnist_train_emb):
-    """The first 3,000 Fashion-MNIST train items and their offline-backbone embeddings."""
-    idx = np.arange(N_SMALL)
-    return fmnist_train.subset(idx), np.ascontiguousarray(fmnist_train_emb[idx])
+N_SMALL = 3000  # items in the `small` project (tests/unit/conftest.py)
 
 
 @pytest.fixture
@@ -265,8 +258,70 @@ def test_next_batch_audit_and_estimate(session: Session, small) -> None:
     n_audit = len(session.store.get_meta("audit")["ids"])
     assert est["n"] == n_audit >= 3
     assert 0 <= est["low"] <= est["estimate"] <= est["high"] <= 1
+    # the estimate is about the real model's accuracy on the unlabeled items (ground truth)
+    pool = np.flatnonzero(session.label_array() < 0)
+    true_pool = float((session.predicted_labels()[pool] == np.asarray(truth(src, pool))).mean())
+    assert abs(est["estimate"] - true_pool) < 0.1
     with pytest.raises(ValueError, match="Unknown strategy"):
         session.next_batch(5, strategy="smart")
+
+
+def _publish_known_model(session: Session, src, confidence: np.ndarray,
+                         right: np.ndarray) -> None:
+    """Put a model of known accuracy in place: item i gets top probability
+    ``confidence[i]`` on its true class where ``right[i]``, else on another class."""
+    n, k = len(session.ids), len(session.classes)
+    gt = np.asarray(src.labels)
+    guess = np.where(right, gt, (gt + 1 + np.arange(n) % (k - 1)) % k)
+    probs = np.repeat(((1 - confidence) / (k - 1))[:, None], k, axis=1).astype(np.float32)
+    probs[np.arange(n), guess] = confidence
+    seq, _, classes = session._labels.snapshot()
+    session._fit.publish(seq, None, probs, classes, "known model")
+
+
+def _answer_audit_items(session: Session, src) -> np.ndarray:
+    """Ask a large random batch (about 10% audit items) and answer its audit items."""
+    session.next_batch(2000, strategy="random")
+    audit = np.flatnonzero(session.audit_mask())
+    session.label_many(audit, truth(src, audit), source="click")
+    return audit
+
+
+def test_accuracy_estimate_matches_a_model_of_known_accuracy(session: Session, small) -> None:
+    """A calibrated model (right with probability = its confidence): the estimate must be
+    its accuracy on the unlabeled pool, within a few points, inside the interval."""
+    src, _ = small
+    audit = _answer_audit_items(session, src)
+    assert 150 <= len(audit) <= 250
+    rng = np.random.default_rng(7)
+    confidence = rng.uniform(0.4, 1.0, len(session.ids)).astype(np.float32)
+    right = rng.random(len(session.ids)) < confidence
+    _publish_known_model(session, src, confidence, right)
+    pool = np.flatnonzero(session.label_array() < 0)
+    true_pool = float(right[pool].mean())  # ~0.70
+    est = session.accuracy_estimate()
+    assert est["n"] == len(audit)
+    assert abs(est["estimate"] - true_pool) < 0.03
+    assert est["low"] <= true_pool <= est["high"] and est["high"] - est["low"] < 0.15
+    assert est["audit_estimate"] == pytest.approx(right[audit].mean())
+
+
+def test_accuracy_estimate_corrects_an_overconfident_model(session: Session, small) -> None:
+    """95% confident but right 60% of the time: 200 audit answers pull the estimate more
+    than half the way from the model's 0.95 down to its true accuracy (the prior is worth
+    100 answers, so 2/3 of the way is expected)."""
+    src, _ = small
+    audit = _answer_audit_items(session, src)
+    rng = np.random.default_rng(3)
+    right = rng.random(len(session.ids)) < 0.6
+    _publish_known_model(session, src, np.full(len(session.ids), 0.95, np.float32), right)
+    pool = np.flatnonzero(session.label_array() < 0)
+    true_pool = float(right[pool].mean())
+    est = session.accuracy_estimate()
+    assert est["expected"] == pytest.approx(0.95, abs=1e-4)
+    assert abs(est["estimate"] - true_pool) < 0.5 * (0.95 - true_pool)
+    assert est["audit_low"] <= true_pool <= est["audit_high"]
+    assert len(audit) == est["n"]
 
 
 def test_next_batch_empty_pool(tmp_path: Path, small) -> None:

@@ -19,14 +19,6 @@ from dfwidgets.learn.models import LinearProbe, PrototypeClassifier
 from dfwidgets.session import MODEL_DIR, MODEL_FILE, MODEL_META_FILE, Session
 
 REPO = Path(__file__).resolve().parents[2]
-N_SMALL = 3000
-
-
-@pytest.fixture(scope="module")
-def small(fmnist_train, fmnist_train_emb):
-    """The first 3,000 Fashion-MNIST train items and their offline-backbone embeddings."""
-    idx = np.arange(N_SMALL)
-    return fmnist_train.subset(idx), np.ascontiguousarray(fmnist_train_emb[idx])
 
 
 def label_per_class(session: Session, src, per_class: int, *, start: int = 0) -> np.ndarray:
@@ -116,7 +108,7 @@ def test_reopen_restores_model_without_refit(tmp_path: Path, small, fit_calls) -
         np.testing.assert_array_equal(s2.probs_, probs)
         assert s2.fit_status_ == "linear probe on 50 labels (restored)" != status
         assert fit_calls == [] and len(s2.curve) == 1  # no fit, no new curve record
-        assert s2.model_ is s2._probe  # the next fit continues from it
+        assert s2.model_ is s2._fit.probe  # the next fit continues from it
         np.testing.assert_allclose(s2.model_.predict_proba_mc(emb[:300], n=2), mc, atol=1e-6)
         # labeling goes on: the background refit starts from the restored weights
         s2.label([int(np.flatnonzero(np.asarray(src.labels) == 0)[40])], src.classes[0])
@@ -159,7 +151,7 @@ def test_labels_from_another_session_trigger_a_warm_refit(tmp_path: Path, small,
         np.testing.assert_array_equal(stale.probs_, old_probs)
         assert stale.fit_status_ == ("linear probe on 40 labels (restored; the labels "
                                      "changed since, call fit() to update)")
-        assert fit_calls == [] and stale._probe is stale.model_
+        assert fit_calls == [] and stale._fit.probe is stale.model_
     with Session.open(path) as s2:  # auto_fit: refits in the background, warm-started
         assert s2.wait_for_fit(timeout=60)
         assert fit_calls == [("LinearProbe", True)]
@@ -237,7 +229,7 @@ def test_callback_fires_for_another_sessions_labels(tmp_path: Path, small) -> No
             fired.set()
 
         handle = b.on("labels_changed", on_labels)
-        poller = b._poller
+        poller = b._events._poller
         assert poller is not None and poller.daemon
         started = time.monotonic()
         a.label([5, 6], "Coat")
@@ -248,7 +240,7 @@ def test_callback_fires_for_another_sessions_labels(tmp_path: Path, small) -> No
         b.off(handle)
         assert _wait_for(lambda: not poller.is_alive(), timeout=5)
         b.on("classes_changed", lambda classes: None)
-        poller = b._poller
+        poller = b._events._poller
         assert poller is not None and poller.is_alive()
     finally:
         b.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dfwidgets.store import SOURCES, LabelStore
+from dfwidgets.store import SOURCES, UNDO_SOURCE, LabelStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -254,5 +254,28 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
     assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_sources_constant() -> None:
-    assert SOURCES == ("click", "bulk", "search", "zero-shot", "prototype", "import", "review")
+@pytest.mark.parametrize("source", SOURCES)
+def test_every_source_is_written_and_kept_in_history(store: LabelStore, source: str) -> None:
+    assert store.set_labels(["a"], "Shoe", source=source) == 1
+    assert store.current()["source"].tolist() == [source]
+    assert store.history()["source"].tolist() == [source]
+    assert store.add_negatives(["b"], "Bag", source=source) == 1
+    assert store.negatives()["source"].tolist() == [source]
+    assert store.undo(source=source) == 1 and store.current().empty
+
+
+@pytest.mark.parametrize("bad", [UNDO_SOURCE, "mouse", "Click", ""])
+def test_unknown_source_is_refused_naming_the_allowed_ones(store: LabelStore, bad: str) -> None:
+    table = pd.DataFrame({"item_id": ["a"], "label": ["Shoe"]})
+    writes = {
+        "set_labels": lambda: store.set_labels(["a"], "Shoe", source=bad),
+        "set_many": lambda: store.set_many(["a"], ["Shoe"], source=bad),
+        "add_negatives": lambda: store.add_negatives(["a"], "Shoe", source=bad),
+        "import_labels": lambda: store.import_labels(table, source=bad),
+        "undo": lambda: store.undo(source=bad),
+    }
+    for name, write in writes.items():
+        with pytest.raises(ValueError, match="Unknown label source") as err:
+            write()
+        assert ", ".join(SOURCES) in str(err.value), name
+    assert store.history().empty and store.negatives().empty and store.classes() == []

@@ -103,7 +103,7 @@ def test_user_mistakes_give_messages_and_lose_nothing(m, session):
     with pytest.raises(ValueError, match="Nothing is selected"):
         m.selected = []
         m.label_selection("Coat")
-    with pytest.raises(IndexError, match="0..399"):
+    with pytest.raises(IndexError, match="out of range"):
         m.selected = [N]
     m.selected = [5, 6]
     from_page_update(m, "_selected", np.array([N + 5], np.uint32).tobytes())  # ipywidgets logs it
@@ -170,9 +170,14 @@ def test_hover_info_sheet_and_image_replies(m, session, sent):
     assert msg["content"]["request_id"] == 12
     sheet = Image.open(io.BytesIO(buffers[0]))
     assert sheet.size[0] == m._sprite_meta["per_row"] * m._sprite_meta["thumb_size"]
-    from_page_msg(m, {"type": "image", "index": 3, "size": 96, "request_id": 13})
+    # the pinned item's image: the one image path (lib/images.js -> reply_images)
+    from_page_msg(m, {"type": "images", "indices": [3, N + 2], "edge": 96, "request_id": 13})
     msg, buffers = [(mm, b) for mm, b in log if mm.get("method") == "custom"][-1]
-    assert Image.open(io.BytesIO(buffers[0])).size == (96, 96)
+    content = msg["content"]
+    assert content["request_id"] == 13 and content["missing"] == [N + 2] and len(buffers) == 1
+    assert content["items"] == [{"index": 3, "mime": "image/png", "width": 28, "height": 28}]
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(buffers[0])).convert("L")),
+                                  np.asarray(session.source[3].convert("L")))
     from_page_msg(m, {"type": "info", "index": N + 1, "request_id": 14})  # bad index: error reply
     msg = [mm for mm, _ in log if mm.get("method") == "custom"][-1]["content"]
     assert msg["request_id"] == 14 and "out of range" in msg["error"]
@@ -181,7 +186,68 @@ def test_hover_info_sheet_and_image_replies(m, session, sent):
 def test_a_given_layout_array_is_checked(session):
     xy = np.random.default_rng(0).normal(size=(N, 2))
     w = EmbeddingMap(session, layout=xy)
-    assert w._layout_method == "custom" and w.layout is None
+    assert w._layout_method == "custom" and w.layout["method"] == "given"
+    assert session.layout_status["method"] == "given"
+    np.testing.assert_allclose(session.layout_coords, xy, rtol=1e-6)
     with pytest.raises(ValueError, match=r"shape \(400, 2\)"):
         EmbeddingMap(session, layout=xy[:10])
     w.close()
+
+
+def test_lasso_writes_the_session_selection_and_follows_it(m, session):
+    events: list[np.ndarray] = []
+    session.on("selection_changed", events.append)
+    # the page's lasso -> the Session's selection (and its event)
+    from_page_update(m, "_selected", np.array([9, 4, 120], np.uint32).tobytes())
+    np.testing.assert_array_equal(session.selection, [4, 9, 120])
+    assert session.selection.dtype == np.uint32 and len(events) == 1
+    np.testing.assert_array_equal(events[0], [4, 9, 120])
+    # a Python select (from any view or script) -> the map's `selected` and its trait
+    session.select([7, 3])
+    np.testing.assert_array_equal(m.selected, [3, 7])
+    assert np.frombuffer(m._selected, np.uint32).tolist() == [3, 7] and len(events) == 2
+    session.select([300], mode="add")
+    session.select(np.arange(N) < 5, mode="remove")  # a bool mask
+    np.testing.assert_array_equal(m.selected, [7, 300])
+    # the map's own setter goes through the Session; the same selection again: no event
+    m.selected = [300, 7]
+    assert len(events) == 4
+    m.selected = []
+    assert session.selection.size == 0 and m.selected.size == 0 and len(events) == 5
+    # a second map over the same Session starts from the shared selection
+    session.select([11, 12])
+    other = EmbeddingMap(session, layout="pca")
+    try:
+        np.testing.assert_array_equal(other.selected, [11, 12])
+        from_page_update(other, "_selected", np.array([42], np.uint32).tobytes())
+        np.testing.assert_array_equal(m.selected, [42])  # the first map follows
+    finally:
+        other.close()
+    m.close()
+    session.select([1])  # a closed map no longer follows
+    np.testing.assert_array_equal(np.frombuffer(m._selected, np.uint32), [42])
+
+
+def test_predictions_are_named_by_the_models_classes(m, session, fmnist_test):
+    """The map names predictions like the Labeler does (session.predicted_labels), even
+    when the Session's classes are in another order than the model's columns."""
+    y = fmnist_test.labels[:N]
+    for c in (9, 1, 7):  # Ankle boot, Trouser, Sneaker
+        session.label(np.flatnonzero(y == c)[:5], fmnist_test.classes[c], source="click")
+    session.fit()
+    m.color_by = "prediction"
+    # classes change after the fit (the model's columns stay): "T-shirt/top" goes, so the
+    # Session's class positions no longer match the model's columns
+    session.merge_classes(["T-shirt/top", "Shirt"], into="Shirt")
+    assert session.classes[0] != session.model_classes_[0]
+    names = session.predicted_labels()
+    codes = np.frombuffer(m._color_codes, dtype=np.uint8)
+    for i in range(0, N, 37):
+        assert m._legend["items"][codes[i] - 1]["name"] == names[i]
+        info = m.item_info(i)
+        assert info["prediction"] == names[i]
+        assert info["confidence"] == pytest.approx(float(session.probs_[i].max()), abs=1e-6)
+    m.color_by = "difficulty"
+    assert m._legend["title"] == "difficulty" and m._message.get("kind") != "error"
+    assert {it["name"] for it in m._legend["items"]} <= {"easy", "medium", "hard", "none"}
+    assert sum(it["count"] for it in m._legend["items"]) == N

@@ -4,29 +4,25 @@ Fashion-MNIST test images with efficientnet_lite0 embeddings."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 import dfwidgets as dfw
 from dfwidgets.store import LabelStore
 
 N = 600
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """The cores are shared: one BLAS thread is faster than contended ones (KMeans)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture()
-def session(tmp_path, fmnist_test, fmnist_test_emb):
-    src = fmnist_test.subset(np.arange(N))
-    return dfw.Session.open(tmp_path / "proj", source=src, embeddings=fmnist_test_emb[:N],
-                            auto_fit=False)
+def session(fmnist_session):
+    return fmnist_session(N)
 
 
 class Recorder:
@@ -53,6 +49,12 @@ def press(lab, key: str, indices=None, seq="t:1"):
     lab._on_msg(lab, {"type": "key", "key": key, "indices": indices, "seq": seq}, [])
 
 
+def ask_images(lab, indices, *, request_id=1, edge=None):
+    """What lib/images.js sends for the images of ``indices``."""
+    lab._on_msg(lab, {"type": "images", "indices": list(indices), "request_id": request_id,
+                      "edge": lab.image_size if edge is None else edge}, [])
+
+
 def truth(session, i: int) -> str:
     return session.source.classes[int(session.source.labels[i])]
 
@@ -75,11 +77,18 @@ def test_initial_state_queue_keys_and_images(lab, session):
     assert len(lab.queue) == 17 and len(set(lab.queue)) == 17
     assert lab.status["labeled"] == 0 and lab.status["strategy"] == "typiclust"
     rec = Recorder(lab)
-    lab._on_msg(lab, {"type": "hello"}, [])  # a view rendered: images for the queue
+    lab._on_msg(lab, {"type": "hello"}, [])  # a view rendered: the facts of the queue
     (content, buffers), = rec.of("items")
+    assert [m["index"] for m in content["items"]] == lab.queue and buffers == []
+    assert content["items"][0]["id"] == str(session.ids[lab.queue[0]])
+    # the page asks for the images of the queue: one binary buffer per item
+    ask_images(lab, lab.queue, request_id=5)
+    (content, buffers), = rec.of("images")
+    assert content["request_id"] == 5 and content["missing"] == []
     assert [m["index"] for m in content["items"]] == lab.queue
-    assert len(buffers) == 17 and all(b[:8] == b"\x89PNG\r\n\x1a\n" for b in buffers)
+    assert len(buffers) == 17 and all(b[:8] == PNG for b in buffers)
     assert content["items"][0]["mime"] == "image/png"
+    assert (content["items"][0]["width"], content["items"][0]["height"]) == (28, 28)
 
 
 def test_key_press_labels_shown_item_writes_store_and_advances(lab, session, tmp_path):
@@ -94,14 +103,17 @@ def test_key_press_labels_shown_item_writes_store_and_advances(lab, session, tmp
     assert lab.queue[0] == nxt and shown not in lab.queue and len(lab.queue) >= 9
     assert rec.of("ack")[0][0] == {"type": "ack", "seq": "v:1", "indices": [shown]}
     assert lab.status["labeled"] == 1 and lab.message == ""
-    # after 8 more answers the queue is topped up and the new images are sent ahead
+    # after 8 more answers the queue is topped up and the new items' facts are sent ahead
     assert rec.of("items") == []
     for n in range(8):
         press(lab, key_for(lab, truth(session, lab.queue[0])), seq=f"v:{n + 2}")
     assert lab.wait(), "the background refill did not finish"
     (content, buffers), = rec.of("items")
     new = [m["index"] for m in content["items"]]
-    assert len(new) == 9 and len(lab.queue) == 17 and set(new) <= set(lab.queue) and len(buffers) == len(new)
+    assert len(new) == 9 and len(lab.queue) == 17 and set(new) <= set(lab.queue) and buffers == []
+    ask_images(lab, new)  # ... and the page fetches their images ahead of time
+    (content, buffers), = rec.of("images")
+    assert [m["index"] for m in content["items"]] == new and len(buffers) == len(new)
 
 
 def test_undo_key_reverts_store_and_queue(lab, session):
@@ -231,3 +243,41 @@ def test_review_mode_confirms_and_corrects_with_source_review(session):
         assert first not in lab.review_queue and second not in lab.review_queue
     finally:
         lab.close()
+
+
+def test_images_reply_with_buffers_and_name_the_missing_ones(lab, session):
+    rec = Recorder(lab)
+    ask_images(lab, [3, N + 7, -1, 5, "x", 2.5], edge=64, request_id=9)
+    (content, buffers), = rec.of("images")
+    assert content["request_id"] == 9
+    assert [m["index"] for m in content["items"]] == [3, 5] and len(buffers) == 2
+    assert content["missing"] == [N + 7, -1, "x", 2.5]
+    for meta, buf in zip(content["items"], buffers):
+        img = Image.open(io.BytesIO(buf))
+        assert meta["mime"] == "image/png" and img.size == (meta["width"], meta["height"])
+        np.testing.assert_array_equal(np.asarray(img.convert("L")),
+                                      np.asarray(session.source[meta["index"]].convert("L")))
+    # a large edge: the same small image (native size, the page scales it up)
+    ask_images(lab, [3], edge=1024, request_id=10)
+    (content, buffers) = rec.of("images")[-1]
+    assert content["items"][0]["width"] == 28 and buffers[0][:8] == PNG
+
+
+def test_current_item_is_the_session_focus(lab, session):
+    events: list[int] = []
+    session.on("focus_changed", events.append)
+    shown, nxt = lab.queue[:2]
+    assert session.focus == shown
+    press(lab, key_for(lab, truth(session, shown)))
+    assert session.focus == nxt and events == [nxt]
+    press(lab, " ")  # skip: the next one
+    assert session.focus == lab.queue[0] != nxt and events[-1] == lab.queue[0]
+    press(lab, "z", indices=[])  # undo the skip: the skipped item is current again
+    assert session.focus == nxt == lab.queue[0] and events[-1] == nxt
+    n_events = len(events)
+    lab._on_msg(lab, {"type": "hello"}, [])  # a new view: no change, no event
+    assert len(events) == n_events
+    lab.mode = "review"  # no model yet: nothing to review, no item in focus
+    assert lab.review_queue == [] and session.focus == -1 and events[-1] == -1
+    lab.mode = "single"
+    assert session.focus == lab.queue[0] == nxt and events[-1] == nxt

@@ -10,6 +10,7 @@ import pytest
 
 import dfwidgets as dfw
 from dfwidgets.exported_model import ExportedModel
+from dfwidgets.learn.learning_curve import LearningCurveFit
 
 N_ITEMS = 4000
 
@@ -27,7 +28,7 @@ def session(tmp_path, fmnist_train, fmnist_train_emb):
 def _label_random(s, n, seed):
     rng = np.random.default_rng(seed)
     codes = s.label_array()
-    holdout = set(s._holdout_indices().tolist())
+    holdout = set(s.holdout_indices().tolist())
     pool = np.array([i for i in np.flatnonzero(codes < 0) if i not in holdout])
     pick = rng.choice(pool, n, replace=False)
     names = np.asarray(s.source.classes, dtype=object)
@@ -67,13 +68,32 @@ def test_probe_curves_baseline_confusion_and_export(session):
     assert len(fig.data[1].x) >= 5 and max(fig.data[1].x) >= 2 * counts[-1]
     assert f"{counts[-1]} labels so far" in tr.saving_html.value
     assert "random would need about" in tr.saving_html.value or "more than" in tr.saving_html.value
-    # when to stop: a fitted curve and a range for the target
-    assert len(fig.data[2].x) > 10
-    assert "When to stop" in tr.stop_html.value and "%" in tr.stop_html.value
+    # when to stop: the power law fitted to the same points (rebuilt here from the
+    # Session's curve records), drawn and put in words with its numbers
+    records = session.curve.dropna(subset=["true_accuracy"])
+    last = records.groupby("n_labels")["true_accuracy"].last()
+    assert last.index.tolist() == counts
+    lc = LearningCurveFit(n_bootstrap=100).fit(last.index, last.to_numpy())
+    need = lc.labels_needed(0.85)
+    stop = session.training.stop_estimate(0.85)
+    assert stop["estimate"] == pytest.approx(need["estimate"], rel=1e-6)
+    assert stop["asymptote"] == pytest.approx(need["asymptote"], rel=1e-6)
+    fit_x = np.asarray(fig.data[2].x)
+    assert len(fit_x) > 10 and fit_x[0] == counts[0]
+    np.testing.assert_allclose(fig.data[2].y, np.clip(lc.predict(fit_x), 0, 1), atol=1e-9)
+    text = tr.stop_html.value
+    assert f"levels off near {need['asymptote']:.1%}" in text
+    if last.iloc[-1] >= 0.85:
+        assert "the target 85% is reached" in text
+    elif not need["reachable"]:
+        assert "looks out of reach" in text and not np.isfinite(stop["estimate"])
+    else:
+        assert f"about <b>{need['estimate']:,.0f}</b> labels in total for 85%" in text
+        assert f"about {max(0, round(need['estimate']) - counts[-1]):,} more" in text
     # per-class accuracy and the confusion matrix on the ground-truth holdout
     cm = np.asarray(tr.confusion_fig.data[0].z)
     assert cm.shape == (10, 10)
-    holdout = session._holdout_indices()
+    holdout = session.holdout_indices()
     assert cm.sum() == len(holdout)
     diag = np.diag(cm) / cm.sum(1)
     np.testing.assert_allclose(tr.class_fig.data[0].y, diag[cm.sum(1) > 0])
@@ -88,6 +108,7 @@ def test_probe_curves_baseline_confusion_and_export(session):
     assert (session.source.labels[hits] == t).all() and (session.predictions_[hits] == p).all()
     assert len(tr.items_box.children) == min(len(hits), 24)
     assert f"<b>{len(hits)}</b> confused" in tr.items_caption.value
+    np.testing.assert_array_equal(session.selection, np.sort(hits))  # the map can follow
     # the exported model: probe head on the backbone, same predictions as the Session
     assert isinstance(tr.model_, ExportedModel) and tr.kept_ == "probe"
     sample = holdout[:20]
@@ -104,9 +125,8 @@ def test_plots_follow_fits_made_elsewhere(session):
     tr = dfw.Trainer(session, embedder="efficientnet_lite0")
     _label_random(session, 30, seed=5)
     session.fit()  # e.g. the Labeler's auto-fit: the Trainer hears "model_updated"
-    for _ in range(100):  # the refresh runs in a background thread
-        if tr._refresher is not None:
-            break
+    deadline = time.monotonic() + 300  # the refresh runs in a background thread
+    while len(tr.curve_fig.data[0].x) == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert tr.wait(timeout=300)
     tr.close()
@@ -118,6 +138,7 @@ def test_plots_follow_fits_made_elsewhere(session):
 def test_finetune_run_reports_which_model_is_kept(session):
     tr = dfw.Trainer(session, embedder="efficientnet_lite0", epochs=1, threads=1)
     _label_random(session, 60, seed=9)
+    n_labels = int((session.label_array() >= 0).sum())
     tr.train(mode="finetune", wait=True)
     ft = tr.finetuner_
     assert ft is not None and ft.error_ is None and len(ft.history_) == 2
@@ -126,6 +147,16 @@ def test_finetune_run_reports_which_model_is_kept(session):
     np.testing.assert_allclose(epochs[3].y, ft.history_["val_acc"])
     assert tr.kept_ == ("finetune" if ft.improved_ else "probe")
     assert ft.verdict_ in tr.verdict_html.value.replace("&#x27;", "'")
-    runs = session.store.get_meta("trainer_runs")
-    assert len(runs) == 1 and runs[0]["kept"] == tr.kept_ and runs[0]["accuracy"] > 0.3
-    assert list(tr.curve_fig.data[3].x) == [runs[0]["n_labels"]]
+    runs = session.training.runs()
+    assert len(runs) == 1 and runs[0]["kept"] == tr.kept_
+    # the fine-tuned point: the labels at that time, and the fine-tuned model's accuracy
+    # on the unlabeled ground-truth holdout, measured here again
+    holdout = session.holdout_indices()
+    holdout = holdout[session.label_array()[holdout] < 0]
+    truth = np.asarray(session.source.classes, dtype=object)[session.source.labels[holdout]]
+    pred = ft.model_.predict(session.source.subset(holdout))
+    accuracy = float(np.mean(pred == truth))
+    assert accuracy > 0.3
+    assert list(tr.curve_fig.data[3].x) == [n_labels]
+    np.testing.assert_allclose(tr.curve_fig.data[3].y, [accuracy], atol=1e-9)
+    assert runs[0]["accuracy"] == pytest.approx(accuracy, abs=1e-9)

@@ -1,4 +1,5 @@
-"""VisualSearch widget state without a browser: the page's messages drive a real Session."""
+"""VisualSearch widget state without a browser: the page's messages drive a real Session.
+Traits carry indices only; images reach the page as binary buffers on request."""
 
 from __future__ import annotations
 
@@ -26,7 +27,20 @@ def page_msg(w, content, buffers=()):
     w._on_msg(w, content, list(buffers))
 
 
-def test_query_matches_exact_search_and_accept_is_undoable(vs, fmnist_test_emb):
+def page_images(w, monkeypatch, indices, request_id=7):
+    """The page's image request (js/src/lib/images.js) -> (reply content, buffers)."""
+    sent = []
+    monkeypatch.setattr(w, "send", lambda content, buffers=None: sent.append((content, buffers)))
+    page_msg(w, {"type": "images", "indices": list(indices), "edge": w.thumb_size,
+                 "request_id": request_id})
+    assert len(sent) == 1
+    content, buffers = sent[0]
+    assert content["type"] == "images" and content["request_id"] == request_id
+    assert len(buffers) == len(content["items"])
+    return content, buffers
+
+
+def test_query_matches_exact_search_and_accept_is_undoable(vs, fmnist_test_emb, monkeypatch):
     res = vs.query(index=42)
     assert list(res.columns) == ["index", "similarity", "label"]
     assert len(res) == 100 and 42 not in set(res["index"])
@@ -35,7 +49,12 @@ def test_query_matches_exact_search_and_accept_is_undoable(vs, fmnist_test_emb):
     np.testing.assert_array_equal(res["index"], ref_i[0])
     np.testing.assert_allclose(res["similarity"], ref_s[0], atol=1e-5)
     assert vs.mode == "results" and vs.n_pages == 9 and len(vs.page_items) == 12
-    assert vs.page_items[0]["png"][:4] == b"\x89PNG"
+    assert set(vs.page_items[0]) == {"index", "rank", "similarity", "label"}  # no image bytes
+    shown = [it["index"] for it in vs.page_items]
+    content, buffers = page_images(vs, monkeypatch, shown)
+    assert [m["index"] for m in content["items"]] == shown and content["missing"] == []
+    assert all(bytes(b)[:4] == b"\x89PNG" for b in buffers)  # 28x28 items: native PNG
+    assert {(m["mime"], m["width"], m["height"]) for m in content["items"]} == {("image/png", 28, 28)}
 
     n = vs.accept(top=20, label="Sneaker")
     assert n == 20
@@ -107,12 +126,40 @@ def test_add_rename_class_and_use_selection(vs):
     assert len(vs.session.labels) == 0  # a selection used as examples labels nothing
     page_msg(vs, {"type": "rename_class", "old": "Shoe", "new": "Footwear"})
     assert vs.active_class == "Footwear" and "Shoe" not in vs.classes
-    assert len(vs.examples) == 3
+    assert [e["index"] for e in vs.examples] == [5, 9, 11]
+    assert [e["index"] for e in vs.session.examples.all()["Footwear"]] == [5, 9, 11]
     page_msg(vs, {"type": "page", "page": 1})
     assert vs.message_level == "error"  # unknown action: inline, no exception
 
+    # the Session's shared selection (e.g. a lasso in the map) as the examples
+    vs.session.select([30, 31])
+    res = vs.use_selection(label="Footwear")
+    assert [e["index"] for e in vs.examples] == [30, 31] and vs.query_label == "examples of Footwear"
+    assert not {30, 31} & set(res["index"]) and len(vs.session.labels) == 0
+    vs.session.clear_selection()
+    with pytest.raises(ValueError, match="selection is empty"):
+        vs.use_selection()
 
-def test_proposal_preview_commit_and_undo_from_the_page(vs, fmnist_test):
+
+def test_page_errors_are_inline_and_close_stops_following(vs, monkeypatch):
+    content, buffers = page_images(vs, monkeypatch, [0, -1, len(vs.session.ids)])
+    assert [m["index"] for m in content["items"]] == [0] and len(buffers) == 1
+    assert sorted(content["missing"]) == [-1, len(vs.session.ids)]
+    page_msg(vs, {"type": "select_top", "k": "x"})
+    assert vs.message_level == "error"
+    page_msg(vs, {"type": "example_item", "index": 10**9})
+    assert vs.message_level == "error" and "out of range" in vs.message
+
+    rendered = []
+    monkeypatch.setattr(vs, "_render_page", lambda *a: rendered.append(a))
+    vs.session.label([0], "Bag")
+    assert len(rendered) == 1  # labels_changed re-renders the page
+    vs.close()
+    vs.session.label([1], "Bag")
+    assert len(rendered) == 1  # a closed view no longer follows the Session
+
+
+def test_proposal_preview_commit_and_undo_from_the_page(vs, fmnist_test, monkeypatch):
     page_msg(vs, {"type": "propose", "method": "prototype"})
     assert vs.message_level == "error" and "at least 2 classes" in vs.message
     for k, name in enumerate(fmnist_test.classes):  # one example per class
@@ -126,7 +173,10 @@ def test_proposal_preview_commit_and_undo_from_the_page(vs, fmnist_test):
     assert total == len(fmnist_test) - 10
     levels = {s["level"] for s in vs.proposal_samples}
     assert levels == {0.99, 0.9, 0.7, 0.5}
-    assert all(s["png"][:4] == b"\x89PNG" for s in vs.proposal_samples)
+    assert all(set(s) == {"label", "level", "index", "confidence"} for s in vs.proposal_samples)
+    content, buffers = page_images(vs, monkeypatch, [s["index"] for s in vs.proposal_samples])
+    assert [m["index"] for m in content["items"]] == [s["index"] for s in vs.proposal_samples]
+    assert all(bytes(b)[:4] == b"\x89PNG" for b in buffers)
 
     vs.min_confidence = 0.95  # the page's threshold box
     above = sum(r["above_threshold"] for r in vs.proposal_summary)

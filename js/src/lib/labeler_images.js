@@ -1,77 +1,81 @@
-// Preloaded item images for the Labeler: bytes arrive from Python ahead of time, become
-// object URLs, and each item's large <img> is decoded before it is needed, so showing the
-// next item is a DOM swap with no network or decode wait.
+// The Labeler's images, preloaded: fetched ahead of time through the one image path
+// (lib/images.js ImageStore: a request, binary buffers back) and decoded before they are
+// needed, so showing the next item is a DOM swap with no network or decode wait.
+// Also keeps each item's facts from Python (id, the model's guesses, review details).
+import { ImageStore } from "./images.js";
 
-export class ImageCache {
-  constructor() {
-    /** @type {Map<number, {meta: object, url: string|null, big: HTMLImageElement|null, ready: Promise<void>, decoded: boolean}>} */
-    this.entries = new Map();
+export class LabelerImages {
+  /** @param model the anywidget model; `edge` the large image's edge in CSS px */
+  constructor(model, { edge = 224, max = 256 } = {}) {
+    this.store = new ImageStore(model, { edge, max: 2 * max });
+    this.max = max;
+    /** @type {Map<number, {img: HTMLImageElement, decoded: boolean, ready: Promise<void>}>} */
+    this.big = new Map();
+    this.failed = new Set(); // indices Python could not send (shown as such)
+    this.facts = new Map(); // index -> {index, id, guesses, given?, suggested?, score?}
   }
 
-  /** Store items from a Python "items" message: metas[i] describes buffers[i]. */
-  put(metas, buffers) {
-    metas.forEach((meta, i) => {
-      const old = this.entries.get(meta.index);
-      const buf = buffers[i];
-      if (!buf) {
-        if (old) old.meta = { ...old.meta, ...meta };
+  /** Fetch and decode the images of `indices` not in hand yet; resolves when they are
+   * decoded (rejects when the kernel does not answer). */
+  async load(indices) {
+    const need = indices.filter((i) => !this.big.has(i) && !this.failed.has(i));
+    if (!need.length) return;
+    const entries = await this.store.get(need);
+    const ready = [];
+    entries.forEach((e, k) => {
+      const i = need[k];
+      if (this.big.has(i)) return;
+      if (!e) {
+        this.failed.add(i);
         return;
       }
-      if (old && old.url) URL.revokeObjectURL(old.url);
-      const view = buf instanceof DataView ? buf : new DataView(buf.buffer ?? buf);
-      const url = URL.createObjectURL(new Blob([view], { type: meta.mime || "image/png" }));
-      const big = new Image();
-      big.alt = `item ${meta.index}`;
-      big.draggable = false;
-      big.src = url;
-      const entry = { meta, url, big, decoded: false, ready: null };
-      entry.ready = big
-        .decode()
-        .catch(() => undefined)
-        .then(() => {
-          entry.decoded = true;
-        });
-      this.entries.set(meta.index, entry);
+      const img = this.store.img(i);
+      img.classList.toggle("dfw-pixelated", e.width > 0 && e.width < 96);
+      img.style.imageRendering = "";
+      const entry = { img, decoded: false, ready: null };
+      entry.ready = img.decode().catch(() => undefined).then(() => {
+        entry.decoded = true;
+      });
+      this.big.set(i, entry);
+      ready.push(entry.ready);
     });
+    await Promise.all(ready);
   }
 
-  /** Update the model's guesses (and review facts) without touching images. */
-  update(metas) {
-    for (const meta of metas) {
-      const e = this.entries.get(meta.index);
-      if (e) e.meta = { ...e.meta, ...meta };
-    }
-  }
-
+  /** The large image entry of item i, or undefined. */
   get(index) {
-    return this.entries.get(index);
+    return this.big.get(index);
   }
 
-  /** A fresh <img> for a thumbnail (the browser reuses the decoded image of the URL). */
+  /** A fresh <img> for a grid thumbnail (the browser reuses the decoded image). */
   thumb(index) {
-    const e = this.entries.get(index);
-    if (!e) return null;
-    const img = new Image();
-    img.src = e.url;
-    img.alt = `item ${index}`;
-    img.draggable = false;
-    if (e.big && e.big.naturalWidth && e.big.naturalWidth < 96) img.className = "dfw-pixelated";
+    const img = this.store.img(index);
+    if (img && img.style.imageRendering) {
+      img.style.imageRendering = "";
+      img.classList.add("dfw-pixelated");
+    }
     return img;
   }
 
-  /** Drop images of items not in `keep` once the cache holds more than `max`. */
-  prune(keep, max = 256) {
-    if (this.entries.size <= max) return;
-    for (const [index, e] of this.entries) {
-      if (!keep.has(index)) {
-        if (e.url) URL.revokeObjectURL(e.url);
-        this.entries.delete(index);
-      }
-    }
+  /** Facts from a Python "items" / "guesses" message (merged into what is known). */
+  putFacts(items) {
+    for (const f of items || []) this.facts.set(f.index, { ...(this.facts.get(f.index) || {}), ...f });
   }
 
+  /** Drop images and facts of items not in `keep` once more than `max` are held. */
+  prune(keep) {
+    if (this.big.size > this.max) {
+      for (const i of [...this.big.keys()]) if (!keep.has(i)) this.big.delete(i);
+      for (const i of [...this.facts.keys()]) if (!keep.has(i)) this.facts.delete(i);
+      this.failed.clear();
+    }
+    this.store.prune(keep);
+  }
+
+  /** Forget everything (the view is removed): object URLs are revoked. */
   clear() {
-    for (const e of this.entries.values()) if (e.url) URL.revokeObjectURL(e.url);
-    this.entries.clear();
+    this.big.clear();
+    this.facts.clear();
+    this.store.clear();
   }
 }

@@ -1,5 +1,7 @@
 // Request/response over anywidget custom messages: request(model, {type, ...}) sends the
 // message with a fresh request_id; Python answers with the same request_id (+ buffers).
+// One "msg:custom" listener per model (shared by all its views, so no view adds or
+// removes one); it lives as long as the model.
 
 let nextId = 1;
 const pending = new WeakMap(); // model -> Map(request_id -> {resolve, reject, timer})

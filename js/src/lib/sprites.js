@@ -39,9 +39,3 @@ export class SpriteSheets {
     ctx.drawImage(bmp, sx, sy, size, size, 0, 0, canvas.width, canvas.height);
   }
 }
-
-/** Full-size image of item i as an object URL (requested on demand). */
-export async function fullImageURL(model, i, size = 192) {
-  const { buffers } = await request(model, { type: "image", index: i, size });
-  return URL.createObjectURL(new Blob([buffers[0]], { type: "image/png" }));
-}

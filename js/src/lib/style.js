@@ -1,17 +1,22 @@
 // Shared look for every dfwidgets widget: JupyterLab CSS variables with fallbacks,
 // so light and dark themes both work (and the widget still looks right outside Lab).
+// The base CSS goes into the page once (one <style id="dfw-base-css">), whatever the
+// number of widgets and views: injectStyle() adds it before any widget's own CSS.
 
 export const BASE_CSS = `
 .dfw-root {
   --dfw-bg: var(--jp-layout-color0, #fff);
   --dfw-bg2: var(--jp-layout-color1, #fff);
   --dfw-bg3: var(--jp-layout-color2, #eee);
+  --dfw-fg0: var(--jp-ui-font-color0, rgba(0,0,0,1));
   --dfw-fg: var(--jp-ui-font-color1, rgba(0,0,0,.87));
   --dfw-fg2: var(--jp-ui-font-color2, rgba(0,0,0,.54));
   --dfw-border: var(--jp-border-color2, #e0e0e0);
+  --dfw-border1: var(--jp-border-color1, #bdbdbd);
   --dfw-accent: var(--jp-brand-color1, #1976d2);
   --dfw-error: var(--jp-error-color1, #d32f2f);
   --dfw-ok: var(--jp-success-color1, #388e3c);
+  --dfw-warn: var(--jp-warn-color1, #f57c00);
   --dfw-font: var(--jp-ui-font-family, system-ui, -apple-system, "Segoe UI", sans-serif);
   --dfw-size: var(--jp-ui-font-size1, 13px);
   font-family: var(--dfw-font); font-size: var(--dfw-size); color: var(--dfw-fg);
@@ -47,13 +52,21 @@ export const BASE_CSS = `
   border: 1px solid var(--dfw-border); border-radius: 3px; padding: 0 4px; background: var(--dfw-bg3); }
 `;
 
-/** Add a <style> with `css` to the document once per `id`. */
-export function injectStyle(id, css) {
+export const BASE_STYLE_ID = "dfw-base-css";
+
+function addStyle(id, css) {
   if (document.getElementById(id)) return;
   const style = document.createElement("style");
   style.id = id;
   style.textContent = css;
   document.head.appendChild(style);
+}
+
+/** Add the shared base CSS (once per page), then a <style> with a widget's own `css`
+ * (once per `id`: every view of every instance shares it). */
+export function injectStyle(id, css) {
+  addStyle(BASE_STYLE_ID, BASE_CSS);
+  if (id !== BASE_STYLE_ID) addStyle(id, css);
 }
 
 /** document.createElement with class, attributes and children. */

@@ -1,0 +1,70 @@
+"""Plotly styling shared by the widgets: one look (transparent backgrounds so the
+JupyterLab theme shows through, theme colours for text and grid lines), trace colours,
+and keeping a ``FigureWidget``'s synced state current."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+__all__ = ["COLORS", "new_figure", "plot_css", "style_figure", "sync_state"]
+
+#: trace colours: your labels, simulated random sampling, the fitted curve, fine-tuned
+#: runs, the target line, loss and accuracy per epoch
+COLORS = {"you": "#1f77b4", "random": "#7f7f7f", "fit": "#2ca02c", "finetune": "#d62728",
+          "target": "#ff7f0e", "loss": "#9467bd", "accuracy": "#17becf"}
+
+GRID = "rgba(128,128,128,0.25)"
+ZERO_LINE = "rgba(128,128,128,0.4)"
+
+
+def plot_css(root: str) -> str:
+    """CSS (no ``<style>`` tag) that lets plots under ``.{root}`` follow the JupyterLab
+    theme: transparent backgrounds, theme font colour for ticks, titles and legends."""
+    scope = f".{root} .js-plotly-plot .plotly"
+    return (
+        f"{scope} .main-svg {{ background: transparent !important; }}\n"
+        f"{scope} :is(.xtick, .ytick, .y2tick) text,\n"
+        f"{scope} :is(.xtitle, .ytitle, .y2title, .gtitle, .legendtext) {{\n"
+        "  fill: var(--jp-ui-font-color1) !important; }\n"
+        f"{scope} .gridlayer path,\n"
+        f"{scope} .zerolinelayer path {{ stroke: var(--jp-border-color2) !important; }}\n"
+        f"{scope} .legend .bg {{ fill: transparent !important; }}\n"
+    )
+
+
+
+def style_figure(fig: Any, title: str, *, height: int = 300, **layout: Any) -> Any:
+    """Apply the shared look to ``fig`` (title, height, transparent backgrounds, readable
+    fonts, a legend below); extra ``layout`` keys go to ``update_layout``. Returns ``fig``."""
+    fig.update_layout(
+        title={"text": title, "font": {"size": 14}, "x": 0.02},
+        height=height, margin={"l": 55, "r": 20, "t": 40, "b": 45},
+        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+        font={"size": 12, "color": "#888"},
+        legend={"orientation": "h", "y": -0.25, "x": 0},
+        **layout,
+    )
+    fig.update_xaxes(gridcolor=GRID, zerolinecolor=ZERO_LINE)
+    fig.update_yaxes(gridcolor=GRID, zerolinecolor=ZERO_LINE)
+    return fig
+
+
+def new_figure(title: str, *, height: int = 300, base: Any = None, **layout: Any) -> Any:
+    """A styled plotly ``FigureWidget`` (from ``base``, e.g. ``make_subplots(...)``)."""
+    import plotly.graph_objects as go
+
+    fig = go.FigureWidget(base) if base is not None else go.FigureWidget()
+    return style_figure(fig, title, height=height, **layout)
+
+
+def sync_state(fig: Any) -> None:
+    """Copy a FigureWidget's data and layout into its synced state.
+
+    plotly sends later edits (add_trace, batch_update) as one-shot messages that a view
+    created afterwards, or a frontend model still loading, never sees; a FigureWidget
+    nested in a container is not refreshed by ``_repr_mimebundle_`` either. Keeping
+    ``_widget_data`` / ``_widget_layout`` current makes every view start from the truth.
+    """
+    fig._widget_data = copy.deepcopy(fig._data)
+    fig._widget_layout = copy.deepcopy(fig._layout_obj._props)

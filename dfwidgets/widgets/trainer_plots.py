@@ -1,0 +1,210 @@
+"""The Trainer's figures and texts: accuracy vs labels, loss and accuracy per epoch,
+per-class accuracy, the confusion matrix, and the "saving" / "when to stop" sentences.
+
+Draws numbers computed by ``session.training`` (see
+:mod:`dfwidgets.learn.training_report`); computes nothing itself. Figures are plotly
+``FigureWidget``s updated in place (``batch_update``), never re-created.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from typing import Any
+
+from .plot_style import COLORS, new_figure, sync_state
+
+__all__ = ["TrainerPlots", "saving_text", "stop_text"]
+
+EPOCH_TRACES = (("train loss", "train_loss", COLORS["loss"], "dot", False),
+                ("held-out loss", "val_loss", COLORS["loss"], "solid", False),
+                ("train accuracy", "train_acc", COLORS["accuracy"], "dot", True),
+                ("held-out accuracy", "val_acc", COLORS["accuracy"], "solid", True))
+FIG_WIDTH = 415
+
+
+def _muted(text: str) -> str:
+    return f'<span class="dfw-tr-muted">{text}</span>'
+
+
+class TrainerPlots:
+    """The four figures: ``curve_fig`` (traces: your labels, random sampling (simulated),
+    fitted curve, fine-tuned, target), ``epoch_fig``, ``class_fig``, ``confusion_fig``.
+
+    ``on_cell(true, predicted)`` is called with class names when a confusion cell is
+    clicked.
+    """
+
+    def __init__(self, *, on_cell: Callable[[str, str], None]) -> None:
+        from plotly.subplots import make_subplots
+
+        self.curve_fig = new_figure("Accuracy vs labels", xaxis_title="labels",
+                                    yaxis_title="accuracy")
+        fig = self.curve_fig
+        fig.add_scatter(name="your labels", mode="lines+markers",
+                        line={"color": COLORS["you"]}, x=[], y=[])
+        fig.add_scatter(name="random sampling (simulated)", mode="lines",
+                        line={"color": COLORS["random"], "dash": "dot"}, x=[], y=[])
+        fig.add_scatter(name="fitted curve", mode="lines",
+                        line={"color": COLORS["fit"], "dash": "dash"}, x=[], y=[])
+        fig.add_scatter(name="fine-tuned", mode="markers",
+                        marker={"color": COLORS["finetune"], "symbol": "diamond", "size": 10},
+                        x=[], y=[])
+        fig.add_scatter(name="target", mode="lines",
+                        line={"color": COLORS["target"], "width": 1}, x=[], y=[])
+        fig.update_yaxes(tickformat=".0%")
+
+        self.epoch_fig = new_figure("Fine-tuning: loss and accuracy per epoch",
+                                    base=make_subplots(specs=[[{"secondary_y": True}]]))
+        for name, _key, color, dash, secondary in EPOCH_TRACES:
+            self.epoch_fig.add_scatter(name=name, mode="lines+markers", x=[], y=[],
+                                       line={"color": color, "dash": dash},
+                                       secondary_y=secondary)
+        self.epoch_fig.update_xaxes(title_text="epoch (0 = linear probe)", dtick=1)
+        self.epoch_fig.update_xaxes(rangemode="tozero")
+        self.epoch_fig.update_yaxes(title_text="loss", rangemode="tozero", secondary_y=False)
+        self.epoch_fig.update_yaxes(title_text="accuracy", tickformat=".0%", secondary_y=True,
+                                    showgrid=False, range=[0, 1.02])
+
+        self.class_fig = new_figure("Per-class accuracy", yaxis_title="accuracy")
+        self.class_fig.add_bar(
+            x=[], y=[], marker={"color": COLORS["you"]}, name="accuracy",
+            hovertemplate="%{x}: %{y:.1%} (%{customdata} items)<extra></extra>")
+        self.class_fig.update_yaxes(range=[0, 1], tickformat=".0%")
+        self.class_fig.update_layout(showlegend=False)
+
+        self.confusion_fig = new_figure("Confusion matrix (click a cell)", height=360,
+                                        xaxis_title="predicted", yaxis_title="true")
+        self.confusion_fig.add_heatmap(
+            z=[[0]], x=[""], y=[""], colorscale="Blues", texttemplate="%{z}",
+            showscale=False, hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>")
+        self.confusion_fig.update_yaxes(autorange="reversed")
+
+        def clicked(_trace: Any, points: Any, _selector: Any) -> None:
+            if points.xs:
+                on_cell(str(points.ys[0]), str(points.xs[0]))
+
+        self.confusion_fig.data[0].on_click(clicked)
+        for f in self.figures:
+            f.layout.width = FIG_WIDTH
+            sync_state(f)
+
+    @property
+    def figures(self) -> tuple[Any, ...]:
+        """(curve_fig, epoch_fig, class_fig, confusion_fig)."""
+        return (self.curve_fig, self.epoch_fig, self.class_fig, self.confusion_fig)
+
+    # ------------------------------------------------------------------ curve
+    def draw_curve(self, rep: dict[str, Any]) -> None:
+        """Draw ``session.training.curve_report(target=...)``."""
+        pts, fig = rep["points"], self.curve_fig
+        base_x, base_y = rep["baseline"]
+        ft_x, ft_y = rep["finetune"]
+        stop = rep["stop"]
+        with fig.batch_update():
+            you = fig.data[0]
+            you.x = pts["n_labels"].tolist()
+            you.y = pts["accuracy"].tolist()
+            if len(pts) and pts["low"].notna().any():
+                you.error_y = {"type": "data", "symmetric": False, "visible": True,
+                               "array": (pts["high"] - pts["accuracy"]).fillna(0).tolist(),
+                               "arrayminus": (pts["accuracy"] - pts["low"]).fillna(0).tolist()}
+            else:
+                you.error_y = {"visible": False}
+            you.name = f"your labels ({pts['measured'].iloc[0]})" if len(pts) else "your labels"
+            fig.data[1].x, fig.data[1].y = base_x, base_y
+            fig.data[2].x, fig.data[2].y = list(stop["fit_x"]), list(stop["fit_y"])
+            fig.data[3].x, fig.data[3].y = ft_x, ft_y
+            fig.data[4].x = [0, rep["x_max"]]
+            fig.data[4].y = [rep["target"], rep["target"]]
+        sync_state(fig)
+
+    # ------------------------------------------------------------------ epochs
+    def clear_epochs(self) -> None:
+        """Empty the per-epoch figure (a new fine-tuning run starts)."""
+        with self.epoch_fig.batch_update():
+            for trace in self.epoch_fig.data:
+                trace.x, trace.y = [], []
+        sync_state(self.epoch_fig)
+
+    def add_epoch(self, row: dict[str, Any]) -> None:
+        """Append one FineTuner history row (epoch 0, the probe start, clears first)."""
+        if int(row["epoch"]) == 0:
+            self.clear_epochs()
+        fig = self.epoch_fig
+        with fig.batch_update():
+            for trace, (_n, key, _c, _d, _s) in zip(fig.data, EPOCH_TRACES):
+                value = row.get(key)
+                if value is None or not math.isfinite(float(value)):
+                    continue
+                trace.x = tuple(trace.x or ()) + (row["epoch"],)
+                trace.y = tuple(trace.y or ()) + (float(value),)
+        sync_state(fig)
+
+    # ------------------------------------------------------------------ classes
+    def draw_confusion(self, conf: dict[str, Any]) -> None:
+        """Draw ``session.training.confusion()``: per-class bars and the matrix."""
+        per, classes = conf["per_class"], conf["classes"]
+        with self.class_fig.batch_update():
+            bar = self.class_fig.data[0]
+            bar.x = per["class"].tolist()
+            bar.y = per["accuracy"].tolist()
+            bar.customdata = per["n"].tolist()
+            self.class_fig.layout.title.text = (
+                f"Per-class accuracy ({conf['kind']}, {conf['n']} items)")
+        with self.confusion_fig.batch_update():
+            heat = self.confusion_fig.data[0]
+            heat.z = conf["matrix"].tolist()
+            heat.x = classes
+            heat.y = classes
+        sync_state(self.class_fig)
+        sync_state(self.confusion_fig)
+
+
+def saving_text(saving: dict[str, Any]) -> str:
+    """HTML: labels so far, accuracy, and how many random sampling would need."""
+    n = saving["n_labels"]
+    if n is None:
+        return _muted("Train to see accuracy against the number of labels.")
+    head = (f"<b>{n} labels so far</b>, accuracy {saving['accuracy']:.1%} "
+            f"({html.escape(saving['measured'])})")
+    top = saving["simulated_up_to"]
+    if top is None:
+        return head + "; " + _muted("the random-sampling baseline needs ground truth or at "
+                                    "least 25 labels.")
+    need = saving["random_needed"]
+    if need is None:
+        return head + "."
+    if not math.isfinite(need):
+        return head + (f"; random sampling did not reach that accuracy within {top} labels "
+                       "in the simulation, so it would need more than "
+                       f"{top} ({top / n:.1f}x as many).")
+    ratio = saving["ratio"]
+    verdict = {"saved": f"your labels saved about {1 - 1 / ratio:.0%}",
+               "same": "no saving over random so far",
+               "worse": "random sampling did better so far"}[saving["verdict"]]
+    return head + (f"; random would need about <b>{need:.0f}</b> for the same accuracy "
+                   f"({verdict}).")
+
+
+def stop_text(stop: dict[str, Any]) -> str:
+    """HTML: when to stop labeling, from ``session.training.stop_estimate``."""
+    target = stop["target"]
+    if stop["status"] == "too_few":
+        return _muted("When to stop: train at 3 or more label counts to fit a learning "
+                      f"curve (have {stop['n_points']}).")
+    if stop["status"] == "no_fit":
+        return _muted(f"When to stop: no curve fit yet ({html.escape(str(stop['error']))}).")
+    plateau = (f"the curve levels off near {stop['asymptote']:.1%} (range "
+               f"{stop['asymptote_low']:.1%}-{stop['asymptote_high']:.1%})")
+    if stop["status"] == "reached":
+        return f"<b>When to stop:</b> the target {target:.0%} is reached; {plateau}."
+    if stop["status"] == "unreachable":
+        return (f"<b>When to stop:</b> the target {target:.0%} looks out of reach with this "
+                f"model: {plateau}. Fine-tuning or a stronger embedder may help.")
+    high = stop["high"]
+    hi_text = "unbounded" if not math.isfinite(high) else f"{high:,.0f}"
+    return (f"<b>When to stop:</b> about <b>{stop['estimate']:,.0f}</b> labels in total for "
+            f"{target:.0%} (80% range {stop['low']:,.0f}-{hi_text}), i.e. about "
+            f"{stop['more']:,} more; {plateau}.")
