@@ -77,7 +77,8 @@ def measure_retrain(src, emb, *, sizes=(100, 1000), reps: int = 3) -> list[dict]
 def measure_browser(presses: int) -> dict[str, list[float]]:
     """Key-to-next-image times (ms) in real JupyterLab + Chromium: optimistic vs round trip."""
     sys.path.insert(0, str(bench.REPO / "tests" / "e2e"))
-    from harness import CHROMIUM, CHROMIUM_ARGS, JupyterServer, LabPage
+    from harness import (CHROMIUM, CHROMIUM_ARGS, JupyterServer, LabPage, key_latencies,
+                         start_key_latency_probe)
     from playwright.sync_api import sync_playwright
 
     out: dict[str, list[float]] = {}
@@ -112,7 +113,7 @@ def measure_browser(presses: int) -> dict[str, list[float]]:
                                             ("wait for commit", False)):
                     lab.kernel_exec(f"lab.optimistic = {optimistic}")
                     page.wait_for_timeout(300)
-                    page.evaluate("() => { globalThis.dfwLabelerLatencies = []; }")
+                    start_key_latency_probe(stage)  # from outside the widget; resets per variant
                     for _ in range(presses):
                         shown = stage.get_attribute("data-index")
                         page.keyboard.press(key_of[names[truth[int(shown)]]])
@@ -122,8 +123,7 @@ def measure_browser(presses: int) -> dict[str, list[float]]:
                         page.wait_for_timeout(250)  # a fast person: ~2-3 answers per second
                     if any("error" in c for c in lab.console):
                         log.warning("browser console: %s", lab.console[-5:])
-                    out[variant] = page.evaluate(
-                        "() => globalThis.dfwLabelerLatencies.map(r => r.ms)")
+                    out[variant] = [r["ms"] for r in key_latencies(stage)]
                     log.info("%s: %s", variant, out[variant])
                 browser.close()
         finally:

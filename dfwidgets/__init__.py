@@ -30,6 +30,7 @@ _LAZY = {
     "Labeler": "dfwidgets.widgets.labeler",
     "VisualSearch": "dfwidgets.widgets.visual_search",
     "Trainer": "dfwidgets.widgets.trainer",
+    "Workbench": "dfwidgets.widgets.workbench",
     "ExportedModel": "dfwidgets.exported_model",
     "LabelQueue": "dfwidgets.label_queue",
 }

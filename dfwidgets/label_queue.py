@@ -4,7 +4,8 @@ The queue asks ``Session.next_batch`` for items (a cold-start strategy such as T
 while there is no model, then the chosen strategy; the Session mixes in its audit items),
 commits every answer to the Session's store before it forgets the item, remembers answers
 and skips for undo, and reorders itself when a new model arrives without ever bringing
-back an item that was answered.
+back an item that was answered. :meth:`LabelQueue.restrict` limits it to some items (the
+Labeler's "Only the selection": ``next_batch(..., within=session.selection)``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class LabelQueue:
         self._actions: list[tuple[str, tuple[int, ...], str | None]] = []
         self._lock = threading.RLock()
         self._exhausted = False
+        self._within: np.ndarray | None = None  # (N,) bool: the items it may ask for
 
     # ------------------------------------------------------------------ views
     @property
@@ -95,6 +97,39 @@ class LabelQueue:
     def can_undo(self) -> bool:
         """True when there is an answer or skip to take back."""
         return bool(self._actions)
+
+    @property
+    def within(self) -> np.ndarray | None:
+        """(M,) int64 sorted item indices the queue is restricted to, or None (all items)."""
+        with self._lock:
+            return None if self._within is None else np.flatnonzero(self._within)
+
+    def restrict(self, within: Any) -> list[int]:
+        """Ask only for items in ``within`` (indices or an (N,) bool mask; None: all items
+        again). Queued items outside it leave the queue; returns them. Refill with
+        :meth:`fill`."""
+        mask = None
+        if within is not None:
+            arr = np.asarray(within)
+            mask = np.zeros(len(self.session.ids), dtype=bool)
+            if arr.size and not (arr.dtype == bool and not arr.any()):
+                mask[self.session.check_indices(arr, unique=False)] = True
+        with self._lock:
+            self._within = mask
+            if mask is None:
+                return []
+            gone = [i for i in self._items if not mask[i]]
+            self._items = [i for i in self._items if mask[i]]
+            return gone
+
+    def remaining(self) -> int:
+        """Unlabeled items it could still ask for (inside the restriction, if any), not
+        counting queued, answered and skipped ones."""
+        with self._lock:
+            exclude, _ = self._exclusions(self._items)
+            if self._within is not None:
+                exclude = exclude | ~self._within
+            return int((~exclude).sum())
 
     def strategy_in_use(self) -> str:
         """The cold-start strategy until the Session has predictions, then ``strategy``."""
@@ -121,7 +156,7 @@ class LabelQueue:
                 new = self._fetch(need + self.batch, self._exclusions(self._items))
             labeled = self._labeled_mask()
             have = set(self._items) | self._answered | self._skipped
-            new = [i for i in new if i not in have and not labeled[i]]
+            new = [i for i in new if i not in have and not labeled[i] and self._inside(i)]
             self._items.extend(new)
             return new
 
@@ -140,7 +175,7 @@ class LabelQueue:
             labeled = self._labeled_mask()
             kept = [i for i in front if i in self._items]
             seen = set(kept) | self._answered | self._skipped
-            fresh = [i for i in new if i not in seen and not labeled[i]]
+            fresh = [i for i in new if i not in seen and not labeled[i] and self._inside(i)]
             self._items = kept + fresh
             if len(self._items) < self.ahead:
                 self.fill()
@@ -212,6 +247,9 @@ class LabelQueue:
         drop = set(idx)
         self._items = [i for i in self._items if i not in drop]
 
+    def _inside(self, i: int) -> bool:
+        return self._within is None or bool(self._within[i])
+
     def _labeled_mask(self) -> np.ndarray:
         return np.asarray(self.session.label_array()) >= 0
 
@@ -226,12 +264,17 @@ class LabelQueue:
     def _fetch(self, k: int, exclusions: tuple[np.ndarray, np.ndarray]) -> list[int]:
         """Ask the Session for up to ``k`` items outside ``exclusions`` (see _exclusions)."""
         exclude, extra = exclusions
+        within = self._within
+        if within is not None:
+            exclude = exclude | ~within
         remaining = int((~exclude).sum())
         if remaining == 0:
             return []
         k = min(k, remaining)
         # the Session leaves labeled items out itself: pass only our own exclusions
-        got = self.session.next_batch(k, strategy=self.strategy_in_use(), exclude=extra)
+        options = {} if within is None else {"within": np.flatnonzero(within)}
+        got = self.session.next_batch(k, strategy=self.strategy_in_use(), exclude=extra,
+                                      **options)
         out: list[int] = []
         seen: set[int] = set()
         for i in np.asarray(got, dtype=np.int64).tolist():

@@ -2,7 +2,9 @@
 
 ``compute_layout`` is the one-shot function; ``LayoutComputer`` gives a PCA view at once
 and computes UMAP in a background thread, calling back when it is done, and places new
-items with ``transform``. umap-learn is imported lazily (extra ``dfwidgets[umap]``).
+items with ``transform`` (at the similarity-weighted mean of their nearest laid-out items).
+Only coordinates are cached (``.npy``): no model file, nothing executable (no pickle).
+umap-learn is imported lazily (extra ``dfwidgets[umap]``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import pickle
 import sys
 import threading
 from pathlib import Path
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 Method = Literal["umap", "pca"]
 _PCA_DIMS = 50
 _VERSION = "1"
+_PLACE_NEIGHBOURS = 10  # transform: a new item sits among its 10 nearest laid-out items
 
 
 def _enable_numba_cache(base: Path) -> None:
@@ -149,7 +151,6 @@ class LayoutComputer:
         self.n_features_in_ = x.shape[1]
         self.umap_embedding_: np.ndarray | None = None
         self.error_: BaseException | None = None
-        self._umap_model: Any = None
         self._done = threading.Event()
         self._callback = callback
 
@@ -178,14 +179,13 @@ class LayoutComputer:
             self._run_umap(raise_errors=True)
         return self
 
-    def _cache_paths(self) -> tuple[Path, Path]:
-        folder = self._folder()
-        return folder / f"{self.cache_key_}.npy", folder / f"{self.cache_key_}.umap.pkl"
+    def _cache_paths(self) -> tuple[Path]:
+        return (self._folder() / f"{self.cache_key_}.npy",)
 
     def _load_cached(self) -> np.ndarray | None:
         if not self.cache:
             return None
-        coords_path, _ = self._cache_paths()
+        (coords_path,) = self._cache_paths()
         if coords_path.exists():
             try:
                 coords = np.load(coords_path)
@@ -226,18 +226,11 @@ class LayoutComputer:
                   leave=False) as bar:
             coords = model.fit_transform(x).astype(np.float32)
             bar.update(1)
-        self._umap_model = model
         if self.cache:
-            coords_path, model_path = self._cache_paths()
+            (coords_path,) = self._cache_paths()
             tmp = coords_path.with_suffix(".tmp.npy")
             np.save(tmp, coords)
             os.replace(tmp, coords_path)
-            try:
-                with open(model_path.with_suffix(".tmp"), "wb") as f:
-                    pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(model_path.with_suffix(".tmp"), model_path)
-            except Exception as exc:  # a model that cannot be pickled only costs transform
-                log.info("UMAP model not cached (%s); transform will refit", exc)
         return coords
 
     def _finish(self, coords: np.ndarray | None) -> None:
@@ -285,20 +278,23 @@ class LayoutComputer:
         if self.method_ == "pca":
             return np.ascontiguousarray(reduced[:, :2])
         reduced_in = reduced if self.n_features_in_ > _PCA_DIMS else x
-        model = self._umap_model or self._load_model()
-        return model.transform(reduced_in).astype(np.float32)
+        return _place(reduced_in, self._reduced, self.embedding_, k=_PLACE_NEIGHBOURS)
 
-    def _load_model(self) -> Any:
-        _, model_path = self._cache_paths()
-        if model_path.exists():
-            _enable_numba_cache(_cache_dir(self.cache_dir))
-            _import_umap()
-            with open(model_path, "rb") as f:
-                self._umap_model = pickle.load(f)
-            return self._umap_model
-        log.info("no cached UMAP model for transform: fitting UMAP again")
-        self._fit_umap(self._reduced)
-        return self._umap_model
+
+def _place(x: np.ndarray, fitted: np.ndarray, coords: np.ndarray, *, k: int) -> np.ndarray:
+    """(M, 2) positions for new rows ``x`` (M, d): the similarity-weighted mean of the
+    coordinates ``coords`` (N, 2) of their ``k`` most cosine-similar rows of ``fitted``
+    (N, d). Exact, in chunks; no model to store."""
+    unit = fitted / np.maximum(np.linalg.norm(fitted, axis=1, keepdims=True), 1e-12)
+    q = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    k = int(min(k, len(unit)))
+    out = np.empty((len(q), 2), dtype=np.float32)
+    for lo in range(0, len(q), 1024):
+        sims = q[lo:lo + 1024] @ unit.T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        w = np.maximum(np.take_along_axis(sims, top, axis=1), 0.0) + 1e-6
+        out[lo:lo + 1024] = (w[..., None] * coords[top]).sum(1) / w.sum(1, keepdims=True)
+    return out
 
 
 def compute_layout(

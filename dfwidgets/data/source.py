@@ -117,6 +117,18 @@ class ImageSource(SourceConstructors):
         return None if self._classes is None else list(self._classes)
 
     @property
+    def kind(self) -> str:
+        """How the source was built: "folder", "paths", "dataframe", "array" or "torch"
+        (a subset keeps the kind of its parent)."""
+        return self._kind
+
+    @property
+    def labels_from_folders(self) -> bool:
+        """True when :attr:`labels` are the class sub-folder names of ``from_folder``
+        (labels a user gave), not ground truth that came with a dataset."""
+        return self._kind == "folder" and self._labels is not None
+
+    @property
     def paths(self) -> list[str] | None:
         """File paths (file sources) or ``None``."""
         return None if self._paths is None else list(self._paths)

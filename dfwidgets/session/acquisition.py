@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .checks import check_strategy
+from .checks import check_indices, check_strategy
 
 if TYPE_CHECKING:
     from .session import Session
@@ -18,11 +19,20 @@ __all__ = ["next_batch"]
 log = logging.getLogger(__name__)
 
 COLD_START = ("random", "coreset", "typiclust")  # strategies that need no model
+# One strategy computation at a time per process: two at once (a view's background refill
+# and a script's call) oversubscribe OpenBLAS/OpenMP ("Detect OpenMP Loop and this
+# application may hang").
+_STRATEGY_LOCK = threading.RLock()
 
 
 def next_batch(session: Session, k: int, *, strategy: str | None = None,
-               exclude: Iterable[int] = ()) -> np.ndarray:
-    """(<= k,) int64 unlabeled item indices to ask next (see :meth:`Session.next_batch`)."""
+               exclude: Iterable[int] = (), within: Any = None) -> np.ndarray:
+    """(<= k,) int64 unlabeled item indices to ask next (see :meth:`Session.next_batch`).
+
+    ``within``: item indices (ints or an (N,) bool mask) to choose from, e.g. the
+    selection. The strategy then sees the labeled items plus ``within`` only, and no
+    audit items are drawn (they must be a uniform sample of all items to stay unbiased).
+    """
     from ..learn import strategies
 
     s = session
@@ -30,14 +40,26 @@ def next_batch(session: Session, k: int, *, strategy: str | None = None,
     if int(k) < 1:
         raise ValueError(f"k must be at least 1, got {k!r}.")
     n = len(s.ids)
-    blocked = s._labels.codes() >= 0
+    labeled = s._labels.codes() >= 0
+    blocked = labeled.copy()
     ex = np.asarray(list(exclude), dtype=np.int64)
     if ex.size:
         if ((ex < 0) | (ex >= n)).any():
             raise IndexError(f"exclude has indices outside 0..{n - 1}.")
         blocked[ex] = True
+    keep = None  # items the strategy sees (None = all)
+    if within is not None:
+        inside = np.zeros(n, dtype=bool)
+        inside[check_indices(within, n, allow_empty=True)] = True
+        keep = np.flatnonzero(inside | labeled)
+        blocked |= ~inside
     pool = np.flatnonzero(~blocked)
     if pool.size == 0:
+        if within is not None:
+            raise ValueError("No unlabeled items in the selection: "
+                             + ("it is empty; select items first (e.g. a lasso on the map)."
+                                if not inside.any() else "every selected item is labeled "
+                                "or excluded. Select more items, or ask over all items."))
         raise ValueError(
             "No items left to ask: every item is labeled or excluded. Unlabel or add items."
         )
@@ -45,7 +67,10 @@ def next_batch(session: Session, k: int, *, strategy: str | None = None,
     with s._fit.lock:
         probs, model = s._fit.probs_, s._fit.model_
     rng = np.random.default_rng([int(s.store.version()), len(pool)])
-    audit_idx = s._evaluation.sample_audit(pool, k, rng)
+    if keep is None:
+        audit_idx = s._evaluation.sample_audit(pool, k, rng)
+    else:
+        audit_idx = np.empty(0, dtype=np.int64)
     blocked[audit_idx] = True
     rest = k - audit_idx.size
     chosen = np.empty(0, dtype=np.int64)
@@ -55,13 +80,22 @@ def next_batch(session: Session, k: int, *, strategy: str | None = None,
             name = "typiclust"
         elif name == "bald":
             mc = getattr(model, "predict_proba_mc", None)
-            if mc is None:
-                log.info("bald needs a linear probe (MC samples); using entropy")
-                name = "entropy"
-            else:
+            try:
+                if mc is None:
+                    raise RuntimeError("bald needs a linear probe (MC samples)")
                 probs = mc(s._fit.model_features())  # (S, N, K)
-        chosen = np.asarray(strategies.select(name, probs, s.embeddings, blocked, rest, rng),
-                            dtype=np.int64)
+            except RuntimeError as exc:  # e.g. a probe restored from file: no MC samples
+                log.info("%s; using entropy", exc)
+                name = "entropy"
+        emb = s.embeddings
+        if keep is not None:  # the strategy sees the labeled items + the selection only
+            probs = None if probs is None else probs[..., keep, :]
+            emb, blocked = emb[keep], blocked[keep]
+        with _STRATEGY_LOCK:
+            chosen = np.asarray(strategies.select(name, probs, emb, blocked, rest, rng),
+                                dtype=np.int64)
+        if keep is not None:
+            chosen = keep[chosen]
     out = np.concatenate([chosen, audit_idx])
     # audit items go at random positions so the user cannot tell them apart
     return out[rng.permutation(out.size)]

@@ -19,7 +19,7 @@ __all__ = ["EVENTS", "EventHub"]
 log = logging.getLogger(__name__)
 
 EVENTS = ("labels_changed", "classes_changed", "model_updated", "selection_changed",
-          "focus_changed", "layout_changed")
+          "focus_changed", "highlight_changed", "layout_changed")
 POLL_SECONDS = 1.0  # how often the poller checks the store for other writers
 
 

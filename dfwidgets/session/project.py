@@ -22,11 +22,33 @@ from .checks import check_strategy
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["EMBEDDINGS_FILE", "load_or_make_embeddings", "model_name", "open_session"]
+__all__ = ["EMBEDDINGS_FILE", "PROJECT_DIR", "from_folder", "load_or_make_embeddings",
+           "model_name", "open_session"]
 
 log = logging.getLogger(__name__)
 
 EMBEDDINGS_FILE = "embeddings.npy"
+PROJECT_DIR = ".dfwidgets"  # Session.from_folder's project, inside the image folder (hidden)
+
+
+def from_folder(cls: type[Session], folder: str | os.PathLike, *,
+                project: str | os.PathLike | None = None, model: Any = None,
+                **open_kwargs: Any) -> Session:
+    """A Session over the images under ``folder`` (class sub-folders become folder labels,
+    see ``session.import_labels("folders")``), in the project folder ``project`` (default
+    ``<folder>/.dfwidgets``, hidden so it is never read as images), reopened with
+    everything restored when it exists. The first time, embeddings are computed with
+    ``model`` (default "ViT-B-32"; "efficientnet_lite0" offline) with a progress bar and
+    the embedding cache. ``open_kwargs`` go to :meth:`Session.open`."""
+    from ..data import ImageSource
+
+    if "source" in open_kwargs:
+        raise TypeError("from_folder builds the source from the folder; use Session.open("
+                        "path, source=...) to pass one.")
+    root = Path(folder).expanduser()
+    source = ImageSource.from_folder(root)
+    path = root / PROJECT_DIR if project is None else Path(project).expanduser()
+    return cls.open(path, source=source, model=model, **open_kwargs)
 
 
 def open_session(cls: type[Session], path: str | os.PathLike, *, source: Any, embeddings: Any,

@@ -3,7 +3,7 @@
 The one door between views and the core; a script uses it as a widget does. A thin
 facade over parts that own their state: project, label_cache + events, fit_worker,
 model_file, evaluation + acquisition, view_state, layout_state, neighbours,
-embedder_access, examples, training.
+embedder_access, examples, training, label_import, status.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pandas as pd
 
 from ..learn.simulation import SMOOTHING
 from ..store import LabelStore
-from . import acquisition, project
+from . import acquisition, class_edits, label_import, project
+from . import status as status_part
 from .checks import check_indices, check_strategy, strategy_names
 from .embedder_access import EmbedderAccess
 from .evaluation import Evaluation
@@ -44,14 +45,14 @@ def _part(attribute: str, doc: str) -> Any:
 class Session:
     """The hub shared by all widgets: source, embeddings, label store and model.
 
-    Create one with :meth:`Session.open`. Attributes: ``path``, ``source`` (ImageSource),
-    ``embeddings`` (N, D) float32, ``store`` (LabelStore: scripts and tests only, never
-    views), ``ids`` (N,), ``classes``; after a fit ``model_``, ``probs_`` (N, K),
-    ``uncertainty_`` (N,), ``predictions_`` (N,) (None without enough labels, see
+    Create one with :meth:`open` or :meth:`from_folder`. Attributes: ``path``, ``source``
+    (ImageSource), ``embeddings`` (N, D) float32, ``store`` (LabelStore: scripts and tests
+    only, never views), ``ids`` (N,), ``classes``; after a fit ``model_``, ``probs_``
+    (N, K), ``uncertainty_`` (N,), ``predictions_`` (N,) (None without enough labels, see
     ``fit_status_``). Parts: ``examples`` (class examples, proposals), ``training``.
     Events (:meth:`on`): "labels_changed" (indices), "classes_changed" (classes),
-    "model_updated" (session), "selection_changed" ((M,) uint32), "focus_changed"
-    (index), "layout_changed" (session). Callback errors are logged, never raised.
+    "model_updated" / "layout_changed" (session), "selection_changed" /
+    "highlight_changed" ((M,) uint32), "focus_changed" (index).
     """
 
     def __init__(self, path: Path, *, source: Any, embeddings: np.ndarray, store: LabelStore,
@@ -98,6 +99,8 @@ class Session:
         return project.open_session(cls, path, source=source, embeddings=embeddings,
                                     model=model, auto_fit=auto_fit, strategy=strategy,
                                     fit_delay=fit_delay, smoothing=smoothing)
+
+    from_folder = classmethod(project.from_folder)  # folder -> Session in <folder>/.dfwidgets
 
     def __repr__(self) -> str:
         return (f"Session({str(self.path)!r}, items={len(self.ids)}, "
@@ -167,25 +170,10 @@ class Session:
         """Add a class (no examples needed); emits ``"classes_changed"``."""
         self._labels.write(None, lambda ids: int(self.store.add_class(name)))
 
-    def rename_class(self, old: str, new: str) -> None:
-        """Rename a class everywhere (labels, history, model columns, class examples)."""
-        def rename(ids: list[str]) -> int:
-            self.store.rename_class(old, new)
-            self._fit.rename_class(old, new)
-            self.examples.rename(old, new)  # before "classes_changed" goes out
-            return 0
-
-        self._labels.write(None, rename)
-
-    def merge_classes(self, names: Sequence[str], into: str) -> int:
-        """Merge classes into one (history and class examples kept); returns items relabeled."""
-        names = list(names)
-        def merge(ids: list[str]) -> int:
-            moved = self.store.merge_classes(names, into)
-            self.examples.merge(names, into)  # before "classes_changed" goes out
-            return moved
-
-        return self._labels.write(None, merge)
+    rename_class = class_edits.rename_class  # (old, new): labels, model columns, examples
+    merge_classes = class_edits.merge_classes  # (names, into) -> items relabeled
+    import_labels = label_import.import_labels  # "folders" | DataFrame | CSV -> report dict
+    folder_labels_available = label_import.folder_labels_available  # -> int
 
     def add_negatives(self, indices: Any, label: str, *, source: str = "search") -> int:
         """Mark items as "not ``label``" (hard negatives kept in the store)."""
@@ -258,12 +246,13 @@ class Session:
         """``name`` if next_batch knows it, else ValueError naming the known strategies."""
         return check_strategy(name)
 
-    def next_batch(self, k: int, *, strategy: str | None = None,
-                   exclude: Iterable[int] = ()) -> np.ndarray:
+    def next_batch(self, k: int, *, strategy: str | None = None, exclude: Iterable[int] = (),
+                   within: Any = None) -> np.ndarray:
         """(<= k,) int64 unlabeled items to ask next: ``strategy`` (default the Session's;
         "typiclust" while there is no model for model-based ones) plus ~10% random audit
-        items (used only for :meth:`accuracy_estimate`). Never labeled items or ``exclude``."""
-        return acquisition.next_batch(self, k, strategy=strategy, exclude=exclude)
+        items (used only for :meth:`accuracy_estimate`). Never labeled items or ``exclude``.
+        ``within`` (ints / bool mask, e.g. the selection): only those items, no audit."""
+        return acquisition.next_batch(self, k, strategy=strategy, exclude=exclude, within=within)
 
     def accuracy_estimate(self) -> dict[str, Any]:
         """Accuracy on the unlabeled items, 95% interval: dict(estimate, low, high, n,
@@ -307,9 +296,14 @@ class Session:
         """(N,) easy / medium / hard (learn.issues.difficulty); None before a model."""
         return self._evaluation.difficulty()
 
+    status = status_part.status  # -> dict: counts, estimate, fit state, next_step
+    next_step = status_part.next_step  # -> str: the next useful step in words
+
     # ------------------------------------------------------------------ view state
     selection = _part("_view.selection", "(M,) uint32 sorted unique selected items (a copy).")
     focus = _part("_view.focus", "The focused item index, -1 for none.")
+    highlight = _part("_view.highlight", "(M,) uint32 sorted unique items another view "
+                      "points at (e.g. search results); set with set_highlight.")
 
     def select(self, indices: Any, *, mode: str = "replace") -> None:
         """Set ("replace"), "add" to or "remove" from the selection (ints, bool mask or
@@ -323,6 +317,10 @@ class Session:
     def set_focus(self, index: int | None) -> None:
         """Focus item ``index`` (-1/None: none); emits ``"focus_changed"`` if changed."""
         self._view.set_focus(index)
+
+    def set_highlight(self, indices: Any) -> None:
+        """Highlight items (ints, bool mask; empty/None: none); ``"highlight_changed"``."""
+        self._view.set_highlight(indices)
 
     # ------------------------------------------------------------------ layout, neighbours
     layout_coords = _part("_layout.coords", "(N, 2) float32 read-only layout that views "
@@ -389,11 +387,6 @@ class Session:
         "prototype"/"zero-shot", undoable by source); returns the items written."""
         return self.examples.commit(min_confidence=min_confidence, labels=labels)
 
-    @property
-    def proposal_(self) -> pd.DataFrame | None:
-        """The last proposal (DataFrame[index, label, confidence]) or None."""
-        return self.examples.proposal_
-
-    @proposal_.setter
-    def proposal_(self, frame: pd.DataFrame | None) -> None:
-        self.examples.proposal_ = frame
+    proposal_ = property(lambda self: self.examples.proposal_,
+                         lambda self, frame: setattr(self.examples, "proposal_", frame),
+                         doc="The last proposal (DataFrame[index, label, confidence]) or None.")

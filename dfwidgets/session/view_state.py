@@ -1,7 +1,8 @@
-"""Shared view state of a Session: the current selection and the focused item.
+"""Shared view state of a Session: the selection, the focused item and the highlight.
 
-Every view reads and writes them through the Session, so one view's lasso or current item
-can be followed by the others (events ``"selection_changed"`` and ``"focus_changed"``).
+Every view reads and writes them through the Session, so one view's lasso, current item
+or search results can be followed by the others (events ``"selection_changed"``,
+``"focus_changed"`` and ``"highlight_changed"``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ SELECT_MODES = ("replace", "add", "remove")
 
 
 class ViewState:
-    """Selection ((M,) sorted unique uint32) and focus (an item index or -1) of ``n`` items.
+    """Selection and highlight ((M,) sorted unique uint32 each) and focus (an item index or
+    -1) of ``n`` items. The selection is what the user picked (lasso, confusion cell); the
+    highlight is what another view points at (e.g. the current search results).
 
     ``emit(event, payload)`` is called after a change (outside the lock), never when a
     call leaves the state as it was.
@@ -32,6 +35,7 @@ class ViewState:
         self._lock = threading.Lock()
         self._selection = np.empty(0, dtype=np.uint32)
         self._focus = -1
+        self._highlight = np.empty(0, dtype=np.uint32)
 
     @property
     def selection(self) -> np.ndarray:
@@ -86,3 +90,20 @@ class ViewState:
                 return
             self._focus = new
         self._emit("focus_changed", new)
+
+    @property
+    def highlight(self) -> np.ndarray:
+        """(M,) uint32 sorted unique highlighted item indices (a copy)."""
+        with self._lock:
+            return self._highlight.copy()
+
+    def set_highlight(self, indices: Any) -> None:
+        """Highlight ``indices`` (ints, an (N,) bool mask; empty or None: nothing); emits
+        ``"highlight_changed"`` with the new (M,) uint32 array if it changed."""
+        new = check_indices([] if indices is None else indices, self._n,
+                            allow_empty=True).astype(np.uint32)
+        with self._lock:
+            if np.array_equal(new, self._highlight):
+                return
+            self._highlight = new
+        self._emit("highlight_changed", new.copy())

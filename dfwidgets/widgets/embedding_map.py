@@ -10,7 +10,9 @@
 
 The layout (PCA at once, UMAP in the background) and the selection live in the Session,
 so every view sees the same coordinates and the same selected items: the lasso writes
-``session.select(...)`` and a ``session.select(...)`` from Python shows in the map.
+``session.select(...)`` and a ``session.select(...)`` from Python shows in the map. The
+Session's focus (e.g. the Labeler's current item) is drawn as a ring and its highlighted
+items (e.g. the search results) as outlined points.
 """
 
 from __future__ import annotations
@@ -80,6 +82,10 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
     """Current colour mode name (set by the widget's "Colour by" menu too)."""
     _selected = Buffer(b"").tag(sync=True)
     """uint32 sorted item indices of the selection (the Session's; written by the lasso)."""
+    _focus = t.Int(-1).tag(sync=True)
+    """The Session's focused item (``session.focus``), drawn as a ring; -1 for none."""
+    _highlight = Buffer(b"").tag(sync=True)
+    """uint32 sorted item indices of ``session.highlight``, drawn as outlined points."""
     pinned = t.Int(-1).tag(sync=True)
     """Index of the pinned item (click on a point), -1 for none."""
     _view = t.List(t.Float(), default_value=[-1.0, 1.0, -1.0, 1.0]).tag(sync=True)
@@ -117,6 +123,8 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
             self._sprite_meta = self.sprites.meta()
             self._classes = list(s.classes)
             self._selected = np.asarray(s.selection, dtype=np.uint32).tobytes()
+            self._focus = int(s.focus)
+            self._highlight = np.asarray(s.highlight, dtype=np.uint32).tobytes()
             self.color_by = color_by
         self.on_msg(self._on_msg)
         self.observe(self._on_page_selection, names="_selected")
@@ -125,6 +133,8 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
         self.listen("classes_changed", self._on_classes_changed)
         self.listen("selection_changed", self._on_selection_changed)
         self.listen("layout_changed", self._on_layout_changed)
+        self.listen("focus_changed", self._on_focus_changed)
+        self.listen("highlight_changed", self._on_highlight_changed)
         if isinstance(layout, str):
             if layout not in ("umap", "pca"):
                 raise ValueError(f'layout must be "umap", "pca" or an (N, 2) array; got {layout!r}.')
@@ -201,6 +211,25 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
         data = np.asarray(indices, dtype=np.uint32).tobytes()
         if data != self._selected:
             self._selected = data
+
+    # ------------------------------------------------------------------ focus, highlight
+    @property
+    def focus(self) -> int:
+        """The item drawn with a ring: ``session.focus`` (-1 for none)."""
+        return int(self._focus)
+
+    @property
+    def highlighted(self) -> np.ndarray:
+        """(M,) uint32 sorted indices drawn as outlined points: ``session.highlight``."""
+        return np.frombuffer(self._highlight, dtype=np.uint32).copy()
+
+    def _on_focus_changed(self, index: Any) -> None:
+        self._focus = int(index)
+
+    def _on_highlight_changed(self, indices: Any) -> None:
+        data = np.asarray(indices, dtype=np.uint32).tobytes()
+        if data != self._highlight:
+            self._highlight = data
 
     def label_selection(self, label: str) -> int:
         """Label every selected item as ``label`` (a new name creates the class), source

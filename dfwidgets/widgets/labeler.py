@@ -6,7 +6,8 @@ them with ``{"type": "images"}`` requests, answered as binary buffers by
 (optimistic); the answer reaches Python as a message and is committed to the Session's
 SQLite store synchronously, in message order, before the queue moves on. If the commit
 fails, the page is told, shows the error and puts the item back. The item shown is the
-Session's focus (``session.focus``).
+Session's focus (``session.focus``). With ``restrict_to_selection`` the queue comes from
+the Session's selection (e.g. a lasso on the map; :mod:`.labeler_selection`).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from ._common import bundle, resolve_session
 from .base import SessionView
 from .labeler_facts import item_facts, status_line
 from .labeler_messages import CLASS_KEYS, MODES, LabelerInput
+from .labeler_selection import SelectionRestriction
 
 __all__ = ["Labeler"]
 
 log = logging.getLogger(__name__)
 
 
-class Labeler(LabelerInput, SessionView, anywidget.AnyWidget):
+class Labeler(LabelerInput, SelectionRestriction, SessionView, anywidget.AnyWidget):
     """Active-learning labeler over a :class:`~dfwidgets.session.Session`.
 
     ``Labeler(session, strategy="hybrid", batch=8)`` shows a queue fed by
@@ -39,7 +41,8 @@ class Labeler(LabelerInput, SessionView, anywidget.AnyWidget):
     one large image, the model's top-3 guesses, class buttons. Grid mode: a page of
     thumbnails. Review mode: suspected label errors to confirm or correct.
     Keys: 1-9, 0 (then letters) label, space / s skip, z / Backspace undo, arrows move
-    in the grid, Enter confirms in review.
+    in the grid, Enter confirms in review. ``restrict_to_selection=True`` (or the
+    "Only the selection" toggle) labels only the Session's selection.
     """
 
     _esm = bundle("labeler")
@@ -69,6 +72,11 @@ class Labeler(LabelerInput, SessionView, anywidget.AnyWidget):
     (False: a full round trip per answer, kept for the latency benchmark)."""
     busy = t.Unicode("").tag(sync=True)
     """What runs in the background ("" when idle), e.g. "finding suspected errors"."""
+    restrict_to_selection = t.Bool(False).tag(sync=True)
+    """Label only the Session's selection (``next_batch(..., within=session.selection)``);
+    the queue follows "selection_changed" (set by the toolbar toggle or from Python)."""
+    selection_size = t.Int(0).tag(sync=True)
+    """Number of items in ``session.selection`` (shown on the toggle)."""
 
     def __init__(
         self,
@@ -82,6 +90,7 @@ class Labeler(LabelerInput, SessionView, anywidget.AnyWidget):
         page_size: int = 24,
         mode: str = "single",
         image_size: int = 224,
+        restrict_to_selection: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
@@ -112,8 +121,10 @@ class Labeler(LabelerInput, SessionView, anywidget.AnyWidget):
         self.listen("model_updated", self._on_model_updated)
         self.listen("labels_changed", self._on_labels_changed)
         self.listen("classes_changed", lambda *a, **k: self._sync_classes())
+        self._init_restriction(restrict_to_selection)
         self._label_queue.fill()
         self._publish()
+        self._restriction_note()
         self._update_status()
         if mode == "review":
             self._refresh_review()
@@ -169,6 +180,7 @@ class Labeler(LabelerInput, SessionView, anywidget.AnyWidget):
                         self._publish()
                 if not new or len(self._label_queue.items) >= self._label_queue.ahead:
                     break
+            self._restriction_note()
         except Exception as exc:  # shown inline; the queue keeps what it has
             log.warning("Labeler could not fetch more items: %s", exc)
             self._say(f"Could not fetch more items: {exc}", level="error")

@@ -52,10 +52,10 @@ def status_line(session: Any, *, answer_times: Sequence[float], issues: int | No
     accuracy = None
     try:
         est = session.accuracy_estimate()
-        if est and est.get("n") and est.get("estimate") is not None:
+        if est and est.get("estimate") is not None:  # the same number as the Workbench header
             accuracy = {k: float(est[k]) for k in ("estimate", "low", "high")}
-            accuracy["n"] = int(est["n"])
-    except Exception as exc:  # noqa: BLE001 - no model yet, or too few audit answers
+            accuracy["n"] = int(est.get("n") or 0)
+    except Exception as exc:  # noqa: BLE001 - no model yet
         log.debug("no accuracy estimate: %s", exc)
     times = list(answer_times)
     per_minute = None

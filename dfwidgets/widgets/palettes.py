@@ -14,7 +14,7 @@ __all__ = ["CATEGORICAL", "UNLABELED", "categorical", "ramp", "categorical_codes
 UNLABELED = "#9e9e9e"
 CATEGORICAL = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-    "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
+    "#17becf", "#bcbd22", "#e6ab02", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
     "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d", "#393b79",
 ]
 VIRIDIS_ANCHORS = [  # anchors of matplotlib's viridis, interpolated to any length

@@ -20,33 +20,15 @@ import pandas as pd
 
 from ._common import resolve_session
 from .base import SessionView
-from .plot_style import plot_css
-from .trainer_plots import TrainerPlots, saving_text, stop_text
+from .trainer_items import TrainerItems
+from .trainer_plots import TRAINER_CSS, TrainerPlots, saving_text, stop_text
 
 __all__ = ["Trainer"]
 
 log = logging.getLogger(__name__)
 
 MODES = ("probe", "finetune")
-MAX_THUMBS = 24
-THUMB_EDGE = 96
 
-_CSS = """
-<style>
-.dfw-trainer { font-family: var(--jp-ui-font-family); color: var(--jp-ui-font-color1);
-  background: var(--jp-layout-color0); padding: 8px 10px; border: 1px solid var(--jp-border-color2);
-  border-radius: 6px; gap: 6px; }
-.dfw-trainer .dfw-tr-title { font-size: 15px; font-weight: 600; }
-.dfw-trainer .dfw-tr-note { font-size: 13px; line-height: 1.45; color: var(--jp-ui-font-color1); }
-.dfw-trainer .dfw-tr-muted { color: var(--jp-ui-font-color2); }
-.dfw-trainer .dfw-tr-error { color: var(--jp-error-color1); font-weight: 600; }
-.dfw-trainer .dfw-tr-ok { color: var(--jp-success-color1); font-weight: 600; }
-.dfw-trainer .widget-label { color: var(--jp-ui-font-color1); }
-.dfw-trainer .widget-hbox, .dfw-trainer .widget-box { gap: 6px; }
-{plots}.dfw-trainer .dfw-tr-thumbs img { border: 1px solid var(--jp-border-color2); border-radius: 3px;
-  image-rendering: pixelated; }
-</style>
-""".replace("{plots}", plot_css("dfw-trainer"))
 
 _MESSAGE_CLASS = {"error": "dfw-tr-error", "ok": "dfw-tr-ok"}
 
@@ -57,14 +39,15 @@ def _note() -> W.HTML:
     return out
 
 
-class Trainer(SessionView, W.VBox):
+class Trainer(TrainerItems, SessionView, W.VBox):
     """Train on a Session's labels and watch accuracy grow with data.
 
     ``Trainer(session, embedder="efficientnet_lite0")`` (or ``Trainer(source, embeddings)``)
     shows a Train button, the mode (linear probe / fine-tune), options, a target accuracy,
     Cancel, progress and these live plots: accuracy vs labels with the simulated random-
-    sampling curve and a fitted learning curve; loss and accuracy per fine-tuning epoch;
-    per-class accuracy; a confusion matrix whose cells show (and select) the items.
+    sampling curve and a fitted learning curve; loss and accuracy per fine-tuning epoch
+    (shown once a fine-tuning run reports its first epoch); per-class accuracy whose bars,
+    and a confusion matrix whose cells, show (and select in the Session) the items.
 
     Args:
         embedder: the embedder that made the Session's embeddings (default: the Session's
@@ -135,21 +118,28 @@ class Trainer(SessionView, W.VBox):
         self.mode_toggle.observe(lambda _c: self._sync_option_state(), names="value")
 
         # ---- figures
-        self.plots = TrainerPlots(on_cell=self._on_cell)
+        self.plots = TrainerPlots(on_cell=self._on_cell, on_bar=self._on_bar)
         self.curve_fig, self.epoch_fig, self.class_fig, self.confusion_fig = self.plots.figures
+        # no empty panel: the epoch chart appears with a fine-tuning run's first epoch
+        self.epoch_box = self.plots.boxed(self.epoch_fig, display="none")
         options = W.HBox([self.epochs_input, self.blocks_input, self.flip_box],
                          layout=W.Layout(align_items="center"))
         controls = W.HBox([self.mode_toggle, options, self.target_input, self.train_button,
                            self.cancel_button, self.progress],
                           layout=W.Layout(flex_flow="row wrap", align_items="center"))
-        row1 = W.HBox([self.curve_fig, self.epoch_fig], layout=W.Layout(width="100%"))
-        row2 = W.HBox([self.class_fig, self.confusion_fig], layout=W.Layout(width="100%"))
-        super().__init__([W.HTML(_CSS), W.HTML('<div class="dfw-tr-title">Trainer</div>'),
+        row1 = W.HBox([self.plots.boxed(self.curve_fig), self.epoch_box],
+                      layout=W.Layout(width="100%", flex_flow="row wrap"))
+        row2 = W.HBox([self.plots.boxed(self.class_fig), self.plots.boxed(self.confusion_fig)],
+                      layout=W.Layout(width="100%", flex_flow="row wrap"))
+        super().__init__([W.HTML(TRAINER_CSS), W.HTML('<div class="dfw-tr-title">Trainer</div>'),
                           controls, self.status, self.verdict_html, row1, self.saving_html,
                           self.stop_html, row2, self.items_caption, self.items_box])
         self.add_class("dfw-root")
         self.add_class("dfw-trainer")
         self._sync_option_state()
+        history = getattr(self.finetuner_, "history_", None)
+        for row in [] if history is None else history.to_dict("records"):
+            self._on_epoch(row)  # a run made before this widget: show its epochs
         self.listen("model_updated", self._on_model_updated)
         self._refresh(self._refresh_all)
 
@@ -271,7 +261,7 @@ class Trainer(SessionView, W.VBox):
         result = self.session.training.fine_tune(
             blocks=int(self.blocks_input.value), epochs=int(self.epochs_input.value),
             hflip=bool(self.flip_box.value), batch_size=self.batch_size, threads=self.threads,
-            on_epoch=self.plots.add_epoch, on_step=self._on_step, embedder=self.embedder,
+            on_epoch=self._on_epoch, on_step=self._on_step, embedder=self.embedder,
             on_status=self.show_message)
         if result.run is None:
             self.show_message("Cancelled before fine-tuning started; the linear probe is kept.")
@@ -280,6 +270,16 @@ class Trainer(SessionView, W.VBox):
         self.show_message(("Cancelled. " if result.cancelled else "") +
                           f"Fine-tuning took {result.seconds:.0f} s.",
                           kind="info" if result.cancelled else "ok")
+
+    def _on_epoch(self, row: dict) -> None:
+        """One fine-tuning history row: draw it; the epoch chart shows from the first."""
+        self.plots.add_epoch(row)
+        self.epoch_box.layout.display = None
+
+    @property
+    def epochs_shown(self) -> bool:
+        """True once the fine-tuning (epoch) chart is shown."""
+        return self.epoch_box.layout.display != "none"
 
     def _on_step(self, done: int, total: int) -> None:
         self.progress.max = max(int(total), 1)
@@ -333,39 +333,6 @@ class Trainer(SessionView, W.VBox):
             self._refresher = threading.Thread(target=refresh, daemon=True,
                                                name="dfw-trainer-refresh")
             self._refresher.start()
-
-    # ================================================================== confusion items
-    def _on_cell(self, true: str, predicted: str) -> None:
-        self.run_safely(self.show_confused, true, predicted, what="Showing the items")
-
-    def show_confused(self, true: str, predicted: str) -> np.ndarray:
-        """Show thumbnails of evaluation items of class ``true`` predicted as ``predicted``
-        and select them in the Session (other views follow); returns their item indices
-        (M,)."""
-        if self._confusion is None:
-            self.show_message("Train first: there is no confusion matrix yet.", kind="error")
-            return np.empty(0, dtype=np.int64)
-        try:
-            hits = self.session.training.confused_items(
-                true, predicted, evaluation=self._confusion["evaluation"])
-        except ValueError as exc:
-            self.show_message(str(exc), kind="error")
-            return np.empty(0, dtype=np.int64)
-        what = "correct" if true == predicted else "confused"
-        self.items_caption.value = (
-            f"<b>{len(hits)}</b> {what} item(s): true <b>{html.escape(true)}</b>, predicted "
-            f"<b>{html.escape(predicted)}</b> ({self._confusion['kind']})"
-            + (f"; showing the first {MAX_THUMBS}." if len(hits) > MAX_THUMBS else "."))
-        self.items_box.children = [self._thumb(int(i)) for i in hits[:MAX_THUMBS]]
-        self.session.select(hits)
-        return hits
-
-    def _thumb(self, index: int) -> W.Widget:
-        data, mime, _size = self.session.item_image_bytes(index, edge=THUMB_EDGE)
-        pic = W.Image(value=data, format=mime.split("/")[-1], width=64, height=64)
-        pic.layout.object_fit = "contain"
-        return W.VBox([pic, W.HTML(f'<span class="dfw-tr-muted" style="font-size:11px">'
-                                   f"#{index}</span>")], layout=W.Layout(align_items="center"))
 
     # ================================================================== plumbing
     def _set_busy(self, busy: bool) -> None:

@@ -13,15 +13,36 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .plot_style import COLORS, new_figure, sync_state
+from .plot_style import COLORS, new_figure, plot_css, sync_state
 
-__all__ = ["TrainerPlots", "saving_text", "stop_text"]
+__all__ = ["TRAINER_CSS", "TrainerPlots", "saving_text", "stop_text"]
 
 EPOCH_TRACES = (("train loss", "train_loss", COLORS["loss"], "dot", False),
                 ("held-out loss", "val_loss", COLORS["loss"], "solid", False),
                 ("train accuracy", "train_acc", COLORS["accuracy"], "dot", True),
                 ("held-out accuracy", "val_acc", COLORS["accuracy"], "solid", True))
-FIG_WIDTH = 415
+FIG_MIN_WIDTH = 300  #: px (.dfw-tr-fig's flex basis): figures fill their box and wrap below it
+
+#: the Trainer's look (JupyterLab CSS variables: light and dark themes)
+TRAINER_CSS = """
+<style>
+.dfw-trainer { font-family: var(--jp-ui-font-family); color: var(--jp-ui-font-color1);
+  background: var(--jp-layout-color0); padding: 8px 10px; border: 1px solid var(--jp-border-color2);
+  border-radius: 6px; gap: 6px; }
+.dfw-trainer .dfw-tr-title { font-size: 15px; font-weight: 600; }
+.dfw-trainer .dfw-tr-note { font-size: 13px; line-height: 1.45; color: var(--jp-ui-font-color1); }
+.dfw-trainer .dfw-tr-muted { color: var(--jp-ui-font-color2); }
+.dfw-trainer .dfw-tr-error { color: var(--jp-error-color1); font-weight: 600; }
+.dfw-trainer .dfw-tr-ok { color: var(--jp-success-color1); font-weight: 600; }
+.dfw-trainer .widget-label { color: var(--jp-ui-font-color1); }
+.dfw-trainer .widget-hbox, .dfw-trainer .widget-box { gap: 6px; }
+.dfw-trainer .dfw-tr-fig { flex: 1 1 300px; min-width: 0; max-width: 100%; }
+.dfw-trainer .dfw-tr-fig > * { flex: 1 1 auto; min-width: 0; width: 100%; }
+.dfw-trainer .js-plotly-plot .modebar-container { display: none !important; }
+{plots}.dfw-trainer .dfw-tr-thumbs img { border: 1px solid var(--jp-border-color2); border-radius: 3px;
+  image-rendering: pixelated; }
+</style>
+""".replace("{plots}", plot_css("dfw-trainer"))
 
 
 def _muted(text: str) -> str:
@@ -33,10 +54,11 @@ class TrainerPlots:
     fitted curve, fine-tuned, target), ``epoch_fig``, ``class_fig``, ``confusion_fig``.
 
     ``on_cell(true, predicted)`` is called with class names when a confusion cell is
-    clicked.
+    clicked, ``on_bar(true)`` when a per-class accuracy bar is.
     """
 
-    def __init__(self, *, on_cell: Callable[[str, str], None]) -> None:
+    def __init__(self, *, on_cell: Callable[[str, str], None],
+                 on_bar: Callable[[str], None] | None = None) -> None:
         from plotly.subplots import make_subplots
 
         self.curve_fig = new_figure("Accuracy vs labels", xaxis_title="labels",
@@ -67,7 +89,7 @@ class TrainerPlots:
         self.epoch_fig.update_yaxes(title_text="accuracy", tickformat=".0%", secondary_y=True,
                                     showgrid=False, range=[0, 1.02])
 
-        self.class_fig = new_figure("Per-class accuracy", yaxis_title="accuracy")
+        self.class_fig = new_figure("Per-class accuracy (click a bar)", yaxis_title="accuracy")
         self.class_fig.add_bar(
             x=[], y=[], marker={"color": COLORS["you"]}, name="accuracy",
             hovertemplate="%{x}: %{y:.1%} (%{customdata} items)<extra></extra>")
@@ -86,9 +108,22 @@ class TrainerPlots:
                 on_cell(str(points.ys[0]), str(points.xs[0]))
 
         self.confusion_fig.data[0].on_click(clicked)
-        for f in self.figures:
-            f.layout.width = FIG_WIDTH
+        if on_bar is not None:
+            self.class_fig.data[0].on_click(
+                lambda _t, points, _s: on_bar(str(points.xs[0])) if points.xs else None)
+        for f in self.figures:  # no fixed width: autosize to the box (see boxed)
+            f.layout.autosize = True
             sync_state(f)
+
+    @staticmethod
+    def boxed(fig: Any, **layout: Any) -> Any:
+        """``fig`` in a flex box that shares its row with others and wraps below
+        ``FIG_MIN_WIDTH`` (plotly autosizes to the box when shown or resized)."""
+        import ipywidgets as W
+
+        box = W.Box([fig], layout=W.Layout(**layout))
+        box.add_class("dfw-tr-fig")
+        return box
 
     @property
     def figures(self) -> tuple[Any, ...]:
@@ -152,7 +187,7 @@ class TrainerPlots:
             bar.y = per["accuracy"].tolist()
             bar.customdata = per["n"].tolist()
             self.class_fig.layout.title.text = (
-                f"Per-class accuracy ({conf['kind']}, {conf['n']} items)")
+                f"Per-class accuracy ({conf['kind']}, {conf['n']} items; click a bar)")
         with self.confusion_fig.batch_update():
             heat = self.confusion_fig.data[0]
             heat.z = conf["matrix"].tolist()

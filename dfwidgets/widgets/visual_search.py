@@ -14,6 +14,10 @@ tile, a dropped or chosen image file, a text prompt with CLIP models), then sele
 (click, shift-click for a range, "Select top k") and accept them or mark them "not this
 class". Examples live in the Session (``session.examples``), so a reopened Session still
 has them. Traits carry indices only; the page fetches images as binary buffers.
+
+Linked views: the current results are the Session's highlight (``session.set_highlight``:
+the map outlines them), hovering a tile focuses its item (``session.set_focus``: the map
+rings it), and "Use the selection" takes the Session's selection (a map lasso) as examples.
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
     """Per class: {label, proposed, above_threshold, median_confidence, threshold}."""
     proposal_samples = t.List(t.Dict()).tag(sync=True)
     """Items to look at: {label, level, index, confidence} at several confidence levels."""
+    selection_size = t.Int(0).tag(sync=True)
+    """Items in ``session.selection`` (shown on "Use the selection"; follows the Session)."""
 
     def __init__(
         self,
@@ -104,6 +110,8 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
         self._indices = np.zeros(0, np.int64)
         self._query: np.ndarray | None = None
         self._query_items = np.zeros(0, np.int64)
+        self._highlight: np.ndarray | None = None  # what this view made the highlight
+        self._hover = -1  # the item this view focused by a tile hover
         n = len(self.session.ids)
         rng = np.random.default_rng(0)
         self._browse = rng.permutation(n)[: min(n, 20 * page_size)].astype(np.int64)
@@ -118,6 +126,8 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
         self.observe(self._on_threshold, names="min_confidence")
         self.listen("classes_changed", lambda *_: self._sync_classes())
         self.listen("labels_changed", lambda *_: self._render_page())
+        self.selection_size = len(self.session.selection)
+        self.listen("selection_changed", self._on_selection_changed)
 
     # ================================================================ Python API
     @property
@@ -220,6 +230,7 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
         self.session.add_negatives(idx, label, source="search")
         keep = ~np.isin(self._indices, idx)
         self._indices, self._scores = self._indices[keep], self._scores[keep]
+        self._sync_highlight()
         self.selected = []
         self.show_message(f"Marked {len(idx)} item{'s' * (len(idx) != 1)} as not {label}.")
         self._render_page()
@@ -261,6 +272,15 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
         self._render_page()
         return n
 
+    def close(self) -> None:
+        """Take back this view's highlight and hover focus, then close."""
+        try:
+            self._clear_highlight()
+            self.hover(-1)
+        except Exception:  # noqa: BLE001 - the Session may be closed already
+            log.debug("could not clear the highlight", exc_info=True)
+        super().close()
+
     def show_message(self, text: str, *, kind: str = "info", **_: Any) -> None:
         """Show ``text`` under the grid; ``kind`` is "info", "ok" or "error"."""
         self.message_level = kind
@@ -281,6 +301,7 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
         self._query, self._query_items, self.query_label = vec, items, what
         self._search()
         self.mode = "results"
+        self._sync_highlight()
         self.selected = []
         if self.page != 0:
             self.page = 0  # observer renders

@@ -34,6 +34,8 @@ class SearchPanels:
     _indices: np.ndarray
     _scores: np.ndarray
     _browse: np.ndarray
+    _highlight: np.ndarray | None
+    _hover: int
 
     # ================================================================ page state
     def _shown(self) -> tuple[np.ndarray, np.ndarray | None]:
@@ -109,11 +111,43 @@ class SearchPanels:
             self.query_class(change["new"])
         elif self.mode == "results":
             self.mode, self.query_label = "browse", ""
+            self._sync_highlight()
             self.page = 0
             self._render_page()
 
     def _on_page(self, change: dict) -> None:
         self._render_page()
+
+    # ================================================================ linked views
+    def _sync_highlight(self) -> None:
+        """The current results (none while browsing) are the Session's highlight: the map
+        outlines them. A view that never highlighted leaves another view's highlight."""
+        idx = np.unique(self._indices) if self.mode == "results" else np.zeros(0, np.int64)
+        if idx.size == 0:
+            self._clear_highlight()
+            return
+        self._highlight = idx
+        self.session.set_highlight(idx)
+
+    def _clear_highlight(self) -> None:
+        """Clear the Session's highlight if it is still the one this view set."""
+        mine = self._highlight
+        self._highlight = None
+        if mine is not None and np.array_equal(self.session.highlight, mine):
+            self.session.set_highlight([])
+
+    def _on_selection_changed(self, indices: Any) -> None:
+        self.selection_size = len(indices)
+
+    def hover(self, index: int) -> None:
+        """A tile under the mouse (-1: none) is the Session's focus (the map rings it);
+        leaving clears the focus unless another view moved it meanwhile."""
+        index = int(index)
+        if index >= 0:
+            self.session.set_focus(index)
+        elif self._hover >= 0 and self.session.focus == self._hover:
+            self.session.set_focus(-1)
+        self._hover = index
 
     def _activate(self, label: str) -> None:
         self._sync_classes()
@@ -188,6 +222,18 @@ class SearchPanels:
             raise ValueError("Type how many results to select (a number from 1).")
         self.selected = [int(i) for i in self._indices[:k]]
 
+    def _act_hover(self, content: dict, _buffers: list) -> None:
+        index = content.get("index", -1)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"hover needs an item index; got {index!r}.")
+        self.hover(index)
+
+    def _act_use_selection(self, _content: dict, _buffers: list) -> None:
+        n = len(self.session.selection)
+        self.use_selection()
+        self.show_message(f"The {n:,} selected items are now the examples of "
+                          f"{self.active_class}; their nearest neighbours are below.")
+
     def _act_propose(self, content: dict, _buffers: list) -> None:
         method = str(content.get("method", "prototype"))
         if method == "zero-shot" and not self.text_enabled:
@@ -203,6 +249,8 @@ _ACTIONS = {
     "text": SearchPanels._act_text,
     "clear_examples": SearchPanels._act_clear_examples,
     "select_top": SearchPanels._act_select_top,
+    "hover": SearchPanels._act_hover,
+    "use_selection": SearchPanels._act_use_selection,
     "propose": SearchPanels._act_propose,
     "commit": lambda self, _c, _b: self.commit(),
     "undo_proposal": lambda self, _c, _b: self.undo_proposal(),

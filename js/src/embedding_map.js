@@ -3,7 +3,9 @@
 //
 // Traits (Python <-> JS): _coords (float32 x,y interleaved, in [-1, 1]), _color_codes
 // (uint8 index into _palette per point), _legend, _selected (uint32 bytes), pinned,
-// _view (visible data rectangle), _classes, _color_by_name, _message, _sprite_meta.
+// _view (visible data rectangle), _classes, _color_by_name, _message, _sprite_meta;
+// Python -> JS only: _focus (the Session's focused item, a ring) and _highlight (uint32
+// bytes, the Session's highlighted items, outlined), drawn by lib/map_overlay.js.
 import createScatterplot from "regl-scatterplot";
 import { toFloat32, toUint8, toUint32, indicesToBytes } from "./lib/codecs.js";
 import { isolateKeys, isMac } from "./lib/keyboard.js";
@@ -15,6 +17,8 @@ import { request } from "./lib/rpc.js";
 import { listeners } from "./lib/events.js";
 import { injectStyle, h, showMessage } from "./lib/style.js";
 import { MAP_CSS, MAP_CSS_ID } from "./lib/map_style.js";
+import { MapOverlay } from "./lib/map_overlay.js";
+import { fitRect, drawOrder } from "./lib/map_fit.js";
 import { fmt, renderLegend as drawLegend, fillInfo, fillIndex, placeTip as place, statusText } from "./lib/map_panels.js";
 
 function basePointSize(n) {
@@ -92,14 +96,31 @@ function render({ model, el }) {
   const ev = listeners(model);
   const xScale = linearScale([-1, 1]);
   const yScale = linearScale([-1, 1]);
+  const overlay = new MapOverlay(body, canvas, { pointSize: () => basePointSize(n()),
+    colorOf: (i) => (model.get("_palette") || [])[codes[i] || 0] || "#888888" });
+  overlay.setFocus(model.get("_focus"));
+  overlay.setHighlight(toUint32(model.get("_highlight")));
 
   body.style.height = `${model.get("height")}px`;
 
   function points() {
     const N = n();
     const pts = new Array(N);
-    for (let i = 0; i < N; i++) pts[i] = [coords[2 * i], coords[2 * i + 1], codes[i] || 0, 0];
+    for (let i = 0; i < N; i++) pts[i] = [coords[2 * i], coords[2 * i + 1], codes[i] || 0, codes[i] ? 1 : 0];
     return pts;
+  }
+
+  // valueB is 1 for coloured points (labeled, predicted, ...), 0 for grey ones (code 0):
+  // grey points are drawn smaller, fainter and under the coloured ones
+  async function drawPoints(opts = {}) {
+    await scatter.draw(points(), { zDataType: "categorical", wDataType: "categorical", ...opts });
+    scatter.set({ pointOrder: drawOrder(codes, n()) });
+  }
+
+  async function fitView() {
+    const reserve = legend.offsetWidth ? legend.offsetWidth + 16 : 0;
+    const rect = scatter && fitRect(coords, body.clientWidth, body.clientHeight, reserve);
+    if (rect) await scatter.zoomToArea(rect);
   }
 
   function themeColors() {
@@ -121,11 +142,12 @@ function render({ model, el }) {
   async function create(width, height) {
     scatter = createScatterplot({
       canvas, width, height, xScale, yScale,
-      pointSize: basePointSize(n()),
+      pointSize: [0.75, 1.2].map((f) => f * basePointSize(n())),
+      sizeBy: "valueB",
       pointSizeSelected: 1,
       pointOutlineWidth: 1.5,
-      opacity: n() > 50000 ? 0.8 : 0.9,
-      opacityBy: n() > 50000 ? "density" : null,
+      opacity: n() > 50000 ? 0.8 : [0.5, 0.95],
+      opacityBy: n() > 50000 ? "density" : "valueB",
       opacityInactiveScale: 0.55,
       colorBy: "valueA",
       pointColor: model.get("_palette"),
@@ -146,11 +168,15 @@ function render({ model, el }) {
       if (tip.style.display !== "none" && hovered >= 0) placeTip(hovered);
       clearTimeout(viewTimer);
       viewTimer = setTimeout(syncView, 150);
+      overlay.redraw();
     });
-    await scatter.draw(points(), { zDataType: "categorical" });
+    scatter.subscribe("transitionEnd", () => overlay.redraw());
+    await drawPoints();
+    await fitView().catch(() => {});
     if (selected.length) scatter.select(selected, { preventEvent: true });
     drawn = true;
     root.dataset.drawn = "true";
+    overlay.attach(scatter);
     syncView();
   }
 
@@ -160,6 +186,8 @@ function render({ model, el }) {
     if (w < 10 || hgt < 10) return;
     if (!scatter) create(w, hgt);
     else scatter.set({ width: w, height: hgt });
+    if (drawn && !userView) fitView().catch(() => {}); // until the user pans or zooms
+    overlay.redraw();
   });
   ro.observe(body);
 
@@ -191,7 +219,10 @@ function render({ model, el }) {
     clearBtn.disabled = k === 0;
   }
 
+  let userView = false; // the user moved the view: resizes keep it
+  canvas.addEventListener("wheel", () => { userView = true; }, { passive: true });
   canvas.addEventListener("pointerdown", (e) => {
+    if (modeBtns.pan.getAttribute("aria-pressed") === "true") userView = true;
     pointerMods = { add: isMac ? e.metaKey : e.ctrlKey, remove: e.altKey };
   });
 
@@ -269,6 +300,7 @@ function render({ model, el }) {
 
   function renderStatus() {
     status.textContent = statusText(n(), model.get("_layout_method"));
+    status.title = status.textContent;
   }
 
   function renderMessage() {
@@ -286,22 +318,29 @@ function render({ model, el }) {
   ev.on("change:_coords", () => {
     coords = toFloat32(model.get("_coords"));
     info.clear();
-    if (drawn) scatter.draw(points(), { transition: true, transitionDuration: 1200,
-      zDataType: "categorical", preventFilterReset: true, select: selected });
+    if (drawn) drawPoints({ transition: true, transitionDuration: 1200, preventFilterReset: true,
+      select: selected }).then(() => { userView = false; return fitView(); }).catch(() => {});
     renderStatus();
   });
   ev.on("change:_layout_method", renderStatus);
   ev.on("change:_color_codes", () => {
     codes = toUint8(model.get("_color_codes"));
     info.clear();
-    if (drawn) scatter.draw(points(), { zDataType: "categorical", preventFilterReset: true, select: selected });
+    if (drawn) drawPoints({ preventFilterReset: true, select: selected }).catch(() => {});
+    overlay.redraw();
   });
-  ev.on("change:_palette", () => { if (scatter) scatter.set({ pointColor: model.get("_palette") }); renderLegend(); });
+  ev.on("change:_palette", () => {
+    if (scatter) scatter.set({ pointColor: model.get("_palette") });
+    renderLegend();
+    overlay.redraw();
+  });
   ev.on("change:_legend", renderLegend);
   ev.on("change:_classes", renderClasses);
   ev.on("change:_message", renderMessage);
   ev.on("change:_color_by_name", () => { colorSelect.value = model.get("_color_by_name"); });
   ev.on("change:pinned", () => showPin(model.get("pinned")));
+  ev.on("change:_focus", () => overlay.setFocus(model.get("_focus")));
+  ev.on("change:_highlight", () => overlay.setHighlight(toUint32(model.get("_highlight"))));
   ev.on("change:height", () => { body.style.height = `${model.get("height")}px`; });
   ev.on("change:_selected", () => {
     const next = Array.from(toUint32(model.get("_selected")));
@@ -318,7 +357,7 @@ function render({ model, el }) {
     if (m && m.type === "invalidate") info.clear();
   });
 
-  const applyTheme = () => { if (scatter) scatter.set(themeColors()); };
+  const applyTheme = () => { if (scatter) scatter.set(themeColors()); overlay.redraw(); };
   // theme CSS may load after the theme attribute flips: apply now and once it has settled
   const offTheme = onThemeChange(() => { applyTheme(); setTimeout(applyTheme, 300); setTimeout(applyTheme, 1200); });
 
@@ -343,6 +382,7 @@ function render({ model, el }) {
     ev.off();
     unIsolate();
     images.clear();
+    overlay.destroy();
     if (scatter) scatter.destroy();
   };
 }

@@ -9,7 +9,7 @@ import { labelerCss, LABELER_CSS_ID } from "./lib/labeler_style.js";
 import { LabelerImages } from "./lib/labeler_images.js";
 import { keyAction } from "./lib/labeler_keys.js";
 import {
-  skeleton, mode, classes, keys, visible, showMessage, drawStatus, drawClasses, drawHelp,
+  skeleton, mode, classes, keys, visible, showMessage, drawStatus, drawClasses, drawHelp, drawRestrict,
   drawStage, newPage, gridColumns, drawGrid, gridMissesImages,
 } from "./lib/labeler_view.js";
 
@@ -141,6 +141,10 @@ function render({ model, el }) {
   for (const [m, b] of Object.entries(dom.tabButtons)) {
     b.addEventListener("click", () => { model.set("mode", m); model.save_changes(); });
   }
+  dom.restrictBtn.addEventListener("click", () => {
+    model.set("restrict_to_selection", !model.get("restrict_to_selection"));
+    model.save_changes();
+  });
   dom.skipBtn.addEventListener("click", () => skip("s"));
   dom.undoBtn.addEventListener("click", undo);
   dom.confirmBtn.addEventListener("click", confirmReview);
@@ -259,9 +263,12 @@ function render({ model, el }) {
   ev.on("change:classes", onClasses);
   ev.on("change:class_keys", onClasses);
   ev.on("change:image_size", onSize);
+  ev.on("change:selection_size", () => drawRestrict(v));
+  ev.on("change:restrict_to_selection", () => { drawRestrict(v); redraw(); });
 
   drawStatus(v);
   drawClasses(v);
+  drawRestrict(v);
   onMessage();
   if (mode(v) === "grid") newPage(v);
   preload();

@@ -3,6 +3,8 @@
 // their similarity; select (click, shift-click range, "Select top k"), accept or reject.
 // All state lives in Python; this view sends actions as custom messages. Traits carry
 // indices only: images are fetched by index as binary buffers (lib/images.js).
+// Linked views: hovering a tile focuses its item in the Session (debounced "hover"
+// messages: the map rings it); "Use the selection (N)" takes the map's lasso as examples.
 import { injectStyle, h, showMessage } from "./lib/style.js";
 import { isolateKeys } from "./lib/keyboard.js";
 import { ImageStore } from "./lib/images.js";
@@ -62,8 +64,11 @@ function render({ model, el }) {
   const promptBtn = h("button", { class: "dfw-btn", text: "Search" });
   const why = h("div", { class: "dfw-vs-why" });
   const clearBtn = h("button", { class: "dfw-btn", text: "Clear examples" });
+  const useSelBtn = h("button", { class: "dfw-btn dfw-vs-use-selection",
+    onclick: () => send({ type: "use_selection" }) });
+  const useSel = h("span", {}, useSelBtn); // keeps the tooltip while the button is disabled
   const examplesBar = h("div", { class: "dfw-vs-examples" }, exTitle, exList, drop, fileInput,
-    h("span", { class: "dfw-vs-prompt" }, promptInput, promptBtn), why, clearBtn);
+    h("span", { class: "dfw-vs-prompt" }, promptInput, promptBtn), useSel, why, clearBtn);
 
   const upload = async (file) => {
     if (!file) return;
@@ -110,8 +115,30 @@ function render({ model, el }) {
   const grid = h("div", { class: "dfw-vs-grid" });
   root.append(toolbar, examplesBar, proposal.el, resultsBar, grid, msg);
 
+  // ---- hover -> the Session's focus, debounced: one message per settled hover
+  let hoverSent = -1;
+  let hoverWanted = -1;
+  let hoverTimer = null;
+  function hoverTo(index, delay) {
+    hoverWanted = index;
+    clearTimeout(hoverTimer);
+    hoverTimer = setTimeout(() => {
+      if (removed || hoverWanted === hoverSent) return;
+      hoverSent = hoverWanted;
+      send({ type: "hover", index: hoverSent });
+    }, delay);
+  }
+
   // ---- drawing
   let anchor = null; // last clicked tile rank, for shift-click ranges
+  function drawUseSelection() {
+    const n = model.get("selection_size") || 0;
+    const active = model.get("active_class");
+    useSelBtn.textContent = `Use the selection (${n.toLocaleString("en-US")})`;
+    useSelBtn.disabled = !n || !active;
+    useSel.title = !n ? "Select items on the map first (Shift+drag draws a lasso)"
+      : !active ? "Add a class first" : `Make the ${n.toLocaleString("en-US")} selected items the examples of ${active}`;
+  }
   function drawClasses() {
     classesEl.replaceChildren();
     const active = model.get("active_class");
@@ -197,6 +224,8 @@ function render({ model, el }) {
       star.addEventListener("click", (e) => { e.stopPropagation(); send({ type: "example_item", index: it.index }); });
       tile.append(star);
       tile.addEventListener("click", (e) => onTileClick(e, it, results));
+      tile.addEventListener("mouseenter", () => hoverTo(it.index, 120));
+      tile.addEventListener("mouseleave", () => hoverTo(-1, 200));
       grid.append(tile);
     }
     if (!items.length) grid.append(h("div", { class: "dfw-label", text: "No results: every neighbour is labeled already." }));
@@ -213,7 +242,8 @@ function render({ model, el }) {
   // ---- wiring (every model listener is removed when the view is removed)
   const ev = listeners(model);
   const on = (names, fn) => names.forEach((n) => ev.on(`change:${n}`, fn));
-  drawClasses(); drawExamples(); drawGrid(); drawMsg(); proposal.draw();
+  drawClasses(); drawExamples(); drawGrid(); drawMsg(); proposal.draw(); drawUseSelection();
+  on(["selection_size", "active_class"], drawUseSelection);
   on(["proposal_method", "proposal_summary", "proposal_samples", "min_confidence", "text_enabled"], proposal.draw);
   on(["classes", "active_class"], () => { drawClasses(); drawGrid(); });
   on(["examples", "text_enabled", "text_reason"], drawExamples);
@@ -222,6 +252,8 @@ function render({ model, el }) {
   on(["message", "message_level"], drawMsg);
   return () => {
     removed = true;
+    clearTimeout(hoverTimer);
+    if (hoverSent >= 0) send({ type: "hover", index: -1 });
     ev.off();
     store.clear();
   };

@@ -1,6 +1,8 @@
-"""End-to-end harness: a real JupyterLab server driven by headless Chromium (Playwright).
+"""End-to-end harness: a real JupyterLab (or Notebook 7) server driven by headless
+Chromium (Playwright).
 
-Reused by every widget's e2e test. Typical use (fixtures from tests/e2e/conftest.py)::
+Reused by every widget's e2e test, scripts/screenshots.py and benchmarks/workbench.py.
+Typical use (fixtures from tests/e2e/conftest.py)::
 
     def test_something(lab):                       # lab: a LabPage on a fresh browser page
         lab.open_notebook("t.ipynb", ["import dfwidgets as dfw", "m = dfw.EmbeddingMap(...)\\nm"])
@@ -9,6 +11,11 @@ Reused by every widget's e2e test. Typical use (fixtures from tests/e2e/conftest
         lab.wait_until_drawn(1)                     # judged from screenshot pixels
         assert lab.kernel_eval("len(m.selected)") > 0
         lab.screenshot_output(1, "my_widget.png")
+
+``JupyterServer(root, app="notebook")`` starts Jupyter Notebook 7 instead (built on
+JupyterLab's components: with ``expose_app_in_browser`` it offers the same
+``window.jupyterapp``, so every LabPage helper works there too). Outside pytest,
+:func:`open_lab` starts a server + Chromium + page in one ``with`` block.
 
 Nothing here is dfwidgets-specific; the server's kernel imports the working tree.
 """
@@ -27,6 +34,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +94,18 @@ def write_notebook(path: Path, cells: list[str]) -> Path:
     return path
 
 
-class JupyterServer:
-    """A JupyterLab server on 127.0.0.1 (random free port, random token) in ``root_dir``."""
+APPS = ("lab", "notebook")
 
-    def __init__(self, root_dir: Path, *, env: dict[str, str] | None = None) -> None:
+
+class JupyterServer:
+    """A JupyterLab server on 127.0.0.1 (random free port, random token) in ``root_dir``;
+    ``app="notebook"``: Jupyter Notebook 7 (``/notebooks/<name>`` pages)."""
+
+    def __init__(self, root_dir: Path, *, env: dict[str, str] | None = None,
+                 app: str = "lab") -> None:
+        if app not in APPS:
+            raise ValueError(f"app must be one of {APPS}, not {app!r}")
+        self.app = app
         self.root_dir = Path(root_dir)
         self.port = free_port()
         self.token = secrets.token_hex(16)
@@ -96,6 +113,14 @@ class JupyterServer:
         self._env = env or {}
         self._proc: subprocess.Popen | None = None
         self._log_path = self.root_dir.parent / f"jupyter-{self.port}.log"
+
+    def notebook_url(self, name: str) -> str:
+        """URL of the page that opens notebook ``name`` (token included). JupyterLab:
+        ``?reset`` starts from an empty workspace, so a notebook of an earlier test is not
+        restored next to this one (and never becomes the current widget by mistake)."""
+        if self.app == "notebook":
+            return f"{self.url}/notebooks/{name}?token={self.token}"
+        return f"{self.url}/lab/tree/{name}?reset&token={self.token}"
 
     def start(self, *, timeout: float = 120.0) -> "JupyterServer":
         """Start the server and wait until its REST API answers."""
@@ -120,8 +145,10 @@ class JupyterServer:
             }
         )
         env.update(self._env)
+        module, app_class = (("notebook", "JupyterNotebookApp") if self.app == "notebook"
+                             else ("jupyterlab", "LabApp"))
         cmd = [
-            sys.executable, "-m", "jupyterlab",
+            sys.executable, "-m", module,
             "--allow-root",
             "--no-browser",
             "--ServerApp.open_browser=False",
@@ -130,7 +157,8 @@ class JupyterServer:
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root_dir}",
-            "--LabApp.expose_app_in_browser=True",
+            # window.jupyterapp: run cells with commands, reach the kernel
+            f"--{app_class}.expose_app_in_browser=True",
             "--ServerApp.disable_check_xsrf=False",
             "--LabServerApp.open_browser=False",
         ]
@@ -140,7 +168,7 @@ class JupyterServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited early:\n{self.log_tail()}")
+                raise RuntimeError(f"Jupyter ({self.app}) exited early:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(
                     f"{self.url}/api/status?token={self.token}", timeout=2
@@ -150,7 +178,8 @@ class JupyterServer:
             except OSError:
                 time.sleep(0.3)
         self.stop()
-        raise TimeoutError(f"JupyterLab did not start in {timeout} s:\n{self.log_tail()}")
+        raise TimeoutError(f"Jupyter ({self.app}) did not start in {timeout} s:\n"
+                           f"{self.log_tail()}")
 
     def log_tail(self, n: int = 4000) -> str:
         """The last ``n`` characters of the server log (for failure messages)."""
@@ -226,9 +255,7 @@ class LabPage:
     def open_notebook(self, name: str, cells: list[str], *, timeout: float = 90.0) -> None:
         """Write ``name`` with ``cells`` into the server's root and open it, kernel ready."""
         write_notebook(self.server.root_dir / name, cells)
-        # ?reset: start from an empty workspace, so a notebook of an earlier test is not
-        # restored next to this one (and never becomes the current widget by mistake)
-        self.page.goto(f"{self.server.url}/lab/tree/{name}?reset&token={self.server.token}")
+        self.page.goto(self.server.notebook_url(name))
         self.page.wait_for_function(
             """(name) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
                  return !!(w && w.context && w.context.path === name &&
@@ -249,14 +276,19 @@ class LabPage:
         """Locator of the (first) output of cell ``index``."""
         return self.cell(index).locator(".jp-OutputArea-output").first
 
-    def run_cell(self, index: int, *, timeout: float = 180.0) -> None:
-        """Run cell ``index`` with the 'notebook:run-cell' command; wait until it finishes."""
-        self.page.evaluate(
-            """async (i) => { const w = window.jupyterapp.shell.currentWidget;
-                 w.content.activeCellIndex = i;
-                 await window.jupyterapp.commands.execute('notebook:run-cell'); }""",
-            index,
-        )
+    def run_cell(self, index: int, *, timeout: float = 180.0, keys: bool = False) -> None:
+        """Run cell ``index`` with the 'notebook:run-cell' command (``keys=True``: click
+        the cell's editor and press Shift+Enter, like a person); wait until it finishes."""
+        if keys:
+            self.cell(index).locator(".jp-InputArea-editor").first.click()
+            self.page.keyboard.press("Shift+Enter")
+        else:
+            self.page.evaluate(
+                """async (i) => { const w = window.jupyterapp.shell.currentWidget;
+                     w.content.activeCellIndex = i;
+                     await window.jupyterapp.commands.execute('notebook:run-cell'); }""",
+                index,
+            )
         self.page.wait_for_function(
             """(i) => { const w = window.jupyterapp.shell.currentWidget;
                  const c = w.content.widgets[i];
@@ -344,6 +376,30 @@ class LabPage:
         )
         self.page.wait_for_timeout(300)
 
+    def collapse_side_panels(self) -> None:
+        """Close JupyterLab's left and right side panels (more room for the notebook; no-op
+        in Notebook 7, which has none open)."""
+        self.page.evaluate(
+            """() => { const sh = window.jupyterapp.shell;
+                 if (sh.collapseLeft) sh.collapseLeft(); if (sh.collapseRight) sh.collapseRight(); }""")
+        self.page.wait_for_timeout(300)
+
+    def scroll_cell_to_top(self, index: int) -> None:
+        """Scroll the notebook so that cell ``index`` starts at the top of the notebook's
+        area (note: an element screenshot afterwards scrolls that element into view)."""
+        self.cell(index).evaluate(
+            """(el) => { const sc = el.closest('.jp-WindowedPanel-outer') ||
+                           el.closest('.jp-Notebook') || document.scrollingElement;
+                 sc.scrollTop += el.getBoundingClientRect().top - sc.getBoundingClientRect().top - 4; }""")
+        self.page.wait_for_timeout(400)
+
+    def screenshot_page(self, path: Path) -> Path:
+        """Save a PNG of the whole browser window (the viewport) to ``path``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(path))
+        return path
+
     def screenshot_output(self, index: int, name: str, selector: str | None = None) -> Path:
         """Save a PNG of cell ``index``'s output (or ``selector`` inside it) to tests/_output/."""
         OUTPUT.mkdir(parents=True, exist_ok=True)
@@ -381,6 +437,36 @@ class LabPage:
             prev = px if frac >= min_fraction else None
             time.sleep(0.25)
         raise TimeoutError(f"element not drawn after {timeout} s (drawn fraction {frac:.4f})")
+
+    # -- plotly --------------------------------------------------------------------
+    def plotly_point(self, plot: Any, x: Any, y: Any) -> tuple[float, float]:
+        """Page coordinates (px) of data point (``x``, ``y``) in a plotly chart (``plot``: a
+        locator of, or inside, its ``.js-plotly-plot`` div; category axes take names)."""
+        plot.scroll_into_view_if_needed()
+        xy = plot.evaluate(_PLOTLY_POINT_JS, [x, y])
+        if xy is None:
+            raise AssertionError(f"no plotly chart (or point {x!r}, {y!r}) in {plot}")
+        return float(xy[0]), float(xy[1])
+
+    def plotly_click(self, plot: Any, x: Any, y: Any) -> None:
+        """Click data point (``x``, ``y``) of a plotly chart with the mouse (a heatmap cell,
+        a bar): plotly's own click event fires, as for a person."""
+        px, py = self.plotly_point(plot, x, y)
+        self.page.mouse.move(px, py)
+        self.page.wait_for_timeout(100)
+        self.page.mouse.click(px, py)
+
+
+_PLOTLY_POINT_JS = """
+(el, [x, y]) => {
+  const gd = el.classList.contains('js-plotly-plot') ? el : el.querySelector('.js-plotly-plot');
+  if (!gd || !gd._fullLayout) return null;
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+  const px = xa.d2p(x), py = ya.d2p(y);
+  if (!isFinite(px) || !isFinite(py)) return null;
+  return [r.left + xa._offset + px, r.top + ya._offset + py];
+}
+"""
 
 
 _KEY_LATENCY_PROBE_JS = """
@@ -444,3 +530,50 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
 def chromium_available() -> bool:
     """True when Debian's chromium binary is present."""
     return Path(CHROMIUM).exists() or shutil.which("chromium") is not None
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's headless Chromium (WebGL on SwiftShader) from a Playwright instance."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@contextmanager
+def open_lab(root_dir: Path, *, app: str = "lab", env: dict[str, str] | None = None,
+             viewport: tuple[int, int] = (1280, 900)) -> Iterator[LabPage]:
+    """Outside pytest (scripts, benchmarks): start a server (``app``: "lab" or
+    "notebook") in ``root_dir``, launch Chromium, open a page of ``viewport`` (w, h);
+    yield a LabPage; stop everything afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    server = JupyterServer(Path(root_dir), env=env, app=app).start()
+    try:
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            try:
+                yield LabPage(server, page)
+            finally:
+                context.close()
+                browser.close()
+    finally:
+        server.stop()
+
+
+def write_png_folder(images: np.ndarray, labels: Sequence[int], class_names: Sequence[str],
+                     folder: Path) -> list[Path]:
+    """Write ``images`` (N, H, W[, C]) uint8 as PNG files ``folder/<class>/<i:05d>.png``
+    (``class_names[labels[i]]``, "/" replaced by "-"); the file paths, in order."""
+    from PIL import Image
+
+    folder = Path(folder)
+    names = [str(c).replace("/", "-") for c in class_names]
+    for name in set(names):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (img, lab) in enumerate(zip(images, labels)):
+        path = folder / names[int(lab)] / f"{i:05d}.png"
+        Image.fromarray(np.asarray(img)).save(path, compress_level=1)
+        paths.append(path)
+    return paths

@@ -233,6 +233,43 @@ def test_lasso_select_and_bulk_label(lab, warm_embeddings):
     bg = np.asarray(Image.open(dark).convert("RGB"))[5:-5, 5:-5].reshape(-1, 3).mean(axis=0)
     assert bg.mean() < 110, "the map did not follow the dark theme"
     lab.set_theme(LIGHT_THEME)
+    _focus_and_highlight(lab, body, xy)
+
+
+def _focus_and_highlight(lab, body, xy: np.ndarray) -> None:
+    """The Session's focus (a ring) and highlight (outlined points), set from Python, are
+    drawn where those points are, and go away again when cleared."""
+    page = lab.page
+    box = body.bounding_box()
+    page.mouse.move(box["x"] - 40, box["y"] - 40)  # no hover tip
+    lab.kernel_exec("m.pinned = -1\nm.selected = []")
+    page.wait_for_timeout(500)
+    x0, x1, y0, y1 = lab.kernel_eval("list(m._view)")
+    sx = (xy[:, 0] - x0) / (x1 - x0) * box["width"]  # body px of every point
+    sy = (y1 - xy[:, 1]) / (y1 - y0) * box["height"]
+    focus = int(np.argmin((sx - 0.3 * box["width"]) ** 2 + (sy - 0.45 * box["height"]) ** 2))
+    near = np.argsort((sx - 0.55 * box["width"]) ** 2 + (sy - 0.7 * box["height"]) ** 2)
+    high = np.sort(near[:15])
+    before = _plot_pixels(lab, body).astype(int)
+    lab.kernel_exec(f"s.set_focus({focus})\ns.set_highlight({high.tolist()})")
+    page.wait_for_timeout(800)
+    assert lab.kernel_eval("(m.focus, m.highlighted.tolist())") == [focus, high.tolist()]
+    after = _plot_pixels(lab, body).astype(int)
+    changed = np.abs(after - before).sum(-1) > 60
+
+    def changed_near(i: int, r: int) -> int:
+        cx, cy = round(sx[i]), round(sy[i])
+        return int(changed[max(0, cy - r): cy + r + 1, max(0, cx - r): cx + r + 1].sum())
+
+    assert changed_near(focus, 20) >= 30, "no ring was drawn around the focused point"
+    marked = [changed_near(int(i), 6) > 0 for i in high]
+    assert np.mean(marked) >= 0.6, f"highlighted points not outlined: {marked}"
+    lab.screenshot_output(1, "embedding_map_focus_highlight.png", ".dfw-map")
+    lab.kernel_exec("s.set_focus(-1)\ns.set_highlight([])")
+    page.wait_for_timeout(800)
+    cleared = np.abs(_plot_pixels(lab, body).astype(int) - before).sum(-1) > 60
+    cx, cy = round(sx[focus]), round(sy[focus])
+    assert cleared[cy - 20: cy + 21, cx - 20: cx + 21].sum() < 5, "the ring stayed after clearing"
 
 
 def _distance_to_polygon(points: np.ndarray, poly: np.ndarray) -> np.ndarray:

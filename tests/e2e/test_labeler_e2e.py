@@ -108,12 +108,39 @@ def test_label_20_items_with_keyboard_survives_restart(lab, tmp_path, fmnist_tra
     light = lab.pixels(root).astype(float).mean()
     assert dark < light - 60, (dark, light)
 
-    # restart the kernel, reopen the Session from its folder: all 20 labels, source "click"
+    # "Only the selection (N)": off while nothing is selected; a Python select enables it;
+    # a click restricts the queue to the selection, and keyboard labels land inside it
+    toggle = root.locator(".dfw-lab-restrict")
+    assert toggle.is_disabled() and "(0)" in toggle.inner_text()
+    picked = list(range(1000, 1040))
+    lab.kernel_exec(f"s.select({picked})")
+    lab.page.wait_for_function("(el) => !el.disabled && el.textContent.includes('(40)')",
+                               arg=toggle.element_handle(), timeout=10_000)
+    toggle.click()
+    for _ in range(100):
+        if int(stage.get_attribute("data-index") or -1) in picked:
+            break
+        lab.page.wait_for_timeout(100)
+    assert lab.kernel_eval("lab.restrict_to_selection") is True
+    root.locator(".dfw-lab-status").click()  # the keys go to the widget
+    shown = int(stage.get_attribute("data-index"))
+    for _ in range(3):
+        assert shown in picked, f"item {shown} is outside the selection"
+        answers[shown] = names[truth[shown]]
+        lab.page.keyboard.press(key_of[answers[shown]])
+        shown = _wait_index_change(lab, stage, shown)
+    for _ in range(100):
+        if lab.kernel_eval("int((s.label_array() >= 0).sum())") == N_LABELS + 3:
+            break
+        lab.page.wait_for_timeout(100)
+    lab.screenshot_output(1, "labeler_only_selection.png", ".dfw-labeler")
+
+    # restart the kernel, reopen the Session from its folder: all labels, source "click"
     ids = {i: lab.kernel_eval(f"str(s.ids[{i}])") for i in answers}
     lab.restart_kernel()
     lab.run_cell(2)
     cur = lab.kernel_eval("cur[['item_id', 'label', 'source']].values.tolist()")
-    assert len(cur) == N_LABELS
+    assert len(cur) == N_LABELS + 3
     by_id = {row[0]: (row[1], row[2]) for row in cur}
     for i, name in answers.items():
         assert by_id[ids[i]] == (name, "click")

@@ -61,11 +61,13 @@ def test_umap_in_background_then_cached_then_transform(data, tmp_path):
     again._fit_umap = None  # would raise TypeError if UMAP ran
     np.testing.assert_array_equal(again.fit(emb).wait(), xy)
     assert len(list((tmp_path / "layout").glob("*.npy"))) == 1
+    # only coordinates are cached: no model file, nothing executable (no pickle)
+    assert [p.suffix for p in (tmp_path / "layout").iterdir()] == [".npy"]
     params = dict(again._params(), n_neighbors=10)
     assert _key(emb, params) != again.cache_key_ == _key(emb, again._params())  # params in the key
 
-    # new items land where their look-alikes are: transform the first 50 items again,
-    # with the model restored from the cache (a fresh process would do the same)
+    # new items land where their look-alikes are: transform the first 50 items again
+    # (placed among their nearest laid-out items; a fresh process does the same)
     placed = again.transform(emb[:50])
     assert placed.shape == (50, 2)
     spread = np.median(np.linalg.norm(xy - np.median(xy, axis=0), axis=1))

@@ -157,6 +157,78 @@ def test_focus_and_its_event(session: Session) -> None:
     assert session.focus == -1
 
 
+def test_highlight_and_its_event(session: Session) -> None:
+    seen: list[np.ndarray] = []
+    session.on("highlight_changed", seen.append)
+    assert session.highlight.dtype == np.uint32 and session.highlight.size == 0
+    session.set_highlight([8, 2, 8])
+    assert session.highlight.tolist() == [2, 8] and session.highlight.dtype == np.uint32
+    assert len(seen) == 1 and seen[0].tolist() == [2, 8] and seen[0].dtype == np.uint32
+    session.set_highlight(np.array([2, 8], dtype=np.int64))  # same set: no event
+    assert len(seen) == 1
+    got = session.highlight
+    got[0] = 99  # a copy
+    assert session.highlight.tolist() == [2, 8]
+    mask = np.zeros(len(session.ids), bool)
+    mask[5] = True
+    session.set_highlight(mask)
+    assert session.highlight.tolist() == [5] and len(seen) == 2
+    session.set_highlight(None)
+    assert session.highlight.size == 0 and seen[-1].size == 0 and len(seen) == 3
+    session.set_highlight([])  # already empty: no event
+    assert len(seen) == 3
+    with pytest.raises(IndexError):
+        session.set_highlight([len(session.ids)])
+    with pytest.raises(TypeError):
+        session.set_highlight([0.5])
+    assert session.selection.size == 0 and session.focus == -1  # independent state
+    assert len(seen) == 3
+
+
+@pytest.mark.parametrize("fitted", [False, True])
+def test_next_batch_within_returns_only_items_of_the_selection(session: Session,
+                                                               fitted: bool) -> None:
+    label_truth(session, np.arange(0, 200))
+    if fitted:
+        session.fit()
+    inside = np.arange(150, 400, 3)  # some labeled (< 200), most not
+    unlabeled_inside = set(inside[inside >= 200].tolist())
+    for strategy in session.strategies:
+        got = session.next_batch(8, strategy=strategy, within=inside)
+        assert got.dtype == np.int64 and got.size == 8, strategy
+        assert set(got.tolist()) <= unlabeled_inside, strategy
+        assert len(set(got.tolist())) == got.size, strategy
+    mask = np.zeros(len(session.ids), bool)
+    mask[[250, 260, 270]] = True
+    got = session.next_batch(10, within=mask, exclude=[260])
+    assert sorted(got.tolist()) == [250, 270]
+    session.select(inside)
+    assert set(session.next_batch(5, within=session.selection).tolist()) <= unlabeled_inside
+
+
+def test_next_batch_within_draws_no_audit_items(session: Session) -> None:
+    before = session.audit_mask().sum()
+    for _ in range(5):
+        session.next_batch(10, within=np.arange(1000, 1100))
+    assert session.audit_mask().sum() == before
+    session.next_batch(20)  # the whole pool: audit items as before
+    assert session.audit_mask().sum() > before
+
+
+def test_next_batch_within_an_empty_or_labeled_selection(session: Session) -> None:
+    with pytest.raises(ValueError, match="No unlabeled items in the selection.*empty"):
+        session.next_batch(5, within=[])
+    with pytest.raises(ValueError, match="No unlabeled items in the selection.*empty"):
+        session.next_batch(5, within=session.selection)
+    label_truth(session, [3, 4, 5])
+    with pytest.raises(ValueError, match="No unlabeled items in the selection.*labeled"):
+        session.next_batch(5, within=[3, 4, 5])
+    with pytest.raises(ValueError, match="No unlabeled items in the selection"):
+        session.next_batch(5, within=[6], exclude=[6])
+    with pytest.raises(IndexError):
+        session.next_batch(5, within=[len(session.ids)])
+
+
 def test_unknown_event_is_refused(session: Session) -> None:
     with pytest.raises(ValueError, match="selection_changed"):
         session.on("selected", print)

@@ -139,7 +139,9 @@ def test_finetune_run_reports_which_model_is_kept(session):
     tr = dfw.Trainer(session, embedder="efficientnet_lite0", epochs=1, threads=1)
     _label_random(session, 60, seed=9)
     n_labels = int((session.label_array() >= 0).sum())
+    assert not tr.epochs_shown  # no empty epoch chart before fine-tuning
     tr.train(mode="finetune", wait=True)
+    assert tr.epochs_shown
     ft = tr.finetuner_
     assert ft is not None and ft.error_ is None and len(ft.history_) == 2
     epochs = tr.epoch_fig.data

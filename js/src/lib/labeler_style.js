@@ -12,6 +12,10 @@ export const labelerCss = `
   color: var(--dfw-fg); padding: 4px 12px; cursor: pointer; font: inherit; }
 .dfw-lab-tabs button:last-child { border-right: 0; }
 .dfw-lab-tabs button.dfw-on { background: var(--dfw-accent); color: #fff; }
+.dfw-lab-restrict { font: inherit; color: var(--dfw-fg); background: var(--dfw-bg2); cursor: pointer;
+  border: 1px solid var(--dfw-border1); border-radius: 5px; padding: 4px 10px; white-space: nowrap; }
+.dfw-lab-restrict.dfw-on { background: var(--dfw-accent); border-color: var(--dfw-accent); color: #fff; }
+.dfw-lab-restrict:disabled { opacity: .55; cursor: default; }
 .dfw-lab-status { color: var(--dfw-fg2); font-size: var(--jp-ui-font-size1, 13px); display: flex;
   gap: 6px 14px; flex-wrap: wrap; }
 .dfw-lab-status b { color: var(--dfw-fg); font-weight: 600; }

@@ -26,6 +26,8 @@ export function skeleton() {
     MODES.map(([mode, title]) => (tabButtons[mode] = button({ "data-mode": mode, text: title }))));
   const status = h("div", { class: "dfw-lab-status", "aria-live": "polite" });
   const focusHint = h("span", { class: "dfw-lab-focus" });
+  const restrictBtn = button({ class: "dfw-lab-restrict", "aria-pressed": "false" });
+  const restrict = h("span", { class: "dfw-lab-restrict-wrap" }, restrictBtn); // a title also when disabled
   const stage = h("div", { class: "dfw-lab-stage" });
   const side = h("div", { class: "dfw-lab-side" });
   const gridEl = h("div", { class: "dfw-lab-grid" });
@@ -43,11 +45,11 @@ export function skeleton() {
   const help = h("span", { class: "dfw-lab-help" });
   const msg = h("div", { class: "dfw-lab-msg", role: "status" });
   const root = h("div", { class: "dfw-root dfw-labeler" },
-    h("div", { class: "dfw-lab-top" }, tabs, status, focusHint),
+    h("div", { class: "dfw-lab-top" }, tabs, restrict, status, focusHint),
     body, classesEl,
     h("div", { class: "dfw-lab-bottom" }, bulk, h("span", { class: "dfw-lab-add" }, addInput, addBtn), help),
     msg);
-  return { root, tabButtons, status, focusHint, stage, side, gridEl, body, classesEl, actions,
+  return { root, tabButtons, restrict, restrictBtn, status, focusHint, stage, side, gridEl, body, classesEl, actions,
     skipBtn, undoBtn, confirmBtn, bulk, bulkSelect, bulkBtn, addInput, addBtn, help, msg };
 }
 
@@ -74,7 +76,7 @@ export function drawStatus(v) {
     const range = a.low != null && a.high != null ? ` (${pct(a.low)}–${pct(a.high)}, ${a.n} audited)` : "";
     parts.push(h("span", { title: "estimated accuracy on the unlabeled items: the model's confidence, checked against the random audit answers; 95% interval" }, "est. accuracy ", h("b", { text: pct(a.estimate) }), range));
   } else {
-    parts.push(h("span", { title: "needs a model and a few audit answers" }, "est. accuracy —"));
+    parts.push(h("span", { title: "needs a model: label items of at least two classes" }, "est. accuracy —"));
   }
   parts.push(h("span", {}, h("b", { text: s.per_minute != null ? String(s.per_minute) : "—" }), " labels/min"));
   parts.push(h("span", {}, h("b", { text: s.issues != null ? String(s.issues) : "—" }), " suspected errors"));
@@ -82,6 +84,21 @@ export function drawStatus(v) {
   if (busy) parts.push(h("span", { class: "dfw-lab-none", text: `${busy}…` }));
   v.dom.status.replaceChildren(...parts);
   v.dom.tabButtons.review.textContent = s.issues ? `Review (${s.issues})` : "Review";
+}
+
+/** The "Only the selection (N)" toggle: the Session's selection size; off and disabled
+ * while nothing is selected. */
+export function drawRestrict(v) {
+  const n = v.model.get("selection_size") || 0;
+  const on = !!v.model.get("restrict_to_selection");
+  const b = v.dom.restrictBtn;
+  b.textContent = `${on ? "✓ " : ""}Only the selection (${n.toLocaleString("en-US")})`;
+  b.setAttribute("aria-pressed", String(on));
+  b.classList.toggle("dfw-on", on);
+  b.disabled = !on && n === 0;
+  v.dom.restrict.title = b.disabled ? "Select items on the map first (Shift+drag draws a lasso)"
+    : on ? "Labeling only the selected items; click to label from all items"
+      : `Label only the ${n.toLocaleString("en-US")} selected items`;
 }
 
 function topGuess(v) {
@@ -125,6 +142,8 @@ export function drawHelp(v) {
 }
 
 const empty = (text) => h("div", { class: "dfw-lab-empty", text });
+const doneText = (v) => (v.model.get("restrict_to_selection")
+  ? "No unlabeled item is left in the selection." : "Everything is labeled.");
 
 /** Show the first visible item on the stage: at once when its image is decoded. */
 export function drawStage(v) {
@@ -144,7 +163,7 @@ export function drawStage(v) {
       return;
     }
     delete stage.dataset.index;
-    stage.replaceChildren(empty(m === "review" ? "No suspected errors to review." : "Everything is labeled."));
+    stage.replaceChildren(empty(m === "review" ? "No suspected errors to review." : doneText(v)));
     drawSide(v, null);
     return;
   }
@@ -231,7 +250,7 @@ export function drawGrid(v) {
   grid.page = grid.page.filter((i) => live.has(i) || grid.marks.has(i));
   if (!grid.page.length) newPage(v);
   if (!v.grid.page.length) {
-    gridEl.replaceChildren(empty("Everything is labeled."));
+    gridEl.replaceChildren(empty(doneText(v)));
     return;
   }
   const g = v.grid;

@@ -3,6 +3,7 @@ export const MAP_CSS_ID = "dfw-map-css";
 export const MAP_CSS = `
 .dfw-map-body { position: relative; width: 100%; background: var(--dfw-bg); }
 .dfw-map-body canvas { display: block; width: 100%; height: 100%; }
+.dfw-map-body canvas.dfw-map-overlay { position: absolute; inset: 0; pointer-events: none; }
 .dfw-map-legend { position: absolute; top: 10px; right: 10px; max-height: calc(100% - 20px);
   overflow: auto; min-width: 140px; padding: 8px 10px; border-radius: 6px;
   background: color-mix(in srgb, var(--dfw-bg2) 88%, transparent);
@@ -27,7 +28,8 @@ export const MAP_CSS = `
   box-shadow: 0 2px 8px rgba(0,0,0,.25); gap: 10px; align-items: flex-start; }
 .dfw-map-pin .dfw-close { border: none; background: none; color: var(--dfw-fg2); cursor: pointer;
   font-size: 16px; line-height: 16px; padding: 0 2px; }
-.dfw-map-status { color: var(--dfw-fg2); white-space: nowrap; font-variant-numeric: tabular-nums; }
+.dfw-map-status { color: var(--dfw-fg2); white-space: nowrap; font-variant-numeric: tabular-nums;
+  min-width: 0; max-width: 100%; overflow: hidden; text-overflow: ellipsis; flex: 0 1 auto; }
 .dfw-map-selcount { font-weight: 600; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .dfw-map .dfw-input { width: 150px; }
 `;

@@ -36,6 +36,12 @@ export function onThemeChange(cb) {
   return () => { obs.disconnect(); document.removeEventListener("jp-theme-changed", handler); };
 }
 
+/** Resolve CSS variable `name` on `el` to a CSS colour string a 2-D canvas accepts. */
+export function resolveCss(el, name, fallback) {
+  const [r, g, b, a] = resolveColor(el, name, fallback);
+  return `rgba(${Math.round(r * 255)}, ${Math.round(g * 255)}, ${Math.round(b * 255)}, ${a})`;
+}
+
 /** Resolve CSS variable `name` (which may itself refer to other variables, e.g.
  * `var(--md-blue-700)`) to [r, g, b, a] in 0..1, as WebGL libraries want it. */
 export function resolveColor(el, name, fallback) {
