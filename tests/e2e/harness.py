@@ -492,6 +492,21 @@ _KEY_LATENCY_PROBE_JS = """
 """
 
 
+def lasso(page: Any, polygon: Any, *, step_ms: int = 30, settle_ms: int = 500) -> None:
+    """Draw a lasso as a person does: Shift held, mouse down at the first vertex, moved
+    through every vertex (8 steps each) back to the first, released."""
+    pts = [(float(x), float(y)) for x, y in polygon]
+    page.mouse.move(*pts[0])
+    page.keyboard.down("Shift")
+    page.mouse.down()
+    for x, y in [*pts[1:], pts[0]]:
+        page.mouse.move(x, y, steps=8)
+        page.wait_for_timeout(step_ms)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    page.wait_for_timeout(settle_ms)
+
+
 def start_key_latency_probe(locator: Any, attribute: str = "data-index") -> None:
     """Measure key press -> next frame after ``attribute`` of the element is set, in the
     page, from outside the widget: a keydown (document, capture phase) starts the clock;

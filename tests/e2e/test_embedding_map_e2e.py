@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import DARK_THEME, LIGHT_THEME, drawn_fraction, points_in_polygon
+from harness import DARK_THEME, LIGHT_THEME, drawn_fraction, lasso, points_in_polygon
 
 N = 2000
 
@@ -67,15 +67,7 @@ def test_lasso_select_and_bulk_label(lab, warm_embeddings):
     angles = np.linspace(0, 2 * np.pi, 9)[:-1]
     poly_page = np.stack([cx + r * np.cos(angles) * 1.3, cy + r * np.sin(angles)], axis=1)
     page = lab.page
-    page.mouse.move(*poly_page[0])
-    page.keyboard.down("Shift")
-    page.mouse.down()
-    for x, y in [*poly_page[1:], poly_page[0]]:
-        page.mouse.move(float(x), float(y), steps=8)
-        page.wait_for_timeout(30)
-    page.mouse.up()
-    page.keyboard.up("Shift")
-    page.wait_for_timeout(500)
+    lasso(page, poly_page)
 
     sel_count = lab.cell(1).locator(".dfw-map-selcount")
     assert "selected" in sel_count.inner_text() and "no selection" not in sel_count.inner_text()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from harness import LIGHT_THEME, drawn_fraction
+from harness import LIGHT_THEME, drawn_fraction, lasso
 
 N_SEED = 30  # labels given before (source "import"): every class, so Train has classes
 N_LABELS = 10
@@ -111,15 +111,7 @@ def test_lasso_restrict_label_train_click_cell(lab, tmp_path, fmnist_test_emb, o
     r = min(box["width"], box["height"]) * 0.12
     angles = np.linspace(0, 2 * np.pi, 11)[:-1]
     poly = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], axis=1)
-    page.mouse.move(*poly[0])
-    page.keyboard.down("Shift")
-    page.mouse.down()
-    for x, y in [*poly[1:], poly[0]]:
-        page.mouse.move(float(x), float(y), steps=8)
-        page.wait_for_timeout(30)
-    page.mouse.up()
-    page.keyboard.up("Shift")
-    page.wait_for_timeout(600)
+    lasso(page, poly, settle_ms=600)
     selection = lab.kernel_eval("s.selection.tolist()")
     assert len(selection) >= 40, f"the lasso selected only {len(selection)} items"
     assert lab.kernel_eval("wb.map.selected.tolist()") == selection

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from dfwidgets.session import Session
+from session_helpers import label_truth
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,11 +27,6 @@ def session(tmp_path: Path, small):
     s.close()
 
 
-def label_truth(s: Session, indices) -> None:
-    """Label ``indices`` with their ground-truth class names."""
-    idx = np.asarray(indices)
-    names = np.asarray(s.source.classes, dtype=object)[np.asarray(s.source.labels)[idx]]
-    s.label_many(idx, [str(n) for n in names], source="click")
 
 
 # ------------------------------------------------------------------ checks, version

@@ -10,6 +10,7 @@ import pytest
 
 import dfwidgets as dfw
 from dfwidgets.session import Session
+from session_helpers import label_truth
 
 KEYS = {"n_items", "n_labeled", "n_classes", "per_class", "n_selected", "estimate", "low",
         "high", "fit_status", "fitting", "fit_error", "folder_labels", "next_step"}
@@ -25,10 +26,6 @@ def session(tmp_path: Path):
     s.close()
 
 
-def label_truth(s: Session, indices) -> None:
-    idx = np.asarray(indices)
-    names = np.asarray(s.source.classes, dtype=object)[np.asarray(s.source.labels)[idx]]
-    s.label_many(idx, [str(n) for n in names], source="click")
 
 
 def test_status_of_a_fresh_project(session: Session) -> None:
