@@ -128,9 +128,11 @@ class FitWorker:
                 self._fitting = True
             try:
                 self.fit_now()
-            except Exception as exc:  # keep the worker alive; the widgets show fit_error_
+            except Exception as exc:  # keep the worker alive; the views show fit_error_
                 self.fit_error_ = f"{type(exc).__name__}: {exc}"
                 log.exception("background fit failed")
+                # never silent: views refresh on "model_updated" and show fit_error_
+                self._s._events.emit("model_updated", self._s)
             finally:
                 with self._cond:
                     self._fitting = False

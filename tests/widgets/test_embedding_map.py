@@ -251,3 +251,32 @@ def test_predictions_are_named_by_the_models_classes(m, session, fmnist_test):
     assert m._legend["title"] == "difficulty" and m._message.get("kind") != "error"
     assert {it["name"] for it in m._legend["items"]} <= {"easy", "medium", "hard", "none"}
     assert sum(it["count"] for it in m._legend["items"]) == N
+
+
+def test_a_failed_umap_layout_is_said_in_the_map_and_pca_stays(tmp_path, monkeypatch):
+    """A background layout failure is never silent: the map says so and keeps PCA."""
+    import dfwidgets as dfw
+    from dfwidgets.layout import LayoutComputer
+
+    def broken(self, x):
+        raise RuntimeError("numba could not compile")
+
+    monkeypatch.setattr(LayoutComputer, "_fit_umap", broken)
+    monkeypatch.setenv("DFW_CACHE_DIR", str(tmp_path / "cache"))  # nothing cached: UMAP runs
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 255, size=(60, 8, 8), dtype=np.uint8)
+    src = dfw.ImageSource.from_array(arr)
+    emb = rng.normal(size=(60, 16)).astype(np.float32)
+    s = Session.open(tmp_path / "proj", source=src, embeddings=emb, auto_fit=False)
+    try:
+        m = EmbeddingMap(s, layout="umap")
+        s.wait_for_layout(timeout=30)
+        status = s.layout_status
+        assert status["state"] == "failed" and "numba could not compile" in status["error"]
+        assert m._message["kind"] == "error"
+        assert "The UMAP layout failed (" in m._message["text"]
+        assert "numba could not compile" in m._message["text"]
+        assert np.frombuffer(m._coords, np.float32).reshape(-1, 2).shape == (60, 2)  # PCA drawn
+        m.close()
+    finally:
+        s.close()

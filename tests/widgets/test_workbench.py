@@ -220,3 +220,29 @@ def _html_text(text: str) -> str:
     import html
 
     return html.escape(text)
+
+
+def test_a_failed_background_fit_shows_in_the_header(session, monkeypatch):
+    """A background fit that raises is never silent: the header shows the error."""
+    from dfwidgets.learn.linear_probe import LinearProbe
+    from dfwidgets.learn.prototypes import PrototypeClassifier
+
+    wb = dfw.Workbench(session)
+    _label_truth(session, 60)
+    session.fit()
+    session.wait_for_fit(timeout=60)
+    time.sleep(1.0)  # the header's throttled refreshes are over: only a new event moves it
+
+    def broken(self, X, y, **kwargs):
+        raise RuntimeError("out of memory in the probe")
+
+    monkeypatch.setattr(LinearProbe, "fit", broken)
+    monkeypatch.setattr(PrototypeClassifier, "fit", broken)
+    session.fit(background=True)  # no label changed: a refit that fails
+    assert session.wait_for_fit(timeout=60)
+    assert session.fit_error_ == "RuntimeError: out of memory in the probe"
+    deadline = time.monotonic() + 10
+    while "out of memory in the probe" not in wb.header.value and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "The model fit failed: RuntimeError: out of memory in the probe" in wb.header.value
+    wb.close()
