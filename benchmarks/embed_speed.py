@@ -4,6 +4,8 @@
     python benchmarks/embed_speed.py speed --n 768 --repeats 3
     python benchmarks/embed_speed.py cache          # 70,000 images, warm vs cold
     python benchmarks/embed_speed.py probe          # linear probe, full train -> test
+    python benchmarks/embed_speed.py ray --n 20000  # local vs Ray, same 2 cores
+    python benchmarks/embed_speed.py ray-memory --sizes 20000 200000   # streamed: flat memory
 
 Each sub-command prints a table and replaces its own section of benchmarks/RESULTS.md:
 "Offline backbone: feature choice", "Embedding speed", "Embedding cache (70,000 images)",
@@ -29,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("DFW_CACHE_DIR", str(REPO / ".dfw_cache"))  # the shared, warm cache
 
 import _results as bench
+import embed_ray_bench
 import numpy as np  # noqa: E402
 
 log = logging.getLogger("embed_speed")
@@ -334,12 +337,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--cold-n", type=int, default=1000)
     sub.add_parser("probe")
+    embed_ray_bench.add_parsers(sub)  # "ray" and "ray-memory": local vs Ray, peak memory
     for p in sub.choices.values():
         bench.add_threads_option(p, default=2, help="torch threads")
         bench.add_output_options(p)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    {"features": run_features, "speed": run_speed, "cache": run_cache, "probe": run_probe}[args.command](args)
+    commands = {"features": run_features, "speed": run_speed, "cache": run_cache,
+                "probe": run_probe, **embed_ray_bench.COMMANDS}
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -211,7 +211,8 @@ def _compute(embedder: Embedder, source: Any, indices: np.ndarray, *, batch_size
 def embed(source: Any, model: str | Embedder = DEFAULT_MODEL, *, pretrained: str | None = None,
           batch_size: int = 64, num_workers: int | None = None, cache: bool = True,
           cache_dir: str | os.PathLike | None = None, device: str | None = None,
-          progress: bool = True) -> np.ndarray:
+          progress: bool = True, engine: str = "local", actors: int | None = None,
+          gpus_per_actor: float | None = None) -> np.ndarray:
     """Embed every item of ``source`` -> (N, D) float32, rows L2-normalised.
 
     ``source``: an ImageSource (or a uint8 (N,H,W[,C]) array / list of paths).
@@ -220,18 +221,39 @@ def embed(source: Any, model: str | Embedder = DEFAULT_MODEL, *, pretrained: str
     items come from disk, new or changed ones are computed. ``num_workers``: DataLoader
     workers for decoding files (default min(2, CPUs); array sources use a vectorised path).
     Unreadable items are embedded as grey placeholders (one warning with the count).
+    ``engine="ray"``: decoding on Ray tasks and the model in ``actors`` Ray actors
+    (``gpus_per_actor`` GPUs each; defaults: one actor per GPU, else per 2 CPUs) on the
+    cluster ``ray.init()`` / ``$RAY_ADDRESS`` joins; same cache, same vectors (see
+    :mod:`dfwidgets.embed_ray`). Needs ``pip install "dfwidgets[ray]"``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if engine not in ("local", "ray"):
+        raise ValueError(f'engine must be "local" or "ray", got {engine!r}')
+    if engine == "ray":
+        from dfwidgets.embed_ray import RayOptions, require_ray
+
+        require_ray()  # ImportError naming the extra before any work
+        ray_options = RayOptions(batch_size=batch_size, actors=actors, gpus_per_actor=gpus_per_actor)
     src = _as_source(source)
     embedder = get_embedder(model, pretrained=pretrained, device=device)
     device = getattr(embedder, "device", None) or select_device(device)  # where its module lives
     n = len(src)
     if n == 0:
         return np.zeros((0, embedder.dim), dtype=np.float32)
+
+    def run(embedder: Embedder, source: Any, indices: np.ndarray, **kwargs: Any) -> np.ndarray:
+        if engine == "ray":
+            from dfwidgets.embed_ray import compute_ray
+
+            return compute_ray(embedder, source, indices, model=model, pretrained=pretrained,
+                               make_embedder=get_embedder, forward=_forward, options=ray_options,
+                               progress=progress, on_chunk=kwargs.get("on_chunk"))
+        return _compute(embedder, source, indices, **kwargs)
+
     if not cache:
-        result = _compute(embedder, src, np.arange(n), batch_size=batch_size,
-                          num_workers=num_workers, device=device, progress=progress)
+        result = run(embedder, src, np.arange(n), batch_size=batch_size,
+                     num_workers=num_workers, device=device, progress=progress)
     else:
         from dfwidgets.embed_cache import EmbeddingCache
 
@@ -251,7 +273,7 @@ def embed(source: Any, model: str | Embedder = DEFAULT_MODEL, *, pretrained: str
             todo, todo_hashes = missing[first[order]], unique_hashes[order]
             log.info("embedding %d of %d items with %s (%d cached)", len(todo), n,
                      embedder.name, n - len(missing))
-            vectors = _compute(
+            vectors = run(
                 embedder, src, todo, batch_size=batch_size, num_workers=num_workers,
                 device=device, progress=progress,
                 on_chunk=lambda pos, vec: store.add(todo_hashes[pos], vec),

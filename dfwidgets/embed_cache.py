@@ -17,7 +17,7 @@ from dfwidgets._config import cache_dir as _cache_dir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EmbeddingCache"]
+__all__ = ["CacheSnapshot", "EmbeddingCache"]
 
 _SHARD_GLOB = "shard-*.hashes.npy"  # the hashes file is written last: it marks a complete shard
 _HASH_DTYPE = np.dtype("S16")
@@ -105,29 +105,11 @@ class EmbeddingCache:
         Returns ``(found (N,) bool, vectors (N,D) float32 or None)``; rows of ``vectors``
         where ``found`` is False are zero. ``vectors`` is None when nothing is cached.
         """
-        hashes = np.ascontiguousarray(hashes, dtype=_HASH_DTYPE)
-        found = np.zeros(len(hashes), dtype=bool)
-        shards = self._open_all()
-        if not shards or len(hashes) == 0:
-            return found, None
-        out = np.zeros((len(hashes), shards[0][1].shape[1]), dtype=np.float32)
-        query = _as_u64_pairs(hashes)
-        for cached, vectors in reversed(shards):  # newest first
-            todo = np.flatnonzero(~found)
-            if len(todo) == 0:
-                break
-            keys = _as_u64_pairs(cached)
-            order = np.argsort(keys[:, 0])
-            pos = np.searchsorted(keys[order, 0], query[todo, 0]).clip(0, len(keys) - 1)
-            rows = order[pos]
-            # full 16-byte check, so a prefix collision is a miss, never a wrong vector
-            hit = (keys[rows] == query[todo]).all(axis=1)
-            if hit.any():
-                take = rows[hit]
-                sort = np.argsort(take)  # read the memory map in file order
-                out[todo[hit][sort]] = vectors[take[sort]]
-                found[todo[hit]] = True
-        return found, out
+        return CacheSnapshot(self._open_all()).lookup(hashes)
+
+    def snapshot(self) -> CacheSnapshot:
+        """The shards present now, opened once: many fast lookups during a long run."""
+        return CacheSnapshot(self._open_all())
 
     def __len__(self) -> int:
         """Number of distinct cached items."""
@@ -205,6 +187,47 @@ class EmbeddingCache:
 
     def __repr__(self) -> str:
         return f"EmbeddingCache(key={self.key!r}, path='{self.path}')"
+
+
+class CacheSnapshot:
+    """Read-only view of the complete shards of a cache at one moment.
+
+    ``known``: (K,) sorted unique "S16" hashes of every cached item (for membership tests,
+    e.g. shipped to Ray tasks); :meth:`lookup` reads vectors from the memory-mapped shards.
+    """
+
+    def __init__(self, shards: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self._shards = []  # newest first: (u64 keys (M,2), order of keys[:,0], vectors (M,D))
+        for cached, vectors in reversed(shards):
+            keys = _as_u64_pairs(cached)
+            order = np.argsort(keys[:, 0])
+            self._shards.append((keys, order, keys[order, 0], vectors))
+        self.dim = shards[0][1].shape[1] if shards else None
+        known = [h for h, _ in shards]
+        self.known = np.unique(np.concatenate(known)) if known else np.zeros(0, _HASH_DTYPE)
+
+    def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(found (N,) bool, vectors (N,D) float32 or None)`` for ``hashes`` (N,) "S16"."""
+        hashes = np.ascontiguousarray(hashes, dtype=_HASH_DTYPE)
+        found = np.zeros(len(hashes), dtype=bool)
+        if not self._shards or len(hashes) == 0:
+            return found, None
+        out = np.zeros((len(hashes), self.dim), dtype=np.float32)
+        query = _as_u64_pairs(hashes)
+        for keys, order, first_words, vectors in self._shards:
+            todo = np.flatnonzero(~found)
+            if len(todo) == 0:
+                break
+            pos = np.searchsorted(first_words, query[todo, 0]).clip(0, len(keys) - 1)
+            rows = order[pos]
+            # full 16-byte check, so a prefix collision is a miss, never a wrong vector
+            hit = (keys[rows] == query[todo]).all(axis=1)
+            if hit.any():
+                take = rows[hit]
+                sort = np.argsort(take)  # read the memory map in file order
+                out[todo[hit][sort]] = vectors[take[sort]]
+                found[todo[hit]] = True
+        return found, out
 
 
 def _as_u64_pairs(hashes: np.ndarray) -> np.ndarray:

@@ -381,10 +381,12 @@ def build_backbone(architecture: dict) -> nn.Module:
     name = architecture.get("embedder")
     if not name:
         raise ValueError("The model file does not name its embedder; cannot rebuild the backbone.")
+    from ._embedders.open_clip import NAME_PREFIX, architecture_only
     from .embed import get_embedder
 
-    try:
-        embedder = get_embedder(name, device="cpu")
+    try:  # open_clip: the weights come from the file, nothing is downloaded
+        embedder = (architecture_only(name) if name.startswith(NAME_PREFIX)
+                    else get_embedder(name, device="cpu"))
     except Exception as exc:
         raise RuntimeError(
             f"Cannot rebuild the '{name}' backbone to load this model: {exc}"

@@ -49,7 +49,7 @@ class LabelQueue:
         self,
         session: Any,
         *,
-        strategy: str = "hybrid",
+        strategy: str = "auto",
         cold_start: str = "typiclust",
         batch: int = 8,
         ahead: int = 9,

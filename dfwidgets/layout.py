@@ -1,64 +1,45 @@
 """2-D coordinates for the embedding map: PCA at once, UMAP (cosine) cached on disk.
 
 ``compute_layout`` is the one-shot function; ``LayoutComputer`` gives a PCA view at once
-and computes UMAP in a background thread, calling back when it is done, and places new
-items with ``transform`` (at the similarity-weighted mean of their nearest laid-out items).
-Only coordinates are cached (``.npy``): no model file, nothing executable (no pickle).
-umap-learn is imported lazily (extra ``dfwidgets[umap]``).
+and computes UMAP (``layout_umap``: faiss neighbour graph, both cores, cuML on a GPU, a
+sample + placement above 50,000 items) in a background thread, calling back when it is
+done, and places new items with ``transform`` (among their nearest laid-out items).
+Only coordinates are cached (``layout_cache``: ``.npy``, no pickle, damaged files rebuilt).
+umap-learn is imported lazily (extra ``dfwidgets[umap]``); when it is missing or fails,
+the PCA view stays and ``error_message_`` says why and what to do.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from ._config import cache_dir as _cache_dir
+from .layout_cache import content_key, load_coords, save_coords
+from .layout_knn import place_by_neighbours
+from .layout_umap import UMAPUnavailable, umap_coords
 
-__all__ = ["LayoutComputer", "compute_layout"]
+__all__ = ["LayoutComputer", "LayoutFailed", "compute_layout"]
 
 log = logging.getLogger(__name__)
 
 Method = Literal["umap", "pca"]
 _PCA_DIMS = 50
-_VERSION = "1"
+_PCA_FIT_ROWS = 50_000  # PCA is fitted on at most this many rows (seeded sample)
+_SYNC_KEY_MAX = 50_000_000  # N*D up to which the cache is checked before fit() returns
+_VERSION = "2"
 _PLACE_NEIGHBOURS = 10  # transform: a new item sits among its 10 nearest laid-out items
+_CHUNK = 65_536
 
 
-def _enable_numba_cache(base: Path) -> None:
-    """Point numba's on-disk JIT cache under the dfwidgets cache (unless the user set one),
-    so umap/pynndescent compile once per machine instead of once per process."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return
-    folder = base / "numba"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write_test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError:
-        log.info("numba cache folder %s is not writable; UMAP compiles on every start", folder)
-        return
-    os.environ["NUMBA_CACHE_DIR"] = str(folder)
-    if "numba" in sys.modules:  # numba read its config already: re-read the environment
-        sys.modules["numba"].config.reload_config()
-
-
-def _import_umap() -> Any:
-    try:
-        import umap  # noqa: F401  (heavy: numba JIT)
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            'UMAP layouts need umap-learn: pip install "dfwidgets[umap]" '
-            '(or use method="pca")'
-        ) from exc
-    return umap
+class LayoutFailed(RuntimeError):
+    """The UMAP layout could not be made; the message says why and what to do."""
 
 
 def _check_embeddings(embeddings: Any, *, min_rows: int = 3) -> np.ndarray:
@@ -71,8 +52,10 @@ def _check_embeddings(embeddings: Any, *, min_rows: int = 3) -> np.ndarray:
     if x.shape[0] < min_rows:
         raise ValueError(f"a layout needs at least {min_rows} items; got {x.shape[0]}.")
     x = x.astype(np.float32, copy=False)
-    if not np.isfinite(x).all():
-        bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    bad = [lo + np.flatnonzero(~np.isfinite(x[lo:lo + _CHUNK]).all(axis=1))
+           for lo in range(0, len(x), _CHUNK)]
+    bad = np.concatenate(bad)
+    if bad.size:
         raise ValueError(
             f"embeddings contain NaN or inf in {bad.size} rows (first: {bad[:5].tolist()}); "
             "re-embed those items or drop them."
@@ -81,10 +64,15 @@ def _check_embeddings(embeddings: Any, *, min_rows: int = 3) -> np.ndarray:
 
 
 def _key(x: np.ndarray, params: dict) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    h.update(repr((x.shape, str(x.dtype), sorted(params.items()), _VERSION)).encode())
-    h.update(np.ascontiguousarray(x).data)
-    return h.hexdigest()
+    return content_key(x, params, _VERSION)
+
+
+def _failure_text(exc: BaseException) -> str:
+    if isinstance(exc, UMAPUnavailable):
+        return str(exc)
+    return (f"UMAP failed ({type(exc).__name__}: {exc}); the map keeps the PCA view. "
+            "Ask again with session.start_layout('umap'), or pass your own coordinates "
+            "with session.set_layout(xy)")
 
 
 class LayoutComputer:
@@ -95,7 +83,8 @@ class LayoutComputer:
     Learned attributes:
         ``pca_embedding_`` (N, 2) float32 — first two principal components (available
         right after ``fit``); ``umap_embedding_`` (N, 2) float32 or None until UMAP is done;
-        ``embedding_`` — the best layout available now; ``method_`` — "pca" or "umap".
+        ``embedding_`` — the best layout available now; ``method_`` — "pca" or "umap";
+        ``stage_`` — what runs now (text); ``error_message_`` — why UMAP failed, or None.
 
     Example::
 
@@ -110,10 +99,11 @@ class LayoutComputer:
         method: Method = "umap",
         n_neighbors: int = 15,
         min_dist: float = 0.1,
-        random_state: int | None = 0,
+        random_state: int | None = None,
         cache: bool = True,
         cache_dir: str | os.PathLike | None = None,
         progress: bool = True,
+        backend: str = "auto",
     ) -> None:
         self.method = method
         self.n_neighbors = n_neighbors
@@ -122,6 +112,7 @@ class LayoutComputer:
         self.cache = cache
         self.cache_dir = cache_dir
         self.progress = progress
+        self.backend = backend
 
     # -- fitting -----------------------------------------------------------------
     def _params(self) -> dict:
@@ -141,35 +132,33 @@ class LayoutComputer:
         *,
         background: bool = False,
         callback: Callable[[np.ndarray], None] | None = None,
-    ) -> "LayoutComputer":
+    ) -> LayoutComputer:
         """Compute the PCA view of ``embeddings`` (N, D) now, and UMAP (now, or in a
         background thread when ``background=True``). ``callback(coords (N, 2))`` is
         called once the final layout is ready (from the worker thread)."""
         if self.method not in ("umap", "pca"):
             raise ValueError(f"method must be 'umap' or 'pca'; got {self.method!r}.")
         x = _check_embeddings(embeddings)
+        self._x = x
         self.n_features_in_ = x.shape[1]
         self.umap_embedding_: np.ndarray | None = None
         self.error_: BaseException | None = None
+        self.stage_ = "PCA"
         self._done = threading.Event()
         self._callback = callback
+        self._reduced: np.ndarray | None = None
+        self._reduce_lock = threading.Lock()
+        self.cache_key_: str | None = None
 
-        from sklearn.decomposition import PCA
-
-        n_comp = int(min(_PCA_DIMS, x.shape[1], x.shape[0]))
-        self.pca_ = PCA(n_components=n_comp, random_state=0).fit(x)
-        reduced = self.pca_.transform(x).astype(np.float32)
-        self._reduced = reduced if x.shape[1] > _PCA_DIMS else x
-        self.pca_embedding_ = np.ascontiguousarray(reduced[:, :2])
-        self.cache_key_ = _key(x, self._params())
-
+        self._fit_pca(x)
         if self.method == "pca":
             self._finish(None)
             return self
-        cached = self._load_cached()
-        if cached is not None:
-            self._finish(cached)
-            return self
+        if x.size <= _SYNC_KEY_MAX:  # small enough to hash now: a cached UMAP shows at once
+            cached = self._load_cached()
+            if cached is not None:
+                self._finish(cached)
+                return self
         if background:
             self._thread = threading.Thread(
                 target=self._run_umap, name="dfwidgets-umap", daemon=True
@@ -179,62 +168,80 @@ class LayoutComputer:
             self._run_umap(raise_errors=True)
         return self
 
+    def _fit_pca(self, x: np.ndarray) -> None:
+        """``pca_`` fitted on at most 50,000 rows; ``pca_embedding_`` (N, 2) projected in
+        chunks (about 1 s for 1,000,000 x 512)."""
+        from sklearn.decomposition import PCA
+
+        n, d = x.shape
+        rows = x
+        if n > _PCA_FIT_ROWS:
+            pick = np.sort(np.random.default_rng(0).choice(n, _PCA_FIT_ROWS, replace=False))
+            rows = x[pick]
+        n_comp = int(min(_PCA_DIMS, d, len(rows)))
+        solver = "covariance_eigh" if len(rows) > 2 * d else "full"
+        self.pca_ = PCA(n_components=n_comp, svd_solver=solver).fit(rows)
+        self.pca_embedding_ = self._project(x, 2)
+
+    def _project(self, x: np.ndarray, dims: int) -> np.ndarray:
+        comps = self.pca_.components_[:dims].astype(np.float32).T
+        mean = self.pca_.mean_.astype(np.float32)
+        out = np.empty((len(x), comps.shape[1]), dtype=np.float32)
+        for lo in range(0, len(x), _CHUNK):
+            out[lo:lo + _CHUNK] = (x[lo:lo + _CHUNK] - mean) @ comps
+        return out
+
+    def _reduced_rows(self) -> np.ndarray:
+        """(N, <= 50) the rows UMAP sees: PCA to 50 dims when D > 50, else as given."""
+        with self._reduce_lock:
+            if self._reduced is None:
+                self._reduced = (self._project(self._x, _PCA_DIMS)
+                                 if self.n_features_in_ > _PCA_DIMS else self._x)
+            return self._reduced
+
     def _cache_paths(self) -> tuple[Path]:
+        if self.cache_key_ is None:
+            self.cache_key_ = _key(self._x, self._params())
         return (self._folder() / f"{self.cache_key_}.npy",)
 
     def _load_cached(self) -> np.ndarray | None:
         if not self.cache:
             return None
         (coords_path,) = self._cache_paths()
-        if coords_path.exists():
-            try:
-                coords = np.load(coords_path)
-                if coords.shape == (self.pca_embedding_.shape[0], 2):
-                    log.info("layout loaded from cache %s", coords_path)
-                    return coords.astype(np.float32)
-            except (OSError, ValueError) as exc:
-                log.warning("ignoring unreadable layout cache %s: %s", coords_path, exc)
-        return None
+        return load_coords(coords_path, len(self._x))
 
     def _run_umap(self, raise_errors: bool = False) -> None:
         try:
-            coords = self._fit_umap(self._reduced)
+            coords = self._load_cached() if self.cache_key_ is None else None
+            if coords is None:
+                coords = self._fit_umap(self._reduced_rows())
         except BaseException as exc:  # reported through error_ / wait()
             self.error_ = exc
-            log.exception("UMAP layout failed; keeping the PCA layout")
+            self.stage_ = "failed"
+            log.warning("UMAP layout failed; keeping the PCA layout: %s", _failure_text(exc))
             self._done.set()
             if raise_errors:
-                raise
+                raise LayoutFailed(_failure_text(exc)) from exc
             return
         self._finish(coords)
 
-    def _fit_umap(self, x: np.ndarray) -> np.ndarray:
-        _enable_numba_cache(_cache_dir(self.cache_dir))
-        umap = _import_umap()
-        from tqdm.auto import tqdm
+    def _set_stage(self, text: str) -> None:
+        self.stage_ = text
+        log.info("layout: %s", text)
 
-        n = x.shape[0]
-        model = umap.UMAP(
-            n_neighbors=int(min(self.n_neighbors, n - 1)),
-            min_dist=self.min_dist,
-            metric="cosine",
-            random_state=self.random_state,
-            n_jobs=1 if self.random_state is not None else -1,
-            low_memory=True,
-        )
-        with tqdm(total=1, desc=f"UMAP layout of {n:,} items", disable=not self.progress,
-                  leave=False) as bar:
-            coords = model.fit_transform(x).astype(np.float32)
-            bar.update(1)
+    def _fit_umap(self, x: np.ndarray) -> np.ndarray:
+        coords = umap_coords(x, init=self.pca_embedding_, n_neighbors=int(self.n_neighbors),
+                             min_dist=float(self.min_dist), random_state=self.random_state,
+                             progress=self.progress, backend=self.backend,
+                             stage=self._set_stage)
         if self.cache:
             (coords_path,) = self._cache_paths()
-            tmp = coords_path.with_suffix(".tmp.npy")
-            np.save(tmp, coords)
-            os.replace(tmp, coords_path)
+            save_coords(coords_path, coords)
         return coords
 
     def _finish(self, coords: np.ndarray | None) -> None:
         self.umap_embedding_ = coords
+        self.stage_ = "done"
         self._done.set()
         if self._callback is not None:
             try:
@@ -258,12 +265,18 @@ class LayoutComputer:
         """(N, 2) float32: UMAP coordinates when ready, else the PCA view."""
         return self.umap_embedding_ if self.umap_embedding_ is not None else self.pca_embedding_
 
+    @property
+    def error_message_(self) -> str | None:
+        """Why the UMAP layout failed and what to do (None when it did not fail)."""
+        return None if self.error_ is None else _failure_text(self.error_)
+
     def wait(self, timeout: float | None = None) -> np.ndarray:
-        """Block until the final layout is ready; return it (N, 2). Re-raises a UMAP error."""
+        """Block until the final layout is ready; return it (N, 2). A failed UMAP raises
+        :class:`LayoutFailed` with the reason and the fix."""
         if not self._done.wait(timeout):
             raise TimeoutError(f"the UMAP layout was not ready after {timeout} s")
         if self.error_ is not None:
-            raise RuntimeError(f"UMAP layout failed: {self.error_}") from self.error_
+            raise LayoutFailed(_failure_text(self.error_)) from self.error_
         return self.embedding_
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
@@ -274,27 +287,11 @@ class LayoutComputer:
                 f"new embeddings must have shape (M, {self.n_features_in_}) like the fitted "
                 f"ones; got {x.shape}. Embed them with the same model."
             )
-        reduced = self.pca_.transform(x).astype(np.float32)
         if self.method_ == "pca":
-            return np.ascontiguousarray(reduced[:, :2])
-        reduced_in = reduced if self.n_features_in_ > _PCA_DIMS else x
-        return _place(reduced_in, self._reduced, self.embedding_, k=_PLACE_NEIGHBOURS)
-
-
-def _place(x: np.ndarray, fitted: np.ndarray, coords: np.ndarray, *, k: int) -> np.ndarray:
-    """(M, 2) positions for new rows ``x`` (M, d): the similarity-weighted mean of the
-    coordinates ``coords`` (N, 2) of their ``k`` most cosine-similar rows of ``fitted``
-    (N, d). Exact, in chunks; no model to store."""
-    unit = fitted / np.maximum(np.linalg.norm(fitted, axis=1, keepdims=True), 1e-12)
-    q = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    k = int(min(k, len(unit)))
-    out = np.empty((len(q), 2), dtype=np.float32)
-    for lo in range(0, len(q), 1024):
-        sims = q[lo:lo + 1024] @ unit.T
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        w = np.maximum(np.take_along_axis(sims, top, axis=1), 0.0) + 1e-6
-        out[lo:lo + 1024] = (w[..., None] * coords[top]).sum(1) / w.sum(1, keepdims=True)
-    return out
+            return self._project(x, 2)
+        reduced_in = self._project(x, _PCA_DIMS) if self.n_features_in_ > _PCA_DIMS else x
+        return place_by_neighbours(reduced_in, self._reduced_rows(), self.embedding_,
+                                   k=_PLACE_NEIGHBOURS)
 
 
 def compute_layout(
@@ -303,13 +300,16 @@ def compute_layout(
     method: Method = "umap",
     cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
-    random_state: int | None = 0,
+    random_state: int | None = None,
     progress: bool = True,
+    backend: str = "auto",
 ) -> np.ndarray:
     """2-D layout (N, 2) float32 of ``embeddings`` (N, D): UMAP (cosine, after PCA to
-    <= 50 dims) or PCA. Cached on disk by (embeddings, parameters)."""
+    <= 50 dims) or PCA. Cached on disk by (embeddings, parameters). ``random_state``:
+    None uses both cores (the cache keeps a layout stable); an int gives a repeatable
+    single-threaded run. Raises :class:`LayoutFailed` (reason + fix) when UMAP fails."""
     lc = LayoutComputer(
         method=method, cache=cache, cache_dir=cache_dir, random_state=random_state,
-        progress=progress,
+        progress=progress, backend=backend,
     ).fit(embeddings)
     return lc.wait()

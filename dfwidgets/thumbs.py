@@ -13,6 +13,8 @@ import io
 import logging
 import os
 import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from PIL import Image
 
 from ._config import cache_dir as _cache_dir
 
-__all__ = ["SpriteSheets", "encode_image", "encode_item"]
+__all__ = ["SpriteSheets", "ThumbCache", "encode_image", "encode_item"]
 
 log = logging.getLogger(__name__)
 
@@ -234,3 +236,78 @@ def sprite_sheets(source: Any, *, size: int = 64, per_row: int | None = None,
     images = [sheets.sheet(k) for k in range(sheets.n_sheets)]
     positions = np.array([sheets.locate(i) for i in range(len(source))], dtype=np.int32)
     return images, positions.reshape(-1, 3)
+
+
+Encoded = tuple[bytes, str, tuple[int, int]]
+
+
+class ThumbCache:
+    """Item thumbnails made on demand (only what the page asks for: the hovered or pinned
+    item), kept in a least-recently-used cache of at most ``max_items`` entries.
+
+    ``encode(index, edge) -> (bytes, mime, (w, h))`` makes one (e.g.
+    ``session.item_image_bytes``). ``requests`` counts calls of :meth:`get`, ``built``
+    the thumbnails encoded, ``hits`` those served from the cache.
+    """
+
+    def __init__(self, encode: Callable[..., Encoded], *, max_items: int = 4096) -> None:
+        if max_items < 1:
+            raise ValueError(f"max_items must be at least 1; got {max_items}.")
+        self._encode = encode
+        self.max_items = int(max_items)
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[int, int], Encoded] = OrderedDict()
+        self.requests = 0
+        self.built = 0
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, indices: Sequence[int], *, edge: int) -> list[Encoded | Exception]:
+        """One encoded thumbnail per index (``edge`` px longest side), or the exception
+        that reading it raised (one unreadable item does not stop the others)."""
+        with self._lock:
+            self.requests += 1
+        return [self._one(int(i), int(edge)) for i in indices]
+
+    def reply(self, indices: Sequence[int], *, edge: int
+              ) -> tuple[list[dict[str, Any]], list[bytes], list[int]]:
+        """(metas, buffers, missing) for a page's image request: ``{"index", "mime",
+        "width", "height"}`` and the bytes of each readable item, the indices of the rest."""
+        metas: list[dict[str, Any]] = []
+        buffers: list[bytes] = []
+        missing: list[int] = []
+        for i, got in zip(indices, self.get(indices, edge=edge)):
+            if isinstance(got, Exception):
+                log.warning("could not encode item %s: %s", i, got)
+                missing.append(int(i))
+                continue
+            data, mime, (w, h) = got
+            metas.append({"index": int(i), "mime": mime, "width": w, "height": h})
+            buffers.append(data)
+        return metas, buffers, missing
+
+    def _one(self, i: int, edge: int) -> Encoded | Exception:
+        key = (i, edge)
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return hit
+        try:
+            value = self._encode(i, edge=edge)
+        except Exception as exc:  # noqa: BLE001 - reported per item by the caller
+            return exc
+        with self._lock:
+            self.built += 1
+            self._items[key] = value
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        """Forget every cached thumbnail (e.g. the source changed)."""
+        with self._lock:
+            self._items.clear()

@@ -18,4 +18,9 @@ python -m pip install -q -e ".[dev]"
 # the editable install runs the JS build through hatch-jupyter-builder; build again
 # explicitly so a stale bundle is never used
 (cd js && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+# compile umap-learn's kernels once into the numba cache under the dfwidgets cache folder
+# (the same folder a user's session uses: $DFW_CACHE_DIR, else the user cache dir), so the
+# first map of a new process does not pay ~12 s CPU of JIT compilation
+python -c "from dfwidgets.layout_umap import warm_up; warm_up()" \
+  || echo "note: UMAP warm-up skipped (the first layout compiles instead)"
 echo "dfwidgets set up."

@@ -18,7 +18,7 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OpenClipEmbedder"]
+__all__ = ["NAME_PREFIX", "OpenClipEmbedder", "architecture_only", "looks_like_path", "parse_name"]
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = {"ViT-B-32": "laion2b_s34b_b79k"}
@@ -38,9 +38,50 @@ def _import_open_clip():
     return open_clip
 
 
+#: prefix of the names OpenClipEmbedder gives itself: ``open_clip:<architecture>/<tag>``
+NAME_PREFIX = "open_clip:"
+
+
 def looks_like_path(value: str) -> bool:
-    """True for strings that name a file rather than a pretrained tag."""
+    """True for strings that name a file rather than a pretrained tag or an embedder name
+    (``open_clip:ViT-B-32/<tag>`` contains "/" but is a name, not a path)."""
+    if value.startswith(NAME_PREFIX) and not os.path.exists(os.path.expanduser(value)):
+        return False
     return os.sep in value or value.startswith(("~", ".")) or value.lower().endswith(_CHECKPOINT_SUFFIXES)
+
+
+def parse_name(name: str) -> tuple[str, str]:
+    """``"open_clip:ViT-B-32/laion2b_s34b_b79k"`` -> ``("ViT-B-32", "laion2b_s34b_b79k")``
+    (the tag may be "random" or ``file:<name>:<size>:<mtime>``); ValueError otherwise."""
+    if not name.startswith(NAME_PREFIX) or "/" not in name:
+        raise ValueError(f"{name!r} is not an open_clip embedder name "
+                         f"('{NAME_PREFIX}<architecture>/<pretrained tag>').")
+    arch, tag = name[len(NAME_PREFIX):].split("/", 1)
+    return arch, tag
+
+
+def architecture_only(name: str, *, device: str = "cpu") -> OpenClipEmbedder:
+    """The embedder named ``name`` (``open_clip:<arch>/<tag>``) with randomly initialised
+    weights (nothing downloaded): for loading a saved model whose weights are in its file."""
+    return OpenClipEmbedder(parse_name(name)[0], pretrained="random", device=device)
+
+
+def _from_name(model: str, pretrained: str | None) -> tuple[str, str | None]:
+    """(architecture, pretrained) for ``model`` given as an embedder name
+    (``open_clip:<arch>/<tag>``, what a saved project or model file records) or as an
+    architecture. A checkpoint-file tag cannot be found again from its name alone."""
+    if not model.startswith(NAME_PREFIX):
+        return model, pretrained
+    arch, tag = parse_name(model)
+    if pretrained is not None and pretrained != tag:
+        raise ValueError(f"model={model!r} already names its weights ({tag!r}); drop "
+                         f"pretrained={pretrained!r} or pass model={arch!r}.")
+    if tag.startswith("file:"):
+        raise FileNotFoundError(
+            f"{model!r} was made from a local checkpoint file ({tag.split(':')[1]}); its path "
+            f"is not saved. Pass the file again: model={arch!r}, "
+            "pretrained='/path/to/checkpoint' (or give the embedder object).")
+    return arch, tag
 
 
 def _hub_cache_dir() -> str:
@@ -166,6 +207,7 @@ class OpenClipEmbedder:
     def __init__(self, model: str = DEFAULT_MODEL, *, pretrained: str | None = None,
                  device: str = "cpu") -> None:
         open_clip = _import_open_clip()
+        model, pretrained = _from_name(model, pretrained)
         if model not in open_clip.list_models():
             raise ValueError(
                 f"unknown model {model!r}: not an open_clip architecture (see "

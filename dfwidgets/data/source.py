@@ -153,6 +153,23 @@ class ImageSource(SourceConstructors):
         """Items that could not be read: DataFrame ``[index, path, reason]``, by index."""
         return self._problems.frame()
 
+    def problem(self, index: int) -> str | None:
+        """Why item ``index`` could not be read, or ``None`` when it reads fine."""
+        found = self._problems.get(self._position(index))
+        return None if found is None else found[1]
+
+    def note_problem(self, index: int, reason: str) -> None:
+        """Record that item ``index`` could not be read, found by another process (e.g. a
+        Ray worker); the first one found this way warns, like a failure found here."""
+        i = self._position(index)
+        path = None if self._paths is None else self._paths[i]
+        self._problems.record(i, path, reason, late=True)
+
+    @property
+    def placeholder_size(self) -> tuple[int, int] | None:
+        """``(width, height)`` of the grey placeholder for unreadable items (None: 64x64)."""
+        return self._problems.placeholder_size
+
     # ------------------------------------------------------------------ subsets
     def subset(self, indices: Sequence[int] | np.ndarray) -> ImageSource:
         """A new source with items ``indices`` (ints or an ``(N,)`` boolean mask), keeping

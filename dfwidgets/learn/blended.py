@@ -55,8 +55,9 @@ class BlendedClassifier(ClassifierMixin, BaseEstimator):
         self.supervised = supervised
         self.prior_weight = prior_weight
 
-    def fit(self, X: Any, y: Any) -> BlendedClassifier:
-        """Fit the prior (if needed) and the supervised model on ``X`` (N, D), ``y`` (N,)."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BlendedClassifier:
+        """Fit the prior (if needed) and the supervised model on ``X`` (N, D), ``y`` (N,);
+        ``sample_weight`` (N,) goes to the supervised model."""
         if self.zero_shot is None:
             raise ValueError("BlendedClassifier needs zero_shot= (the prior classifier)")
         if not self.prior_weight > 0:
@@ -71,7 +72,8 @@ class BlendedClassifier(ClassifierMixin, BaseEstimator):
         self.supervised_ = None
         if self.supervised is not None and len(y):
             try:
-                self.supervised_ = self.supervised.fit(X, y)
+                self.supervised_ = (self.supervised.fit(X, y) if sample_weight is None else
+                                    self.supervised.fit(X, y, sample_weight=sample_weight))
             except ValueError as exc:  # e.g. only one class labeled yet: prior alone
                 log.info("BlendedClassifier: using the prior alone (%s)", exc)
         lookup = {c: i for i, c in enumerate(classes)}

@@ -33,6 +33,8 @@ import torch
 from torch import nn
 
 from ..exported_model import ExportedModel, describe_transform
+from .finetune_cached import fit_cached
+from .finetune_images import fit_images
 from .finetune_parts import (
     Cancelled,
     as_pil_list,
@@ -41,14 +43,12 @@ from .finetune_parts import (
     eval_transform,
     find_tail,
     head_from_coef,
-    loss_and_accuracy,
-    normalised_features,
     probe_head,
     stratified_split,
     train_transform,
-    trainable_state,
     verdict,
 )
+from .finetune_tail import splittable
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,14 @@ class FineTuner:
         device: torch device (default: cuda > mps > cpu).
         random_state: seed for the split, sampling and augmentation.
         progress: show a tqdm bar per epoch.
+        cache: for backbones that :func:`~dfwidgets.learn.finetune_tail.splittable` (the
+            offline efficientnet_lite0), run the frozen front once per image and view and
+            keep its activations on disk (``cache_dir``: default the dfwidgets cache);
+            epochs then train only the tail (see :mod:`.finetune_cached`). ``use_disk``
+            False keeps them in memory only.
+        views: cached augmented views per image (as is, flipped, shifted by ``shift`` px).
+        label_smoothing: cross-entropy label smoothing of the cached recipe.
+        gpu_blocks: blocks to train on CUDA (default ``blocks + 2``), with mixed precision.
 
     Learned attributes: ``model_`` (ExportedModel), ``classes_``, ``history_`` (DataFrame
     epoch, train_loss, train_acc, val_loss, val_acc, seconds (training only)), ``probe_accuracy_`` (held-out
@@ -92,21 +100,28 @@ class FineTuner:
         embedder: Any = "efficientnet_lite0",
         *,
         blocks: int = 1,
-        epochs: int = 3,
-        batch_size: int = 16,
+        epochs: int = 8,
+        batch_size: int = 32,
         lr: float = 3e-4,
         head_lr: float = 3e-4,
         weight_decay: float = 1e-4,
         crop_scale: tuple[float, float] = (0.8, 1.0),
         hflip: bool = True,
         balanced: bool = True,
-        patience: int = 1,
+        patience: int = 2,
         holdout: float = 0.2,
         probe_c: float | None = None,
         threads: int | None = None,
         device: str | None = None,
         random_state: int = 0,
         progress: bool = True,
+        cache: bool = True,
+        use_disk: bool = True,
+        cache_dir: Any = None,
+        views: int = 2,
+        shift: int = 4,
+        label_smoothing: float = 0.1,
+        gpu_blocks: int | None = None,
     ) -> None:
         self.embedder = embedder
         self.blocks = blocks
@@ -125,6 +140,9 @@ class FineTuner:
         self.device = device
         self.random_state = random_state
         self.progress = progress
+        self.cache, self.use_disk, self.cache_dir = cache, use_disk, cache_dir
+        self.views, self.shift, self.label_smoothing = views, shift, label_smoothing
+        self.gpu_blocks = gpu_blocks
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -200,8 +218,6 @@ class FineTuner:
     def _fit(self, images: Any, y: Any, *, classes: Sequence[str] | None,
              val: tuple[Any, Any] | None, on_epoch: Callable[[dict], None] | None,
              on_step: Callable[[int, int], None] | None) -> None:
-        import pandas as pd
-        from tqdm.auto import tqdm
 
         from .._config import select_device
 
@@ -238,110 +254,92 @@ class FineTuner:
         backbone = copy.deepcopy(embedder.module).to(device)
         prep = describe_transform(embedder.transform, image_size=int(embedder.image_size))
         eval_tf = eval_transform(prep)
-        train_tf = train_transform(prep, crop_scale=tuple(self.crop_scale), hflip=self.hflip)
 
         backbone.eval()
         for p in backbone.parameters():
             p.requires_grad_(False)
-        self.blocks_, tail = find_tail(backbone, self.blocks)
-        for p in tail:
-            p.requires_grad_(True)
-        hooks = [
-            m.register_forward_pre_hook(self._check_cancel)
-            for m in backbone.modules() if m is not backbone
-        ]
-
-        gen = torch.Generator().manual_seed(self.random_state)
-        torch.manual_seed(self.random_state)
+        blocks = self.blocks
+        if device.startswith("cuda"):
+            blocks = self.gpu_blocks or self.blocks + 2
+        self.cache_seconds_, self.cut_ = 0.0, None
+        self.cache_computed_ = self.cache_hits_ = 0
+        cached = self.cache and splittable(backbone)
+        if not cached:
+            self.blocks_, tail = find_tail(backbone, blocks)
+        hooks = [m.register_forward_pre_hook(self._check_cancel)
+                 for m in backbone.modules() if m is not backbone]
         try:
-            x_eval_train = [eval_tf(im) for im in pil]
-            x_val = torch.stack([eval_tf(im) for im in val_pil])
-            # 1. probe head on frozen features (LP-FT)
-            feats = normalised_features(backbone, torch.stack(x_eval_train), device)
-            head = probe_head(feats, y_idx, k, c=self.probe_c).to(device)
-            model = ExportedModel(
-                backbone, head, classes=self.classes_, preprocessing=prep,
-                architecture={"embedder": getattr(embedder, "name", str(self.embedder)),
-                              "mode": "finetune", "blocks": self.blocks_},
-            ).to(device)
-            val_loss, val_acc = loss_and_accuracy(model, x_val, val_y, device)
-            self.probe_accuracy_ = val_acc
-            history = [dict(epoch=0, train_loss=np.nan, train_acc=np.nan, val_loss=val_loss,
-                            val_acc=val_acc, seconds=0.0)]
-            if on_epoch:
-                on_epoch(history[0])
-            best = (val_acc, -val_loss, 0, trainable_state(model))
-            params = [{"params": tail, "lr": self.lr},
-                      {"params": list(head.parameters()), "lr": self.head_lr}]
-            opt = torch.optim.AdamW(params, weight_decay=self.weight_decay)
-            sampler = class_sampler(y_idx, k, balanced=self.balanced, generator=gen)
-            n_batches = int(np.ceil(len(y_idx) / self.batch_size))
-            total_steps = n_batches * self.epochs
-            done_steps = 0
-            stale = 0
-            loss_fn = nn.CrossEntropyLoss()
-            for epoch in range(1, self.epochs + 1):
-                te = time.perf_counter()
-                order = list(sampler)
-                losses, correct, seen = [], 0, 0
-                head.train()
-                bar = tqdm(total=n_batches, desc=f"fine-tune epoch {epoch}/{self.epochs}",
-                           disable=not self.progress, leave=False)
-                try:
-                    for b in range(n_batches):
-                        self._check_cancel()
-                        ids = order[b * self.batch_size:(b + 1) * self.batch_size]
-                        xb = torch.stack([train_tf(pil[i]) for i in ids]).to(device)
-                        yb = torch.as_tensor(y_idx[ids], dtype=torch.long, device=device)
-                        logits = model(xb)
-                        loss = loss_fn(logits, yb)
-                        self._check_cancel()
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        if epoch == 1 and b == 0:
-                            tail = self._prune_unused(tail, backbone)
-                        opt.step()
-                        losses.append(float(loss.detach()))
-                        correct += int((logits.argmax(1) == yb).sum())
-                        seen += len(ids)
-                        done_steps += 1
-                        bar.update(1)
-                        if on_step:
-                            on_step(done_steps, total_steps)
-                finally:
-                    bar.close()
-                head.eval()
-                train_seconds = time.perf_counter() - te
-                val_loss, val_acc = loss_and_accuracy(model, x_val, val_y, device)
-                row = dict(epoch=epoch, train_loss=float(np.mean(losses)), train_acc=correct / seen,
-                           val_loss=val_loss, val_acc=val_acc, seconds=train_seconds)
-                history.append(row)
-                logger.info("epoch %d: %s", epoch, row)
-                if on_epoch:
-                    on_epoch(row)
-                if (val_acc, -val_loss) > best[:2]:
-                    best = (val_acc, -val_loss, epoch, trainable_state(model))
-                    stale = 0
-                else:
-                    stale += 1
-                    if stale >= self.patience:
-                        break
+            if cached:
+                run = self._run_cached(backbone, embedder, prep, eval_tf, blocks, device,
+                                       (pil, y_idx), (val_pil, val_y), on_epoch, on_step)
+                self.cache_seconds_, self.cut_ = run.cache_seconds, run.cut
+                self.cache_computed_, self.cache_hits_ = run.computed, run.hits
+                self.blocks_ = [f"model.blocks.{b}" for b in range(run.cut, run.cut + blocks)]
+                run.model.architecture.update(blocks=self.blocks_, cut=run.cut)
+            else:
+                train_tf = train_transform(prep, crop_scale=tuple(self.crop_scale),
+                                           hflip=self.hflip)
+                run = fit_images(
+                    backbone, tail, lambda f, y: probe_head(f, y, k, c=self.probe_c),
+                    lambda head: ExportedModel(
+                        backbone, head, classes=self.classes_, preprocessing=prep,
+                        architecture={"embedder": getattr(embedder, "name", str(self.embedder)),
+                                      "mode": "finetune", "blocks": self.blocks_}).to(device),
+                    (pil, y_idx), (val_pil, val_y), eval_tf=eval_tf, train_tf=train_tf,
+                    epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                    head_lr=self.head_lr, weight_decay=self.weight_decay,
+                    patience=self.patience, balanced=self.balanced, seed=self.random_state,
+                    device=device, progress=self.progress, check_cancel=self._check_cancel,
+                    on_epoch=on_epoch, on_step=on_step)
         except Cancelled:
-            self.cancelled_ = True
-            logger.info("fine-tuning cancelled")
-            if "history" not in locals():
-                self.model_ = None
-                self.history_ = pd.DataFrame()
-                self.verdict_ = "Training was cancelled before a model was trained."
-                return
+            logger.info("fine-tuning cancelled before the first epoch")
+            self._cancelled_early()
+            return
         finally:
             for h in hooks:
                 h.remove()
+        self.cancelled_ = run.cancelled
+        self._finish(run.model, run.history, run.best)
+
+    def _cancelled_early(self) -> None:
+        import pandas as pd
+
+        self.cancelled_, self.model_, self.history_ = True, None, pd.DataFrame()
+        self.verdict_ = "Training was cancelled before a model was trained."
+
+    def _run_cached(self, backbone: nn.Module, embedder: Any, prep: dict, eval_tf: Any,
+                    blocks: int, device: str, train: tuple, val: tuple,
+                    on_epoch: Callable[[dict], None] | None,
+                    on_step: Callable[[int, int], None] | None) -> Any:
+        """The quick path: cached front activations, trained tail (finetune_cached)."""
+        k = len(self.classes_)
+        sampler = class_sampler(train[1], k, balanced=self.balanced,
+                                generator=torch.Generator().manual_seed(self.random_state))
+        torch.manual_seed(self.random_state)
+        arch = {"embedder": getattr(embedder, "name", str(self.embedder)), "mode": "finetune"}
+        return fit_cached(
+            backbone, lambda f, y: probe_head(f, y, k, c=self.probe_c),
+            lambda head: ExportedModel(backbone, head, classes=self.classes_,
+                                       preprocessing=prep, architecture=arch).to(device),
+            train, val, transform=eval_tf, image_size=int(embedder.image_size),
+            model_key=str(getattr(embedder, "cache_key", arch["embedder"])), blocks=blocks,
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, head_lr=self.head_lr,
+            weight_decay=self.weight_decay, views=max(1, self.views if self.hflip else 1),
+            shift=self.shift, label_smoothing=self.label_smoothing, patience=self.patience,
+            sampler=sampler, seed=self.random_state, device=device, use_cache=self.use_disk,
+            cache_dir=self.cache_dir, check_cancel=self._check_cancel, on_epoch=on_epoch,
+            on_step=on_step)
+
+    def _finish(self, model: nn.Module, history: list[dict], best: tuple) -> None:
+        """Load the best epoch's weights, freeze, and write the learned attributes."""
+        import pandas as pd
+
         model.load_state_dict(best[3], strict=False)
         for p in model.parameters():
             p.requires_grad_(False)
         model.eval()
         self.history_ = pd.DataFrame(history)
+        self.probe_accuracy_ = float(history[0]["val_acc"])
         self.best_accuracy_ = float(best[0])
         self.best_epoch_ = int(best[2])
         self.improved_ = self.best_epoch_ > 0 and self.best_accuracy_ > self.probe_accuracy_
@@ -349,18 +347,6 @@ class FineTuner:
         self.verdict_ = verdict(self.history_, n_val=self.n_val_, probe_accuracy=self.probe_accuracy_,
                                 best_epoch=self.best_epoch_, improved=self.improved_,
                                 cancelled=self.cancelled_)
-
-    def _prune_unused(self, tail: list[nn.Parameter], backbone: nn.Module) -> list[nn.Parameter]:
-        """Freeze tail parameters that got no gradient (e.g. an unused classifier)."""
-        used = [p for p in tail if p.grad is not None]
-        if not used:
-            raise RuntimeError(
-                f"The blocks {self.blocks_} do not reach the features of "
-                f"{type(backbone).__name__}; fine-tuning would change nothing.")
-        for p in tail:
-            if p.grad is None:
-                p.requires_grad_(False)
-        return used
 
     def _check_cancel(self, *args: Any) -> None:
         if self._cancel.is_set():

@@ -72,11 +72,19 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Any, y: Any) -> LinearProbe:
-        """Fit on embeddings ``X`` (N, D) and labels ``y`` (N,) (strings or ints)."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearProbe:
+        """Fit on embeddings ``X`` (N, D) and labels ``y`` (N,) (strings or ints);
+        ``sample_weight`` (N,) >= 0 multiplies each label's (class-balanced) weight.
+        One label of a class is enough for it to get a trained column."""
         self._check_params()
         X = check_embeddings(X, name="X")
         y = check_labels(y, len(X))
+        sw = None
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float32).reshape(-1)
+            if sw.shape != (len(X),) or not np.isfinite(sw).all() or (sw < 0).any():
+                raise ValueError(f"sample_weight must be {len(X)} finite weights >= 0; "
+                                 f"got shape {sw.shape}")
         classes_, codes = encode_labels(y, self.classes)
         K = len(classes_)
         counts = np.bincount(codes, minlength=K)
@@ -101,6 +109,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
         W0, b0 = self._initial_weights(classes_, X.shape[1], mean_t, scale_t)
         weights = self._sample_weights(codes, counts)
+        if sw is not None:
+            weights = weights * torch.from_numpy(sw)
 
         if self.early_stopping == "validation" and len(y) >= 20:
             W, b, n_iter, loss = self._fit_with_validation(Xs, yt, weights, W0, b0)
@@ -121,6 +131,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.class_counts_ = counts
         # kept for the lazily fitted bootstrap members (dropped when pickled)
         self._train = (Xs, yt, W, b, counts)
+        self._sw = sw
         self._members: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._standardise = (mean_t, scale_t)
         log.debug("LinearProbe fit: n=%d K=%d iters=%d loss=%.4f", len(y), K, n_iter, loss)
@@ -147,9 +158,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         per_class[nz] = len(codes) / (n_present * counts[nz])
         return torch.from_numpy(per_class[codes])
 
-    def _initial_weights(
-        self, classes_: np.ndarray, dim: int, mean: torch.Tensor, scale: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _initial_weights(self, classes_: np.ndarray, dim: int, mean: torch.Tensor,
+                         scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         K = len(classes_)
         W = torch.zeros(K, dim)
         b = torch.zeros(K)
@@ -165,14 +175,9 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 b[new_i] = intercept[old_i] + coef[old_i] @ mean
         return W, b
 
-    def _fit_with_validation(
-        self,
-        Xs: torch.Tensor,
-        yt: torch.Tensor,
-        weights: torch.Tensor,
-        W0: torch.Tensor,
-        b0: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, int, float]:
+    def _fit_with_validation(self, Xs: torch.Tensor, yt: torch.Tensor, weights: torch.Tensor,
+                             W0: torch.Tensor, b0: torch.Tensor
+                             ) -> tuple[torch.Tensor, torch.Tensor, int, float]:
         rng = np.random.default_rng(self.random_state)
         n = len(yt)
         perm = rng.permutation(n)
@@ -260,6 +265,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             sub_codes = codes[idx]
             sub_counts = np.bincount(sub_codes, minlength=len(counts))
             weights = self._sample_weights(sub_codes, sub_counts)
+            if getattr(self, "_sw", None) is not None:
+                weights = weights * torch.from_numpy(self._sw[idx])
             Wm, bm, _, _ = _lbfgs(
                 Xs[idx], yt[idx], weights, W, b, C=self.C, max_iter=min(self.max_iter, 30),
                 tol=self.tol,
@@ -353,17 +360,9 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         return state
 
 
-def _lbfgs(
-    Xs: torch.Tensor,
-    yt: torch.Tensor,
-    weights: torch.Tensor,
-    W0: torch.Tensor,
-    b0: torch.Tensor,
-    *,
-    C: float,
-    max_iter: int,
-    tol: float,
-) -> tuple[torch.Tensor, torch.Tensor, int, float]:
+def _lbfgs(Xs: torch.Tensor, yt: torch.Tensor, weights: torch.Tensor, W0: torch.Tensor,
+           b0: torch.Tensor, *, C: float, max_iter: int, tol: float
+           ) -> tuple[torch.Tensor, torch.Tensor, int, float]:
     """Minimise mean weighted CE + ||W||^2 / (2 C sum(w)); returns (W, b, n_iter, loss).
 
     scipy's L-BFGS-B drives the search; loss and analytic gradient are torch matmuls.

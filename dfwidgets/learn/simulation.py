@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_embeddings, check_labels, encode_labels
+from .class_balance import SHARE, starved_picks
 from .neighbour_smoothing import NeighbourSmoothing
 from .strategies import STRATEGIES
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 # ~20% fewer labels for the same accuracy on Fashion-MNIST but makes the model's confidence,
 # and so Session.accuracy_estimate(), over-optimistic (benchmarks/RESULTS.md): opt in.
 SMOOTHING = 0.0
+AUDIT_SHARE = 0.1  # as the Session's next_batch (session/evaluation.py AUDIT_SHARE)
 
 
 @dataclass
@@ -80,6 +82,15 @@ class SimulationResult:
         return pd.DataFrame({"labels_needed": need, "ratio": ratio, "saving": 1.0 - ratio})
 
 
+    def recommend(self, target: float | None = None) -> Any:
+        """The strategy to use for mean accuracy ``target`` (default 95% of the best final
+        accuracy) with its evidence: a :class:`~dfwidgets.learn.recommend.Recommendation`
+        (labels saved against random, range over seeds, ``.text`` in words)."""
+        from .recommend import recommend
+
+        return recommend(self.curves, target=target)
+
+
 def _accuracy(model: Any, X: np.ndarray, y_codes: np.ndarray, classes: np.ndarray) -> float:
     pred = model.predict(X)
     lookup = {c: i for i, c in enumerate(classes.tolist())}
@@ -97,8 +108,10 @@ def simulate(
     test: tuple[Any, Any] | None = None,
     model: Any = None,
     batch_size: int | None = None,
-    initial: Literal["typiclust", "random"] = "typiclust",
+    initial: Literal["typiclust", "probcover", "auto", "random"] = "typiclust",
     smoothing: float = SMOOTHING,
+    audit_share: float = AUDIT_SHARE,
+    balance: bool = True,
     progress: bool = True,
 ) -> SimulationResult:
     """Replay active labeling with an oracle that knows ``y``; return accuracy curves.
@@ -115,6 +128,11 @@ def simulate(
     nearest pool neighbours, as ``Session.open(..., smoothing=)`` does); 0 (default) = the
     raw embeddings. The strategies
     always get the raw embeddings for their diversity terms.
+
+    As ``Session.next_batch`` does (so the simulation predicts the product path): each
+    batch holds ``audit_share`` random audit items, labeled but never trained on (0 = train
+    on every label), and with ``balance`` up to a quarter of it goes to classes with fewer
+    than 3 training labels (:func:`~dfwidgets.learn.class_balance.starved_picks`).
     """
     from sklearn.base import clone
 
@@ -128,8 +146,9 @@ def simulate(
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown or not len(strategies):
         raise ValueError(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}")
-    if initial not in ("typiclust", "random"):
-        raise ValueError(f"initial must be 'typiclust' or 'random'; got {initial!r}")
+    if initial not in ("typiclust", "random", "probcover", "coreset", "auto"):
+        raise ValueError(f"initial must be 'typiclust', 'probcover', 'auto' or 'random' (a "
+                         f"strategy that needs no model); got {initial!r}")
     budgets = sorted({int(b) for b in budgets})
     if not budgets or budgets[0] < 1:
         raise ValueError(f"budgets must be positive label counts; got {budgets}")
@@ -181,23 +200,28 @@ def simulate(
                 run_model = clone(model)
                 mask = start_mask.copy()
                 mask[first] = True
+                held = np.zeros(len(X), dtype=bool)  # audit items: labeled, never trained on
+                audit = _Audit(audit_share)
                 run_start = time.perf_counter()
                 fitted, fitted_at = None, -1
                 for budget in budgets:
                     while (have := int(mask.sum())) < budget:
                         if fitted_at != have:  # labels only grow: the count identifies the fit
-                            fitted, fitted_at = _fit(run_model, X_model, y_pool, mask), have
+                            fitted = _fit(run_model, X_model, y_pool, mask & ~held)
+                            fitted_at = have
                         step = budget - have if batch_size is None else min(batch_size,
                                                                              budget - have)
                         probs = None
                         if fitted is not None:
                             probs = (fitted.predict_proba_mc(X_model) if name == "bald"
                                      else fitted.predict_proba(X_model))
-                        picks = STRATEGIES[name](probs, X, mask, step, rng)
+                        picks = _batch(name, probs, X, codes, mask, held, step, rng, audit,
+                                       balance)
                         mask[picks] = True
-                    fitted, fitted_at = _fit(run_model, X_model, y_pool, mask), int(mask.sum())
+                    fitted = _fit(run_model, X_model, y_pool, mask & ~held)
+                    fitted_at = int(mask.sum())
                     if fitted is None:  # one class so far: the constant prediction
-                        only = codes[mask][0]
+                        only = codes[mask & ~held][0]
                         acc = float((t_codes == only).mean())
                     else:
                         acc = _accuracy(fitted, X_test, t_codes, classes)
@@ -215,8 +239,47 @@ def simulate(
         n_pool=len(X),
         n_test=len(X_test),
         settings={"strategies": list(strategies), "budgets": budgets, "seeds": list(seeds),
-                  "batch_size": batch_size, "initial": initial, "smoothing": smoothing},
+                  "batch_size": batch_size, "initial": initial, "smoothing": smoothing,
+                  "audit_share": audit_share, "balance": balance},
     )
+
+
+class _Audit:
+    """The audit count rule of ``AuditSampler`` (learn/evaluate.py, which imports this
+    module): after ``m`` items served, ``round(share * m)`` were random audit items."""
+
+    def __init__(self, share: float) -> None:
+        if not 0 <= share < 1:
+            raise ValueError(f"audit_share must be in [0, 1); got {share}")
+        self.share, self.asked, self.n = float(share), 0, 0
+
+    def sample(self, pool: np.ndarray, k: int, *, rng: np.random.Generator) -> np.ndarray:
+        m = min(max(int(np.floor(self.share * (self.asked + k) + 0.5)) - self.n, 0), k,
+                len(pool))
+        self.asked, self.n = self.asked + k, self.n + m
+        return rng.choice(pool, size=m, replace=False) if m else np.empty(0, np.int64)
+
+
+def _batch(name: str, probs: np.ndarray | None, X: np.ndarray, codes: np.ndarray,
+           mask: np.ndarray, held: np.ndarray, k: int, rng: np.random.Generator,
+           audit: Any, balance: bool) -> np.ndarray:
+    """(k,) picks as Session.next_batch makes them: audit items (marked in ``held``),
+    starved-class picks, then the strategy's."""
+    blocked = mask.copy()
+    picks = [audit.sample(np.flatnonzero(~blocked), k, rng=rng) if audit.share else
+             np.empty(0, dtype=np.int64)]
+    held[picks[0]] = blocked[picks[0]] = True
+    room = k - len(picks[0])
+    if balance and room > 0:
+        known = np.where(mask, codes, -1)
+        train = np.bincount(codes[mask & ~held], minlength=int(codes.max()) + 1)
+        picks.append(starved_picks(X, known, train, blocked, min(max(1, int(SHARE * room)),
+                                                                  room)))
+        blocked[picks[-1]] = True
+        room -= len(picks[-1])
+    if room > 0:
+        picks.append(np.asarray(STRATEGIES[name](probs, X, blocked, room, rng), np.int64))
+    return np.concatenate(picks)
 
 
 def _fit(model: Any, X: np.ndarray, y: np.ndarray, mask: np.ndarray) -> Any | None:

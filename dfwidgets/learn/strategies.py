@@ -27,20 +27,9 @@ import numpy as np
 
 from ._checks import check_embeddings, check_mask
 
-__all__ = [
-    "DUPLICATE_COSINE",
-    "STRATEGIES",
-    "bald",
-    "coreset",
-    "entropy",
-    "hybrid",
-    "least_confidence",
-    "margin",
-    "random",
-    "select",
-    "typiclust",
-    "uncertainty_scores",
-]
+__all__ = ["DUPLICATE_COSINE", "STRATEGIES", "auto", "bald", "coreset", "entropy", "hybrid",
+           "least_confidence", "margin", "probcover", "random", "select", "typiclust",
+           "uncertainty_scores"]
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +40,9 @@ Strategy = Callable[..., np.ndarray]
 
 
 # =========================================================================== checks
-def _setup(
-    probs: Any,
-    embeddings: Any,
-    labeled_mask: Any,
-    k: int,
-    rng: Any,
-    *,
-    need_embeddings: bool = False,
-) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, int, np.random.Generator]:
+def _setup(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
+           need_embeddings: bool = False
+           ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, int, np.random.Generator]:
     """Validate the common arguments; return (probs, embeddings, pool, k, rng)."""
     mask_arr = np.asarray(labeled_mask)
     if mask_arr.ndim != 1:
@@ -350,6 +333,27 @@ def hybrid(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
     return _take_distinct(ranked_all, X, k)
 
 
+def probcover(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any) -> np.ndarray:
+    """ProbCover (Yehuda et al. 2022) on the 10-NN graph: typical, spread-out picks (see
+    ``learn/probcover.py``)."""
+    from .probcover import probcover_picks
+
+    _, X, pool, k, rng = _setup(probs, embeddings, labeled_mask, k, rng, need_embeddings=True)
+    picks = probcover_picks(X, np.asarray(labeled_mask, dtype=bool), k, rng)
+    rest = rng.permutation(pool[~np.isin(pool, picks)])
+    return _take_distinct(np.concatenate([picks, rest]), X, k)
+
+
+def auto(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
+         early: str = "typiclust", late: str = "hybrid", per_class: int = 10) -> np.ndarray:
+    """The default: ``early`` (representative picks) while fewer than ``per_class`` labels
+    per class are in (K = the model's classes, 10 before a model), then ``late``
+    (uncertainty with diversity). Chosen by measurement (benchmarks/RESULTS.md)."""
+    n_classes = 10 if probs is None else np.shape(probs)[-1]
+    use = early if probs is None or int(np.sum(labeled_mask)) < per_class * n_classes else late
+    return STRATEGIES[use](probs, embeddings, labeled_mask, k, rng)
+
+
 STRATEGIES: dict[str, Strategy] = {
     "random": random,
     "least_confidence": least_confidence,
@@ -359,6 +363,8 @@ STRATEGIES: dict[str, Strategy] = {
     "coreset": coreset,
     "typiclust": typiclust,
     "hybrid": hybrid,
+    "probcover": probcover,
+    "auto": auto,
 }
 
 

@@ -18,7 +18,7 @@ __all__ = ["next_batch"]
 
 log = logging.getLogger(__name__)
 
-COLD_START = ("random", "coreset", "typiclust")  # strategies that need no model
+COLD_START = ("random", "coreset", "typiclust", "probcover", "auto")  # strategies that need no model
 # One strategy computation at a time per process: two at once (a view's background refill
 # and a script's call) oversubscribe OpenBLAS/OpenMP ("Detect OpenMP Loop and this
 # application may hang").
@@ -41,7 +41,7 @@ def next_batch(session: Session, k: int, *, strategy: str | None = None,
         raise ValueError(f"k must be at least 1, got {k!r}.")
     n = len(s.ids)
     labeled = s._labels.codes() >= 0
-    blocked = labeled.copy()
+    blocked = labeled | s.issues.skip_mask()  # excluded items, second copies (issue 19)
     ex = np.asarray(list(exclude), dtype=np.int64)
     if ex.size:
         if ((ex < 0) | (ex >= n)).any():
@@ -66,13 +66,18 @@ def next_batch(session: Session, k: int, *, strategy: str | None = None,
     k = min(int(k), pool.size)
     with s._fit.lock:
         probs, model = s._fit.probs_, s._fit.model_
-    rng = np.random.default_rng([int(s.store.version()), len(pool)])
+    # seeded by the state, including which items are labeled: two projects at the same
+    # label count get different (not the same correlated) random picks
+    rng = np.random.default_rng([int(s.store.version()), len(pool),
+                                 int(np.flatnonzero(labeled).sum() % 2**32)])
     if keep is None:
         audit_idx = s._evaluation.sample_audit(pool, k, rng)
     else:
         audit_idx = np.empty(0, dtype=np.int64)
     blocked[audit_idx] = True
-    rest = k - audit_idx.size
+    starved = _starved(s, blocked, k - audit_idx.size)
+    blocked[starved] = True
+    rest = k - audit_idx.size - starved.size
     chosen = np.empty(0, dtype=np.int64)
     if rest > 0:
         name = strategy
@@ -96,6 +101,21 @@ def next_batch(session: Session, k: int, *, strategy: str | None = None,
                                 dtype=np.int64)
         if keep is not None:
             chosen = keep[chosen]
-    out = np.concatenate([chosen, audit_idx])
+    out = np.concatenate([chosen, starved, audit_idx])
     # audit items go at random positions so the user cannot tell them apart
     return out[rng.permutation(out.size)]
+
+
+def _starved(s: Session, blocked: np.ndarray, room: int) -> np.ndarray:
+    """Items for classes with < MIN_LABELS training labels (never starve a class): up to
+    class_balance.SHARE of the batch, nearest neighbours of the class's labels and audit
+    answers (see learn/class_balance.py; ``simulate`` does the same)."""
+    from ..learn.class_balance import SHARE, starved_picks
+
+    if room < 1:
+        return np.empty(0, dtype=np.int64)
+    codes = s._labels.codes()
+    _, y, weight = s._fit.training_set(codes)
+    counts = np.bincount(y[weight > 0], minlength=len(s._labels.classes()))
+    n = max(1, int(SHARE * room))
+    return starved_picks(s.embeddings, codes, counts, blocked, min(n, room))

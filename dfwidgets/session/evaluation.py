@@ -96,7 +96,7 @@ class Evaluation:
         # compare class names: classes may have been added or merged since the fit
         guessed = np.asarray(model_classes, dtype=object)[pred]
         audit_only = sampler.estimate(guessed, given)
-        pool = np.flatnonzero(codes < 0)
+        pool = np.flatnonzero((codes < 0) & ~s.excluded_mask())
         if pool.size == 0:  # everything labeled: only the audit answers are left
             pool = answered
         if pool.size == 0:
@@ -156,6 +156,7 @@ class Evaluation:
             "n_audit": est["n"], "audit_accuracy": est.get("audit_estimate"),
             "true_accuracy": None if true is None else true["accuracy"],
             "strategy": s.strategy, "model": kind,
+            "weak": int(s.rules.n_weak_trained),  # weak-labeled items trained on (issue 18)
             "fit_seconds": round(seconds, 4), "time": time.time(),
         })
 

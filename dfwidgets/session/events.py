@@ -19,7 +19,9 @@ __all__ = ["EVENTS", "EventHub"]
 log = logging.getLogger(__name__)
 
 EVENTS = ("labels_changed", "classes_changed", "model_updated", "selection_changed",
-          "focus_changed", "highlight_changed", "layout_changed")
+          "focus_changed", "highlight_changed", "layout_changed",
+          "rules_changed",  # rules_changed: rule names (issue 18)
+          "issues_changed")  # issues_changed: the open data issues (DataFrame) or None
 POLL_SECONDS = 1.0  # how often the poller checks the store for other writers
 
 

@@ -159,10 +159,13 @@ class ClassExamples:
     def propose(self, *, method: str = "prototype",
                 prompts: Mapping[str, str | Sequence[str]] | None = None,
                 examples: Mapping[str, Any] | None = None,
-                templates: Sequence[str] | None = None) -> pd.DataFrame:
-        """A proposed label for every unlabeled item: DataFrame[index, label, confidence],
-        most confident first (``attrs``: method, source, classes); kept as ``proposal_``.
-        Nothing is written.
+                templates: Sequence[str] | None = None,
+                open_set: bool = True) -> pd.DataFrame:
+        """A proposed label for every unlabeled item: DataFrame[index, label, confidence,
+        kept], most confident first (``attrs``: method, source, classes, left_out,
+        left_out_reason); kept as ``proposal_``. Nothing is written. ``open_set``: items
+        far from every example of their class get ``kept=False`` ("none of these",
+        :mod:`dfwidgets.learn.open_set`) and are never committed.
 
         ``method="prototype"``: nearest class mean of ``examples`` ({class: index or
         indices}); by default of every labeled item plus the kept examples, with the
@@ -171,7 +174,7 @@ class ClassExamples:
         """
         s = self._session
         P.check_method(method)
-        pool = np.flatnonzero(s.label_array() < 0)
+        pool = np.flatnonzero((s.label_array() < 0) & ~s.excluded_mask())
         if method == "zero-shot":
             if examples is not None:
                 raise ValueError("examples= is for method='prototype'; zero-shot uses prompts=.")
@@ -180,13 +183,14 @@ class ClassExamples:
                 raise ValueError(why)
             frame = P.propose_zero_shot(
                 s.embeddings[pool], pool, classes=list(prompts) if prompts else s.classes,
-                text_embedder=s.embed_text, prompts=prompts, templates=templates)
+                text_embedder=s.embed_text, prompts=prompts, templates=templates,
+                open_set=open_set)
         else:
             if prompts is not None:
                 raise ValueError("prompts= is for method='zero-shot'; prototypes use examples=.")
             X, y = self._training_set(examples)
             X_neg, y_neg = (None, None) if examples is not None else self._negatives(set(y))
-            frame = P.propose_prototypes(X, y, s.embeddings[pool], pool,
+            frame = P.propose_prototypes(X, y, s.embeddings[pool], pool, open_set=open_set,
                                          X_negative=X_neg, y_negative=y_neg)
         self.proposal_ = frame
         return frame

@@ -1,8 +1,10 @@
 """Model training for a Session: the model choice, the background fit thread, the results.
 
-A fit trains on every label except audit items: prototypes while some class has fewer
-than 2 labels, else a warm-started LinearProbe, blended with a zero-shot prior from the
-class names when the embedder reads text. ``request`` debounces bursts of labels; one fit
+A fit trains on :meth:`FitWorker.training_set` (every label except audit items): a
+warm-started LinearProbe over every class with at least one label (no prototype fallback:
+measured on Fashion-MNIST at 1-8 labels per class the probe is as good or better than
+prototypes and than a prototype blend), blended with a zero-shot prior from the class
+names when the embedder reads text. ``request`` debounces bursts of labels; one fit
 runs at a time and the newest labels win (an older result never replaces a newer one).
 """
 
@@ -14,7 +16,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 if TYPE_CHECKING:
     from .session import Session
@@ -139,11 +140,25 @@ class FitWorker:
                     self._cond.notify_all()
 
     # ------------------------------------------------------------------ fitting
+    def training_set(self, codes: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The one place the training set is built: ``(idx (M,) int64 items, y (M,) int64
+        class codes into the label classes, weight (M,) float32 sample weights)``.
+        Every labeled item except audit items (kept unseen for an unbiased estimate),
+        weight 1. ``codes`` (N,): the label codes (default: the current labels)."""
+        s = self._s
+        codes = s._labels.codes() if codes is None else codes
+        idx = np.flatnonzero((codes >= 0) & ~s._evaluation.audit_mask() & ~s.excluded_mask())
+        # issue 18: + confident weak labels of the rules after fit(weak=True)
+        return s.rules.weak_training_set(idx, codes[idx].astype(np.int64),
+                                         np.ones(len(idx), dtype=np.float32))
+
     def can_fit(self, codes: np.ndarray, classes: list[str]) -> tuple[bool, str]:
         """(True, "") if a model can be trained on ``codes`` (N,), else (False, why)."""
         if len(classes) >= 2 and self._s._embedders.text_embedder() is not None:
             return True, ""  # zero-shot from the class names needs no labels
-        train = codes[(codes >= 0) & ~self._s._evaluation.audit_mask()]
+        _, train, weight = self.training_set(codes)
+        train = train[weight > 0]
         counts = np.bincount(train, minlength=len(classes))
         if int((counts > 0).sum()) >= 2:
             return True, ""
@@ -166,11 +181,13 @@ class FitWorker:
                     s._model_file.remove()
                     s._events.emit("model_updated", s)
                 return
-            train = np.flatnonzero((codes >= 0) & ~s._evaluation.audit_mask())
-            features = self.model_features()
-            y = np.asarray(classes, dtype=object)[codes[train]]
+            train, y_codes, weight = self.training_set(codes)
+            keep = weight > 0
+            train, y_codes, weight = train[keep], y_codes[keep], weight[keep]
+            y = np.asarray(classes, dtype=object)[y_codes]
             model, kind = self._make_model(y, classes)
-            self._fit_model(model, features[train], y)
+            features = self.model_features()
+            model.fit(features[train], y, sample_weight=weight)
             probs = align_columns(model.predict_proba(features), list(model.classes_), classes)
             seconds = time.perf_counter() - started
             self.fit_error_ = None
@@ -181,19 +198,15 @@ class FitWorker:
                 s._events.emit("model_updated", s)  # after the curve record
 
     def _make_model(self, y: np.ndarray, classes: list[str]) -> tuple[Any, str]:
-        """LinearProbe (warm-started), or prototypes while some class has < 2 labels;
-        blended with a zero-shot prior from the class names when the embedder reads text."""
+        """LinearProbe (warm-started) over every class with >= 1 label, blended with a
+        zero-shot prior from the class names when the embedder reads text."""
         from ..learn import models
 
         present = [c for c in classes if c in set(y.tolist())]
-        counts = pd.Series(y).value_counts() if len(y) else pd.Series([0])
-        if len(present) < 2 or int(counts.min()) < 2:
-            base, kind = models.PrototypeClassifier(classes=present or None), "prototype"
-        else:
-            if self.probe is None:
-                self.probe = models.LinearProbe(warm_start=True)
-            self.probe.set_params(classes=present)
-            base, kind = self.probe, "linear probe"
+        if self.probe is None:
+            self.probe = models.LinearProbe(warm_start=True)
+        self.probe.set_params(classes=present or None)
+        base, kind = self.probe, "linear probe"
         text = self._s._embedders.text_embedder()
         if text is None or len(classes) < 2:
             return base, kind
@@ -203,21 +216,6 @@ class FitWorker:
         blend = models.BlendedClassifier(zero_shot=self._zero_shot[1],
                                          supervised=base if len(present) >= 2 else None)
         return blend, f"zero-shot + {kind}" if len(present) >= 2 else "zero-shot"
-
-    def _fit_model(self, model: Any, X: np.ndarray, y: np.ndarray) -> None:
-        """Fit; prototypes also get the store's hard negatives ("not this class")."""
-        from ..learn.models import PrototypeClassifier
-
-        s = self._s
-        if isinstance(model, PrototypeClassifier):
-            neg = s.store.negatives()
-            neg = neg[neg["item_id"].isin(s._labels.index_of) & neg["label"].isin(set(y.tolist()))]
-            if len(neg):
-                idx = s._labels.indices_of(neg["item_id"])
-                model.fit(X, y, X_negative=self.model_features()[idx],
-                          y_negative=neg["label"].to_numpy(dtype=object))
-                return
-        model.fit(X, y)
 
     def publish(self, seq: int, model: Any, probs: np.ndarray | None, classes: list[str],
                 status: str) -> bool:

@@ -2,7 +2,9 @@
 
 ``start("umap")`` shows PCA coordinates at once and computes UMAP in a background thread
 (:class:`dfwidgets.layout.LayoutComputer`, cached on disk by content); ``set(coords)``
-takes coordinates from the user. Each change emits ``"layout_changed"``.
+takes coordinates from the user. Each change emits ``"layout_changed"``. No progress bar:
+while UMAP runs, ``status["stage"]`` says what runs now; a failure keeps PCA and
+``status["error"]`` says why and what to do (e.g. umap-learn missing: the pip command).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class LayoutState:
         self._requested: str | None = None
         self._coords: np.ndarray | None = None
         self._status: dict[str, Any] = {"method": None, "state": "none", "error": None}
+        self._computer: Any = None
 
     @property
     def coords(self) -> np.ndarray | None:
@@ -47,9 +50,14 @@ class LayoutState:
     @property
     def status(self) -> dict[str, Any]:
         """{"method": "pca"|"umap"|"given"|None, "state": "none"|"computing"|"done"|"failed",
-        "error": str|None}; while UMAP computes, the PCA view is shown: ("pca", "computing")."""
+        "error": str|None (reason + fix), "stage": str|None (what runs now)}; while UMAP
+        computes, the PCA view is shown: ("pca", "computing")."""
         with self._lock:
-            return dict(self._status)
+            out = dict(self._status)
+            computer = self._computer
+        out["stage"] = (getattr(computer, "stage_", None)
+                        if out["state"] == "computing" and computer is not None else None)
+        return out
 
     def start(self, method: str = "umap") -> None:
         """Compute the layout with ``method`` ("umap" | "pca"); the same method again is a
@@ -66,7 +74,7 @@ class LayoutState:
             self._generation += 1
             generation = self._generation
             self._idle.clear()
-        computer = LayoutComputer(method=method)
+        computer = LayoutComputer(method=method, progress=False)  # status["stage"] instead
         try:
             computer.fit(self._embeddings, background=True)
         except Exception as exc:
@@ -80,6 +88,7 @@ class LayoutState:
                 return
             self._coords = _frozen(computer.pca_embedding_)
             self._status = {"method": "pca", "state": "computing", "error": None}
+            self._computer = computer
         self._changed()
         threading.Thread(target=self._finish_from, args=(generation, computer), daemon=True,
                          name="dfw-layout-wait").start()
@@ -105,7 +114,7 @@ class LayoutState:
                 if pca is not None:
                     self._coords = _frozen(pca)
                 self._status = {"method": "pca" if pca is not None else None,
-                                "state": "failed", "error": f"{type(error).__name__}: {error}"}
+                                "state": "failed", "error": _reason(error)}
                 self._requested = None  # asking again retries
             self._idle.set()
         self._changed()
@@ -129,6 +138,13 @@ class LayoutState:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no layout is computing; False on timeout."""
         return self._idle.wait(timeout)
+
+
+def _reason(error: BaseException) -> str:
+    """The text the map shows: a LayoutFailed message already says why and what to do."""
+    from ..layout import LayoutFailed
+
+    return str(error) if isinstance(error, LayoutFailed) else f"{type(error).__name__}: {error}"
 
 
 def _frozen(xy: np.ndarray) -> np.ndarray:

@@ -147,8 +147,17 @@ def array_hash(arr: np.ndarray) -> str:
 
 def load_or_make_embeddings(path: Path, store: LabelStore, source: Any, fingerprint: str,
                             embeddings: Any, model: Any) -> np.ndarray:
-    """Validate given embeddings (and save them), load saved ones, or compute them."""
+    """Validate given embeddings (and save them), load saved ones, or compute them.
+
+    ``embeddings`` may be a Parquet file from ``dfw.embed_to_parquet``: its vectors are
+    aligned to the source's items by id (ValueError naming the ids it lacks)."""
     from ..learn._checks import check_embeddings
+
+    if isinstance(embeddings, (str, os.PathLike)):
+        from ..embed_parquet import read_embeddings_parquet
+
+        embeddings, parquet_model = read_embeddings_parquet(embeddings, source.ids)
+        model = model if model is not None else parquet_model
 
     file = path / EMBEDDINGS_FILE
     meta = store.get_meta("embeddings")

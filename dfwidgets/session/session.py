@@ -8,6 +8,7 @@ embedder_access, examples, training, label_import, status.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
@@ -19,7 +20,7 @@ import pandas as pd
 
 from ..learn.simulation import SMOOTHING
 from ..store import LabelStore
-from . import acquisition, class_edits, label_import, project
+from . import acquisition, class_edits, data_issues, exclusions, label_import, project
 from . import status as status_part
 from .checks import check_indices, check_strategy, strategy_names
 from .embedder_access import EmbedderAccess
@@ -31,6 +32,7 @@ from .label_cache import LabelCache
 from .layout_state import LayoutState
 from .model_file import MODEL_DIR, MODEL_FILE, MODEL_META_FILE, ModelFile
 from .neighbours import Neighbours, item_image_bytes
+from .rules import Rules, weak_labels  # issue 18
 from .training import Training
 from .view_state import ViewState
 
@@ -40,6 +42,14 @@ __all__ = ["EVENTS", "MODEL_DIR", "MODEL_FILE", "MODEL_META_FILE", "Session"]
 def _part(attribute: str, doc: str) -> Any:
     """A read-only property reading ``attribute`` (dotted) of a part."""
     return property(attrgetter(attribute), doc=doc)
+
+
+def _forward(part: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """A facade method calling ``self.<part>.<method>`` (same name, doc and signature)."""
+    @functools.wraps(method)
+    def call(self: Session, *args: Any, **kwargs: Any) -> Any:
+        return getattr(getattr(self, part), method.__name__)(*args, **kwargs)
+    return call
 
 
 class Session:
@@ -80,17 +90,18 @@ class Session:
         self._layout = LayoutState(embeddings, lambda: self._emit("layout_changed", self))
         self.examples = ClassExamples(self)
         self.training = Training(self)
+        self.rules = Rules(self)  # issue 18: rules (weak supervision)
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, source: Any = None,
-             embeddings: np.ndarray | None = None, model: Any = None, auto_fit: bool = True,
-             strategy: str = "hybrid", fit_delay: float = 0.5,
+             embeddings: Any = None, model: Any = None, auto_fit: bool = True,
+             strategy: str = "auto", fit_delay: float = 0.5,
              smoothing: float = SMOOTHING) -> Session:
         """Create the project folder ``path``, or reopen it with everything restored.
 
         ``source``: an ImageSource (needed the first time; later rebuilt from its recipe).
-        ``embeddings``: (N, D) for the N items; if omitted the saved ``embeddings.npy``,
-        else computed with ``model`` (an embedder name such as ``"efficientnet_lite0"``, or
+        ``embeddings``: (N, D) for the N items, or a Parquet file (id, vector) matched by id;
+        if omitted the saved ``embeddings.npy``, else computed with ``model`` (an embedder name such as ``"efficientnet_lite0"``, or
         an Embedder). ``auto_fit``: retrain in the background after each burst of labels
         (``fit_delay`` s of quiet). ``strategy``: default of :meth:`next_batch`.
         ``smoothing``: the model sees each embedding plus ``smoothing`` x the mean of its
@@ -218,11 +229,12 @@ class Session:
     model_features = property(lambda self: self._fit.model_features(), doc="(N, D) float32 "
                               "embeddings the model sees (neighbour-smoothed if smoothing).")
 
-    def fit(self, *, background: bool = False) -> Session:
+    def fit(self, *, background: bool = False, weak: bool = False) -> Session:
         """Train on the labels so far (audit items excluded); sets ``model_``, ``probs_``,
         ``uncertainty_``, ``predictions_`` and records a learning-curve point. With fewer
         than two labeled classes nothing is trained (``fit_status_`` says why).
-        ``background=True`` returns at once; ``"model_updated"`` fires when done."""
+        ``background=True`` returns at once; ``weak=True``: + the rules' weak labels."""
+        self.rules.use_in_fit(weak)  # issue 18: this and later fits
         if background:
             self._fit.request(delay=0.0)
         else:
@@ -305,29 +317,18 @@ class Session:
     highlight = _part("_view.highlight", "(M,) uint32 sorted unique items another view "
                       "points at (e.g. search results); set with set_highlight.")
 
-    def select(self, indices: Any, *, mode: str = "replace") -> None:
-        """Set ("replace"), "add" to or "remove" from the selection (ints, bool mask or
-        empty); emits ``"selection_changed"`` only when it changed."""
-        self._view.select(indices, mode=mode)
-
-    def clear_selection(self) -> None:
-        """Select nothing."""
-        self._view.clear_selection()
-
-    def set_focus(self, index: int | None) -> None:
-        """Focus item ``index`` (-1/None: none); emits ``"focus_changed"`` if changed."""
-        self._view.set_focus(index)
-
-    def set_highlight(self, indices: Any) -> None:
-        """Highlight items (ints, bool mask; empty/None: none); ``"highlight_changed"``."""
-        self._view.set_highlight(indices)
+    select = _forward("_view", ViewState.select)  # (indices, *, mode="replace"|"add"|"remove")
+    clear_selection = _forward("_view", ViewState.clear_selection)
+    set_focus = _forward("_view", ViewState.set_focus)  # (index | None)
+    set_highlight = _forward("_view", ViewState.set_highlight)  # (indices | None)
 
     # ------------------------------------------------------------------ layout, neighbours
     layout_coords = _part("_layout.coords", "(N, 2) float32 read-only layout that views "
                           "draw now; None before start_layout / set_layout.")
     layout_status = _part("_layout.status", '{"method": "pca"|"umap"|"given"|None, "state": '
-                          '"none"|"computing"|"done"|"failed", "error": str|None}; PCA is '
-                          'shown while UMAP computes (method "pca", state "computing").')
+                          '"none"|"computing"|"done"|"failed", "error": str|None, "stage": '
+                          'str|None}; PCA is shown while UMAP computes (method "pca", state '
+                          '"computing"; "stage" says what runs now).')
 
     def start_layout(self, method: str = "umap") -> None:
         """Compute the layout once per Session ("umap" | "pca"): PCA at once, UMAP in the
@@ -342,44 +343,26 @@ class Session:
         """Block until no layout is computing; False on timeout."""
         return self._layout.wait(timeout)
 
-    def nearest(self, vectors: Any, *, k: int, exclude: Any = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """(Q, D) queries -> (scores (Q, k) float32, indices (Q, k) int64), cosine, as
-        NearestNeighborIndex.search (the index is built on first use)."""
-        return self._neighbours.nearest(vectors, k=k, exclude=exclude)
-
-    def nearest_to_items(self, indices: Any, *, k: int, exclude_self: bool = True
-                         ) -> tuple[np.ndarray, np.ndarray]:
-        """Neighbours of items ``indices`` (M,) -> (scores (M, k), indices (M, k))."""
-        return self._neighbours.nearest_to_items(indices, k=k, exclude_self=exclude_self)
+    nearest = _forward("_neighbours", Neighbours.nearest)  # (Q, D), *, k -> (scores, idx)
+    nearest_to_items = _forward("_neighbours", Neighbours.nearest_to_items)  # (M,), *, k
 
     def item_image_bytes(self, index: int, *, edge: int) -> tuple[bytes, str, tuple[int, int]]:
         """Item ``index`` as (data, mime, (width, height)) for a view ``edge`` px wide."""
         return item_image_bytes(self.source, index, edge=edge)
 
     # ------------------------------------------------------------------ the embedder
-    def embedder(self) -> Any:
-        """The Embedder that made the embeddings (loaded lazily); None if unknown."""
-        return self._embedders.embedder()
-
-    def supports_text(self) -> tuple[bool, str]:
-        """(True, "") if text prompts work here, else (False, why and how to fix it)."""
-        return self._embedders.supports_text()
-
-    def embed_image(self, image: Any) -> np.ndarray:
-        """(D,) float32 unit vector of an outside image (path, PIL, uint8 array, bytes)."""
-        return self._embedders.embed_image(image)
-
-    def embed_text(self, texts: str | Sequence[str]) -> np.ndarray:
-        """(T, D) float32 unit vectors; ValueError naming the fix without a text tower."""
-        return self._embedders.embed_text(texts)
+    embedder = _forward("_embedders", EmbedderAccess.embedder)  # -> Embedder | None
+    supports_text = _forward("_embedders", EmbedderAccess.supports_text)  # -> (ok, why)
+    embed_image = _forward("_embedders", EmbedderAccess.embed_image)  # image -> (D,) unit
+    embed_text = _forward("_embedders", EmbedderAccess.embed_text)  # texts -> (T, D) unit
 
     # ------------------------------------------------------------------ proposals
     def propose(self, *, method: str = "prototype", prompts: Any = None, examples: Any = None,
-                templates: Sequence[str] | None = None) -> pd.DataFrame:
-        """DataFrame[index, label, confidence] per unlabeled item, kept as ``proposal_``."""
+                templates: Sequence[str] | None = None, open_set: bool = True) -> pd.DataFrame:
+        """DataFrame[index, label, confidence, kept] per unlabeled item (kept=False: far from
+        every example, never committed; ``open_set=False`` keeps all), as ``proposal_``."""
         return self.examples.propose(method=method, prompts=prompts, examples=examples,
-                                     templates=templates)
+                                     templates=templates, open_set=open_set)
 
     def commit_proposal(self, *, min_confidence: float = 0.9,
                         labels: Sequence[str] | None = None) -> int:
@@ -390,3 +373,14 @@ class Session:
     proposal_ = property(lambda self: self.examples.proposal_,
                          lambda self, frame: setattr(self.examples, "proposal_", frame),
                          doc="The last proposal (DataFrame[index, label, confidence]) or None.")
+
+    # --- issue 18
+    weak_labels = weak_labels  # (*, method) -> (probs (N, K), abstain (N,)) from the rules
+
+    # --- issue 19
+    issues = property(data_issues.part, doc="DataIssues: report_, status_ (progress), wait.")
+    find_issues = data_issues.find_issues  # (*, background) -> DataFrame of open data issues
+    exclude = exclusions.exclude  # (indices, *, reason, source="review") -> n; never deleted
+    include = exclusions.include  # (indices, *, reason, source="review") -> n
+    undo_exclude = exclusions.undo_exclude  # (*, source="review", all_events) -> n
+    excluded_mask = exclusions.excluded_mask  # -> (N,) bool items excluded now

@@ -38,6 +38,7 @@ def status(session: Session) -> dict[str, Any]:
         "fit_status": s.fit_status_, "fitting": bool(s.fitting), "fit_error": s.fit_error_,
         "folder_labels": folder,
         "next_step": _advise(s, per_class, folder),
+        "n_issues": s.issues.n_open(),  # issue 19: open data issues, None before a search
     }
 
 

@@ -221,8 +221,9 @@ class Training:
             val = (s.source.subset(answered_audit), codes[answered_audit])
             where = f"the {len(answered_audit)} audit items"
         if on_status:
-            on_status(f"Fine-tuning {ft.blocks} block(s) for up to {ft.epochs} epochs on "
-                      f"{len(train)} labels; early stopping on {where}...")
+            on_status(f"{self.finetune_advice()['text']} Fine-tuning {ft.blocks} block(s) for "
+                      f"up to {ft.epochs} epochs on {len(train)} labels; early stopping on "
+                      f"{where}...")
         ft.fit(s.source.subset(train), codes[train], classes=s.classes, val=val,
                on_epoch=on_epoch, on_step=on_step)
         if ft.model_ is None:  # cancelled before the first epoch: the probe stays
@@ -239,9 +240,19 @@ class Training:
             run = report.finetune_run(ft, n_labels=int((codes >= 0).sum()),
                                       n_train=len(train), evaluation=evaluation,
                                       kept=self.kept_)
+            run.update(cache_seconds=round(float(getattr(ft, "cache_seconds_", 0.0)), 2),
+                       epoch_seconds=[round(float(x), 2) for x in ft.history_["seconds"][1:]])
             self.record(run)
         return FineTuneResult(ft, self.kept_ or "probe", ft.verdict_, evaluation, run,
                               bool(ft.cancelled_), float(ft.seconds_))
+
+    def finetune_advice(self) -> dict[str, Any]:
+        """Whether fine-tuning is likely to pay at the current label count, from this
+        project's runs, else the benchmark (:func:`~dfwidgets.learn.finetune_advice.
+        finetune_advice`): dict(pays, from_labels, source, text)."""
+        from ..learn.finetune_advice import finetune_advice
+
+        return finetune_advice(int((self._session.label_array() >= 0).sum()), self.runs())
 
     # ------------------------------------------------------------------ evaluation
     def _class_codes(self, names: Any) -> np.ndarray:

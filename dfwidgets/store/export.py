@@ -11,10 +11,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["EXPORT_FORMATS", "read_label_table", "write_labels"]
+__all__ = ["EXPORT_FORMATS", "read_label_table", "without_excluded", "write_labels"]
 
 EXPORT_FORMATS = ("dataframe", "csv", "json", "parquet")
 _SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def without_excluded(store: Any, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (with an item_id column) minus the items excluded in ``store`` now."""
+    from dfwidgets.store.exclusions import excluded_ids
+
+    gone = set(excluded_ids(store)["item_id"])
+    return df[~df["item_id"].isin(gone)] if gone else df
 
 
 def write_labels(df: pd.DataFrame, path_or_format: str | os.PathLike) -> Any:

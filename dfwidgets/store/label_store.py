@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from dfwidgets.store import classes as _classes
-from dfwidgets.store.export import read_label_table, write_labels
+from dfwidgets.store.export import read_label_table, without_excluded, write_labels
 from dfwidgets.store.history import append_labels, current_class_ids, undo_groups
 from dfwidgets.store.schema import (
     FILE_NAME,
@@ -344,13 +344,14 @@ class LabelStore:
 
     # ------------------------------------------------------------------ export/import
     def export(self, path_or_format: str | os.PathLike = "dataframe") -> Any:
-        """Current labels as DataFrame[item_id, label, source, time].
+        """Current labels as DataFrame[item_id, label, source, time] (excluded items left out).
 
         ``path_or_format``: "dataframe" returns the DataFrame; "csv" / "json" return text,
         "parquet" returns bytes; a path ending in .csv / .json / .parquet writes that file
         and returns its Path.
         """
-        return write_labels(self.current()[["item_id", "label", "source", "time"]], path_or_format)
+        return write_labels(without_excluded(self, self.current())[["item_id", "label", "source",
+                                                                    "time"]], path_or_format)
 
     def import_labels(
         self, df_or_path: pd.DataFrame | str | os.PathLike, *, source: str = "import"

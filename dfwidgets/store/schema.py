@@ -12,7 +12,9 @@ Layout of the file (``<project>/labels.sqlite``):
 - ``classes``: names in creation order. Labels are stored as class ids, so a rename changes
   the name everywhere (history included) and a merge points the merged classes at the target.
 - ``negatives`` ("not this class" hard negatives), ``meta`` (JSON values), ``curve``
-  (learning-curve records as JSON), ``state`` (the change counter behind ``version()``).
+  (learning-curve records as JSON), ``state`` (the change counter behind ``version()``),
+  ``exclusions`` (items left out of training and export: append-only exclude / include
+  events with a reason and a source; undo flags them ``undone``; see ``store/exclusions.py``).
 
 Durability: WAL journal with ``synchronous=FULL``, so a commit is fsynced to the WAL before
 the call returns; a process killed with SIGKILL (or a power cut) keeps every acknowledged
@@ -102,6 +104,17 @@ CREATE TABLE IF NOT EXISTS curve (
     time     REAL NOT NULL,
     record   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS exclusions (
+    event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id INTEGER NOT NULL,
+    item_id  TEXT NOT NULL,
+    excluded INTEGER NOT NULL,
+    reason   TEXT NOT NULL,
+    source   TEXT NOT NULL,
+    time     REAL NOT NULL,
+    undone   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS exclusions_item ON exclusions(item_id, event_id);
 CREATE TABLE IF NOT EXISTS state (
     k       INTEGER PRIMARY KEY CHECK (k = 0),
     version INTEGER NOT NULL

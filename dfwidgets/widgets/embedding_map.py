@@ -13,36 +13,33 @@ so every view sees the same coordinates and the same selected items: the lasso w
 ``session.select(...)`` and a ``session.select(...)`` from Python shows in the map. The
 Session's focus (e.g. the Labeler's current item) is drawn as a ring and its highlighted
 items (e.g. the search results) as outlined points.
+
+Built for millions of points: coordinates (float32), colour codes (uint8) and the
+selection (uint32) travel as binary buffers; hover thumbnails are made one item at a time
+when the page asks for them and kept in an LRU cache (``m.thumbs``), so opening a map of
+1,000,000 images makes no thumbnails at all. A failed layout is said in the status line
+(``session.layout_status["error"]``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import anywidget
 import numpy as np
 import traitlets as t
 
-from ..thumbs import SpriteSheets
+from ..thumbs import ThumbCache
 from ._common import Buffer, bundle, resolve_session
 from .base import SessionView, error_text
 from .embedding_map_colors import COLOR_MODES, item_info, point_colors
+from .embedding_map_layout import layout_view, normalize
 
 __all__ = ["EmbeddingMap"]
 
 log = logging.getLogger(__name__)
-
-LAYOUT_NAMES = {"pca": "pca", "umap": "umap", "given": "custom"}
-
-
-def _normalize(xy: np.ndarray) -> np.ndarray:
-    """(N, 2) layout -> float32 in [-0.95, 0.95] (aspect ratio kept), the map's data space."""
-    xy = np.asarray(xy, dtype=np.float64)
-    lo, hi = xy.min(axis=0), xy.max(axis=0)
-    center = (lo + hi) / 2
-    span = float((hi - lo).max()) or 1.0
-    return ((xy - center) * (1.9 / span)).astype(np.float32)
 
 
 class EmbeddingMap(SessionView, anywidget.AnyWidget):
@@ -60,7 +57,7 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
         layout: "umap" (PCA at once, UMAP in the background, then points move), "pca", or
             an (N, 2) array of coordinates (``session.set_layout``).
         color_by: "label" | "prediction" | "uncertainty" | "difficulty" | (N,) array.
-        thumb_size: thumbnail cell size in px in the sprite sheets.
+        thumb_size: hover thumbnail size in px (made on demand, LRU-cached).
         height: map height in px.
     """
 
@@ -72,6 +69,8 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
     """float32 (N, 2) map coordinates, x/y interleaved, in [-1, 1]."""
     _layout_method = t.Unicode("pca").tag(sync=True)
     """Layout shown now: "pca", "pca-pending" (UMAP still computing), "umap" or "custom"."""
+    _layout_error = t.Unicode("").tag(sync=True)
+    """Why the requested layout failed (``session.layout_status["error"]``), "" if it did not."""
     _color_codes = Buffer(b"").tag(sync=True)
     """uint8 (N,) index into ``_palette`` for every point (sent apart from coordinates)."""
     _palette = t.List(t.Unicode()).tag(sync=True)
@@ -80,6 +79,8 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
     """{title, kind: "categorical"|"continuous", items: [{name, color, count}], min_label, max_label}."""
     _color_by_name = t.Unicode("label").tag(sync=True)
     """Current colour mode name (set by the widget's "Colour by" menu too)."""
+    _color_modes = t.List(t.Unicode()).tag(sync=True)
+    """The "Colour by" menu's modes (``embedding_map_colors.COLOR_MODES``)."""
     _selected = Buffer(b"").tag(sync=True)
     """uint32 sorted item indices of the selection (the Session's; written by the lasso)."""
     _focus = t.Int(-1).tag(sync=True)
@@ -94,8 +95,8 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
     """Class names offered by the "Label selection as…" box."""
     _message = t.Dict().tag(sync=True)
     """Inline message {text, kind: "info"|"ok"|"error", undo: bool, serial}."""
-    _sprite_meta = t.Dict().tag(sync=True)
-    """Sprite sheet geometry (thumbs.SpriteSheets.meta())."""
+    _thumb_size = t.Int(72).tag(sync=True)
+    """Hover thumbnail size in px (longest side), asked of Python one item at a time."""
     height = t.Int(520).tag(sync=True)
     """Map height in px."""
 
@@ -106,21 +107,24 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
         *,
         layout: str | np.ndarray = "umap",
         color_by: str | np.ndarray = "label",
-        thumb_size: int = 32,
+        thumb_size: int = 72,
         height: int = 520,
         **session_kwargs: Any,
     ) -> None:
         super().__init__()
         self.init_view(resolve_session(session_or_source, embeddings, **session_kwargs))
         s = self.session
-        self.sprites = SpriteSheets(s.source, thumb_size=thumb_size)
+        if not 16 <= int(thumb_size) <= 256:
+            raise ValueError(f"thumb_size must be 16..256 px; got {thumb_size}.")
+        self.thumbs = ThumbCache(s.item_image_bytes, max_items=4096)
         self._msg_serial = 0
         self._color_array: np.ndarray | None = None
         self._xy = np.zeros((len(s.ids), 2), dtype=np.float32)
         with self.hold_sync():
             self._n = len(s.ids)
             self.height = int(height)
-            self._sprite_meta = self.sprites.meta()
+            self._thumb_size = int(thumb_size)
+            self._color_modes = list(COLOR_MODES)
             self._classes = list(s.classes)
             self._selected = np.asarray(s.selection, dtype=np.uint32).tobytes()
             self._focus = int(s.focus)
@@ -135,10 +139,15 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
         self.listen("layout_changed", self._on_layout_changed)
         self.listen("focus_changed", self._on_focus_changed)
         self.listen("highlight_changed", self._on_highlight_changed)
+        self.listen("rules_changed", self._on_rules_changed)  # issue 18
+        self.listen("issues_changed", self._on_issues_changed)  # issue 19
         if isinstance(layout, str):
             if layout not in ("umap", "pca"):
                 raise ValueError(f'layout must be "umap", "pca" or an (N, 2) array; got {layout!r}.')
-            s.start_layout(layout)
+            try:
+                s.start_layout(layout)
+            except Exception as exc:  # noqa: BLE001 - e.g. umap-learn missing: PCA stays, said
+                log.warning("layout %s could not start: %s", layout, exc)
         else:
             s.set_layout(layout)
         if not self._coords:  # the layout was there already: no "layout_changed" came
@@ -151,15 +160,14 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
         xy = self.session.layout_coords
         if xy is None:
             return
-        method = LAYOUT_NAMES.get(status.get("method") or "", "pca")
-        if status.get("state") == "computing":
-            method = "pca-pending"
-        self._xy = _normalize(xy)
+        method, error = layout_view(status)
+        self._xy = normalize(xy)
         with self.hold_sync():
             self._coords = self._xy.tobytes()
             self._layout_method = method
-        if status.get("state") == "failed":
-            self._say(f"The UMAP layout failed ({status.get('error')}); showing PCA.", "error")
+            self._layout_error = error
+        if error:
+            self._say(f"The UMAP layout failed ({error}); showing PCA.", "error")
 
     @property
     def coordinates(self) -> np.ndarray:
@@ -303,13 +311,21 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
             self._legend = legend
 
     # ------------------------------------------------------------------ session events
+    def _on_rules_changed(self, names: Any) -> None:
+        if self._color_by_name in ("weak label", "no rule"):
+            self._recolor()
+
+    def _on_issues_changed(self, report: Any) -> None:
+        if self._color_by_name == "issue":
+            self._recolor()
+
     def _on_labels_changed(self, indices: Any) -> None:
-        if self._color_by_name in ("label", "difficulty"):
+        if self._color_by_name in ("label", "difficulty", "no rule"):
             self._recolor()
         self.send({"type": "invalidate"})
 
     def _on_model_updated(self, session: Any) -> None:
-        if self._color_by_name in ("prediction", "uncertainty", "difficulty"):
+        if self._color_by_name in ("prediction", "uncertainty", "difficulty", "weak label"):
             self._recolor()
         self.send({"type": "invalidate"})
 
@@ -331,10 +347,7 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
         kind = content.get("type") if isinstance(content, dict) else None
         rid = content.get("request_id") if isinstance(content, dict) else None
         try:
-            if kind == "sheet":
-                data = self.sprites.sheet(int(content["index"]))
-                self.send({"type": "sheet", "request_id": rid}, buffers=[data])
-            elif kind == "images":
+            if kind == "images":
                 self.reply_images(content, default_edge=128)
             elif kind == "info":
                 self.send({"type": "info", "request_id": rid, **self.item_info(content["index"])})
@@ -353,6 +366,12 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
                 self.reply_error(content, exc)
             else:
                 self._say(f"Something went wrong: {error_text(exc)}", "error")
+
+    def encode_items(self, indices: Sequence[int], *, edge: int
+                     ) -> tuple[list[dict[str, Any]], list[bytes], list[int]]:
+        """(metas, buffers, missing) for the page's image requests, through the LRU
+        :class:`~dfwidgets.thumbs.ThumbCache` (``self.thumbs``: made on demand only)."""
+        return self.thumbs.reply(indices, edge=edge)
 
     def item_info(self, index: int) -> dict:
         """Hover/pin details of item ``index``: id, label, prediction, confidence (+ value

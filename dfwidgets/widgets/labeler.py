@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 class Labeler(LabelerInput, SelectionRestriction, SessionView, anywidget.AnyWidget):
     """Active-learning labeler over a :class:`~dfwidgets.session.Session`.
 
-    ``Labeler(session, strategy="hybrid", batch=8)`` shows a queue fed by
+    ``Labeler(session, strategy="auto", batch=8)`` shows a queue fed by
     ``session.next_batch`` (a cold-start strategy until there is a model). Single mode:
     one large image, the model's top-3 guesses, class buttons. Grid mode: a page of
     thumbnails. Review mode: suspected label errors to confirm or correct.
@@ -83,7 +83,7 @@ class Labeler(LabelerInput, SelectionRestriction, SessionView, anywidget.AnyWidg
         session: Any,
         embeddings: np.ndarray | None = None,
         *,
-        strategy: str = "hybrid",
+        strategy: str = "auto",
         cold_start: str = "typiclust",
         batch: int = 8,
         prefetch: int = 8,
@@ -276,11 +276,15 @@ class Labeler(LabelerInput, SelectionRestriction, SessionView, anywidget.AnyWidg
                                       strategy=self._label_queue.strategy_in_use())
 
     def _find_issues(self) -> None:
+        self._issues_error = ""
         try:
             self._issues = self.session.label_issues()
-        except Exception as exc:  # too few labels for confident learning
+        except ValueError as exc:  # too few labels for confident learning
             log.debug("no label issues: %s", exc)
             self._issues = None
+        except Exception as exc:  # a failed search is said, not taken for "no errors"
+            log.exception("the search for suspected label errors failed")
+            self._issues, self._issues_error = None, f"{type(exc).__name__}: {exc}"
 
     def _pending_review(self) -> list[int]:
         """Suspected errors whose current label was not already given in review."""
@@ -295,7 +299,10 @@ class Labeler(LabelerInput, SelectionRestriction, SessionView, anywidget.AnyWidg
             with self._lock:
                 self.review_queue = self._pending_review()
                 self._publish()
-            if not self.review_queue:
+            if getattr(self, "_issues_error", ""):
+                self._say("The search for suspected label errors failed "
+                          f"({self._issues_error}); see the log.", level="error")
+            elif not self.review_queue:
                 self._say("No suspected label errors right now (they need a model and a "
                           "few labels per class).")
         finally:

@@ -47,7 +47,8 @@ def item_facts(session: Any, index: int, issues: Any = None) -> dict[str, Any]:
 def status_line(session: Any, *, answer_times: Sequence[float], issues: int | None,
                 strategy: str) -> dict[str, Any]:
     """labeled, accuracy {estimate, low, high, n} | None, per_minute | None (from the
-    monotonic times of the last answers), issues | None, strategy."""
+    monotonic times of the last answers), issues | None, strategy, fit_error (why the
+    last background fit failed) | None."""
     labeled = int((np.asarray(session.label_array()) >= 0).sum())
     accuracy = None
     try:
@@ -61,5 +62,7 @@ def status_line(session: Any, *, answer_times: Sequence[float], issues: int | No
     per_minute = None
     if len(times) >= 3 and times[-1] > times[0]:
         per_minute = round(60.0 * (len(times) - 1) / (times[-1] - times[0]), 1)
+    fit_error = getattr(session, "fit_error_", None)  # a failed background fit is said
     return {"labeled": labeled, "accuracy": accuracy, "per_minute": per_minute,
-            "issues": issues, "strategy": strategy}
+            "issues": issues, "strategy": strategy,
+            "fit_error": str(fit_error) if fit_error else None}

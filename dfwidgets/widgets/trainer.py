@@ -64,7 +64,7 @@ class Trainer(TrainerItems, SessionView, W.VBox):
 
     def __init__(self, session: Any, embeddings: np.ndarray | None = None, *,
                  embedder: Any = None, mode: str = "probe", target: float = 0.9,
-                 epochs: int = 3, blocks: int = 1, hflip: bool = True, batch_size: int = 16,
+                 epochs: int = 8, blocks: int = 1, hflip: bool = True, batch_size: int = 32,
                  threads: int | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
@@ -85,7 +85,7 @@ class Trainer(TrainerItems, SessionView, W.VBox):
         self.mode_toggle = W.ToggleButtons(
             options=[("Linear probe", "probe"), ("Fine-tune", "finetune")], value=mode,
             tooltips=["Logistic regression on the cached embeddings (seconds)",
-                      "Train the backbone's last blocks on the labeled images (minutes)"],
+                      "Train the backbone's last blocks on cached activations (seconds per epoch)"],
             style={"button_width": "110px"})
         small = {"layout": W.Layout(width="140px"), "style": {"description_width": "50px"}}
         self.epochs_input = W.BoundedIntText(value=epochs, min=1, max=50, description="epochs",
@@ -303,8 +303,16 @@ class Trainer(TrainerItems, SessionView, W.VBox):
     def _refresh_curve(self) -> None:
         rep = self.session.training.curve_report(target=self.target)
         self.plots.draw_curve(rep)
-        self.saving_html.value = saving_text(rep["saving"])
+        self.saving_html.value = saving_text(rep["saving"]) + getattr(self, "_advice", "")
         self.stop_html.value = stop_text(rep["stop"])
+
+    def show_recommendation(self, result: Any, *, target: float | None = None) -> str:
+        """Say which strategy to use, in words under the curve, from a simulation
+        (``dfw.simulate(...)``: its ``recommend(target)``; issue 16). Returns the text."""
+        text = result.recommend(target=target).text
+        self._advice = f"<br><b>Strategy:</b> {html.escape(text)}"
+        self._refresh(self._refresh_curve)
+        return text
 
     def _refresh_classes(self) -> None:
         conf = self.session.training.confusion()
@@ -314,7 +322,13 @@ class Trainer(TrainerItems, SessionView, W.VBox):
 
     def _on_model_updated(self, _session: Any) -> None:
         """A fit made elsewhere (e.g. the Labeler's auto-fit): redraw in the background
-        (the Session records the curve point before it announces the model)."""
+        (the Session records the curve point before it announces the model). A failed
+        background fit is said in the status line (and cleared by the next good fit)."""
+        error = self.session.fit_error_
+        if error or getattr(self, "_fit_failed", False):
+            self._fit_failed = bool(error)
+            self.show_message(f"The model fit failed: {error}" if error else
+                              "The model fits again.", kind="error" if error else "ok")
         if self._busy:
             return  # the training run refreshes when it is done
         with self._lock:
@@ -346,3 +360,8 @@ class Trainer(TrainerItems, SessionView, W.VBox):
         tune = self.mode == "finetune"
         for w in (self.epochs_input, self.blocks_input, self.flip_box):
             w.disabled = not tune
+        if tune and not self._busy:  # say whether it pays before the user waits
+            self._refresh(self._refresh_advice)
+
+    def _refresh_advice(self) -> None:
+        self.show_message(self.session.training.finetune_advice()["text"])

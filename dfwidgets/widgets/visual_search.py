@@ -83,6 +83,8 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
     """Method of the previewed proposal ("" = none): "prototype" or "zero-shot"."""
     proposal_summary = t.List(t.Dict()).tag(sync=True)
     """Per class: {label, proposed, above_threshold, median_confidence, threshold}."""
+    proposal_left_out = t.Dict().tag(sync=True)
+    """Items the proposal leaves out ("none of these"): {count, reason} ({} = none)."""
     proposal_samples = t.List(t.Dict()).tag(sync=True)
     """Items to look at: {label, level, index, confidence} at several confidence levels."""
     selection_size = t.Int(0).tag(sync=True)
@@ -243,9 +245,14 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
         proposal = self.session.propose(method=method, prompts=prompts)
         self._preview()  # summary and samples first, then the method (the page draws on it)
         self.proposal_method = method
-        n = int((proposal["confidence"] >= self.min_confidence).sum())
+        kept = proposal["kept"] if "kept" in proposal.columns else True
+        n = int(((proposal["confidence"] >= self.min_confidence) & kept).sum())
+        out = int(proposal.attrs.get("left_out") or 0)
+        none = (f" {out:,} left out as none of these (far from every example)." if out
+                else "")
         self.show_message(f"Proposed labels for {len(proposal):,} items; {n:,} at confidence "
-                          f"≥ {self.min_confidence:.2f}. Look at the samples, then commit.")
+                          f"≥ {self.min_confidence:.2f}.{none} Look at the samples, then "
+                          "commit.")
         return proposal
 
     def commit(self, *, min_confidence: float | None = None) -> int:
@@ -256,6 +263,7 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
         method = self.proposal_method
         n = self.session.commit_proposal(min_confidence=self.min_confidence)
         self.proposal_method, self.proposal_summary, self.proposal_samples = "", [], []
+        self.proposal_left_out = {}
         self.show_message(f"Committed {n:,} {method} labels (undo restores them all at once).")
         self._render_page()
         return n

@@ -77,9 +77,13 @@ class SearchPanels:
         ]
 
     def _preview(self) -> None:
-        if self.session.proposal_ is None:
-            self.proposal_summary, self.proposal_samples = [], []
+        proposal = self.session.proposal_
+        if proposal is None:
+            self.proposal_summary, self.proposal_samples, self.proposal_left_out = [], [], {}
             return
+        out = int(proposal.attrs.get("left_out") or 0)
+        self.proposal_left_out = ({"count": out, "reason": str(proposal.attrs.get(
+            "left_out_reason") or "")} if out else {})
         self._send_summary()
         samples = self.session.examples.samples(levels=SAMPLE_LEVELS, per_class=1)
         self.proposal_samples = [

@@ -6,8 +6,8 @@ a classifier in one cell.
     wb = dfw.Workbench("photos/")                 # folder -> Session in photos/.dfwidgets
     wb = dfw.Workbench("photos/", model="efficientnet_lite0")   # the offline backbone
     wb = dfw.Workbench(session)                   # or over an existing Session
-    wb                                            # header, map, and Search / Label / Train tabs
-    wb.map, wb.search, wb.labeler, wb.trainer, wb.session, wb.header
+    wb                                            # header, map, and Search / Label / Train / Rules tabs
+    wb.map, wb.search, wb.labeler, wb.trainer, wb.rules, wb.session, wb.header
     wb.show("Train")                              # switch tab
     wb.close()                                    # closes the views (and a Session it opened)
 
@@ -31,6 +31,7 @@ import ipywidgets as W
 from .base import SessionView, error_text
 from .embedding_map import EmbeddingMap
 from .labeler import Labeler
+from .rules_panel import RulesPanel
 from .trainer import Trainer
 from .visual_search import VisualSearch
 from .workbench_header import (
@@ -45,14 +46,14 @@ __all__ = ["Workbench"]
 
 log = logging.getLogger(__name__)
 
-TABS = ("Search", "Label", "Train")
+TABS = ("Search", "Label", "Train", "Rules")
 HEADER_EVENTS = ("labels_changed", "model_updated", "classes_changed", "selection_changed")
 #: px the map's toolbar and message line add to its drawing area (toolbar on one line)
 MAP_CHROME = 76
 
 
 def open_session(path_or_session: Any, *, project: Any = None, model: str | None = None,
-                 strategy: str = "hybrid", **session_kwargs: Any) -> tuple[Any, bool]:
+                 strategy: str = "auto", **session_kwargs: Any) -> tuple[Any, bool]:
     """(session, opened_here): the given Session, or ``Session.from_folder(folder, ...)``.
 
     Raises FileNotFoundError (a missing folder), ValueError (a file, not a folder) or
@@ -111,7 +112,7 @@ class Workbench(SessionView, W.VBox):
     """
 
     def __init__(self, path_or_session: Any, *, project: Any = None, model: str | None = None,
-                 strategy: str = "hybrid", batch: int = 8, map_height: int = 560,
+                 strategy: str = "auto", batch: int = 8, map_height: int = 560,
                  map_layout: Any = None, **session_kwargs: Any) -> None:
         session, self._owns_session = open_session(
             path_or_session, project=project, model=model, strategy=strategy, **session_kwargs)
@@ -129,6 +130,8 @@ class Workbench(SessionView, W.VBox):
             views.append(self.labeler)
             self.trainer = Trainer(session)
             views.append(self.trainer)
+            self.rules = RulesPanel(session)  # issue 18
+            views.append(self.rules)
         except Exception:
             for view in views:
                 view.close()
@@ -167,10 +170,10 @@ class Workbench(SessionView, W.VBox):
         top = W.Box([self.header, self._offer, self._message_row])
         top.add_class("dfw-wb-top")
 
-        for view in (self.search, self.labeler, self.trainer):
+        for view in (self.search, self.labeler, self.trainer, self.rules):
             view.layout.width = "100%"
             view.add_class("dfw-wb-pane")
-        self.tabs = W.Tab(children=[self.search, self.labeler, self.trainer])
+        self.tabs = W.Tab(children=[self.search, self.labeler, self.trainer, self.rules])
         self.tabs.titles = TABS
         self.tabs.selected_index = 1 if len(self.session.classes) >= 2 else 0
         self.tabs.add_class("dfw-wb-side")
@@ -272,7 +275,7 @@ class Workbench(SessionView, W.VBox):
         self._closed = True
         self._refresh_soon.close()
         self.unlisten_all()
-        for name in ("map", "search", "labeler", "trainer"):
+        for name in ("map", "search", "labeler", "trainer", "rules"):
             view = getattr(self, name, None)
             if view is not None:
                 try:

@@ -114,6 +114,8 @@ def header_html(status: dict) -> str:
              f"<span><b>{n_classes}</b> class{'es' if n_classes != 1 else ''}</span>"]
     if status.get("n_selected"):
         facts.append(f"<span><b>{_n(status['n_selected'])}</b> selected</span>")
+    if status.get("n_issues") is not None:  # issue 19: open data issues
+        facts.append(f"<span><b>{_n(status['n_issues'])}</b> open issues</span>")
     acc = accuracy_text(status)
     if status.get("estimate") is None:
         facts.append(f'<span class="dfw-wb-acc dfw-wb-muted">{acc}</span>')

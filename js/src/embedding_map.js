@@ -3,7 +3,9 @@
 //
 // Traits (Python <-> JS): _coords (float32 x,y interleaved, in [-1, 1]), _color_codes
 // (uint8 index into _palette per point), _legend, _selected (uint32 bytes), pinned,
-// _view (visible data rectangle), _classes, _color_by_name, _message, _sprite_meta;
+// _view (visible data rectangle), _classes, _color_by_name, _message, _thumb_size,
+// _layout_method and _layout_error (the status line); all arrays travel as binary
+// buffers. Hover thumbnails are asked of Python one item at a time (lib/images.js, LRU).
 // Python -> JS only: _focus (the Session's focused item, a ring) and _highlight (uint32
 // bytes, the Session's highlighted items, outlined), drawn by lib/map_overlay.js.
 import createScatterplot from "regl-scatterplot";
@@ -11,14 +13,16 @@ import { toFloat32, toUint8, toUint32, indicesToBytes } from "./lib/codecs.js";
 import { isolateKeys, isMac } from "./lib/keyboard.js";
 import { onThemeChange, resolveColor } from "./lib/theme.js";
 import { linearScale } from "./lib/scale.js";
-import { SpriteSheets } from "./lib/sprites.js";
 import { ImageStore } from "./lib/images.js";
 import { request } from "./lib/rpc.js";
 import { listeners } from "./lib/events.js";
 import { injectStyle, h, showMessage } from "./lib/style.js";
-import { MAP_CSS, MAP_CSS_ID } from "./lib/map_style.js";
+import { MAP_CSS, MAP_CSS_EXTRA, MAP_CSS_ID } from "./lib/map_style.js";
 import { MapOverlay } from "./lib/map_overlay.js";
-import { fitRect, drawOrder } from "./lib/map_fit.js";
+import { fitRect } from "./lib/map_fit.js";
+import { buildMapDom } from "./lib/map_dom.js";
+import { buildPoints, recodePoints, drawPoints as drawAll } from "./lib/map_points.js";
+import { mapRenderer, largeOptions } from "./lib/map_renderer.js";
 import { fmt, renderLegend as drawLegend, fillInfo, fillIndex, placeTip as place, statusText } from "./lib/map_panels.js";
 
 function basePointSize(n) {
@@ -26,56 +30,17 @@ function basePointSize(n) {
 }
 
 function render({ model, el }) {
-  injectStyle(MAP_CSS_ID, MAP_CSS);
+  injectStyle(MAP_CSS_ID, MAP_CSS + MAP_CSS_EXTRA);
 
   // ---- DOM -----------------------------------------------------------------------
-  const status = h("span", { class: "dfw-map-status" });
-  const modeBtns = {};
-  const seg = h("div", { class: "dfw-seg", role: "group", "aria-label": "Mouse mode" },
-    ...[["pan", "Pan", "Drag pans, wheel zooms; Shift+drag lassoes (L)"],
-        ["lasso", "Lasso", "Drag draws a lasso (L)"],
-        ["box", "Box", "Drag draws a box (B)"]].map(([mode, text, title]) => {
-      modeBtns[mode] = h("button", { class: "dfw-btn", title, "aria-pressed": "false",
-        "data-mode": mode, onclick: () => setMode(mode) }, text);
-      return modeBtns[mode];
-    }));
-  const colorSelect = h("select", { class: "dfw-select", "aria-label": "Colour by",
-      onchange: () => { model.set("_color_by_name", colorSelect.value); model.save_changes(); } },
-    ...["label", "prediction", "uncertainty", "difficulty"].map((v) => h("option", { value: v }, v)),
-    h("option", { value: "custom", disabled: true }, "custom"));
-  const selCount = h("span", { class: "dfw-map-selcount" });
-  const clearBtn = h("button", { class: "dfw-btn", title: "Clear the selection (Esc)",
-    onclick: () => { clearSelection(); } }, "Clear");
-  const listId = `dfw-classes-${Math.random().toString(36).slice(2)}`;
-  const datalist = h("datalist", { id: listId });
-  const labelInput = h("input", { class: "dfw-input dfw-map-label-input", list: listId,
-    placeholder: "class name…", "aria-label": "Label the selection as",
-    onkeydown: (e) => { if (e.key === "Enter") { e.preventDefault(); applyLabel(); } } });
-  const labelBtn = h("button", { class: "dfw-btn dfw-primary dfw-map-label-apply",
-    onclick: () => applyLabel() }, "Label");
-  const toolbar = h("div", { class: "dfw-toolbar" },
-    status, seg,
-    h("span", { class: "dfw-group" }, h("span", { class: "dfw-label" }, "Colour by"), colorSelect),
-    h("span", { class: "dfw-spacer" }),
-    h("span", { class: "dfw-group" }, selCount, clearBtn),
-    h("span", { class: "dfw-group" }, h("span", { class: "dfw-label" }, "Label selection as"),
-      labelInput, datalist, labelBtn));
-
-  const canvas = h("canvas", { class: "dfw-map-canvas" });
-  const legend = h("div", { class: "dfw-map-legend" });
-  const tipThumb = h("canvas", { width: 72, height: 72, style: "width:72px;height:72px" });
-  const tipInfo = h("div", { class: "dfw-map-info" });
-  const tip = h("div", { class: "dfw-map-tip" }, tipThumb, tipInfo);
-  const pinImg = h("img", { width: 128, height: 128, alt: "" });
-  const pinInfo = h("div", { class: "dfw-map-info" });
-  const pin = h("div", { class: "dfw-map-pin" }, pinImg, pinInfo,
-    h("button", { class: "dfw-close", title: "Unpin", "aria-label": "Unpin",
-      onclick: () => setPinned(-1) }, "×"));
-  const body = h("div", { class: "dfw-map-body" }, canvas, legend, tip, pin);
-  const mod = isMac ? "⌘" : "Ctrl";
-  const help = `Shift+drag or long-press: lasso · ${mod}: add · Alt: subtract · Esc: clear · click: pin`;
-  const msg = h("div", { class: "dfw-msg", "data-kind": "info" }, help);
-  const root = h("div", { class: "dfw-root dfw-map" }, toolbar, body, msg);
+  const { root, status, modeBtns, colorSelect, selCount, clearBtn, datalist, labelInput,
+    canvas, legend, tip, tipThumb, tipInfo, pin, pinImg, pinInfo, body, msg, help } = buildMapDom({
+    mode: (m) => setMode(m),
+    colorBy: (v) => { model.set("_color_by_name", v); model.save_changes(); },
+    clear: () => clearSelection(),
+    label: () => applyLabel(),
+    unpin: () => setPinned(-1),
+  }, (model.get("_color_modes") || []).length ? model.get("_color_modes") : undefined);
   const unIsolate = isolateKeys(root, { wheelTarget: body });
   el.appendChild(root);
 
@@ -85,13 +50,16 @@ function render({ model, el }) {
   let codes = toUint8(model.get("_color_codes"));
   let selected = Array.from(toUint32(model.get("_selected")));
   let scatter = null;
+  let gl = null; // lib/map_renderer.js: the WebGL renderer, the map's size
+  let recolors = 0; // colour redraws done (data-recolored: for probes)
+  let pts = null; // regl-scatterplot's [x, y, code, coloured] per point (lib/map_points.js)
   let drawn = false;
   let lassoing = false;
   let pointerMods = { add: false, remove: false };
   let hovered = -1;
   let helpTimer = null;
   const info = new Map(); // index -> info dict from Python
-  const sprites = new SpriteSheets(model, model.get("_sprite_meta"));
+  const thumbs = new ImageStore(model, { edge: model.get("_thumb_size") || 72, max: 512 }); // hover, LRU
   const images = new ImageStore(model, { edge: 128, max: 64 }); // the pinned item's image
   const ev = listeners(model);
   const xScale = linearScale([-1, 1]);
@@ -103,18 +71,19 @@ function render({ model, el }) {
 
   body.style.height = `${model.get("height")}px`;
 
-  function points() {
-    const N = n();
-    const pts = new Array(N);
-    for (let i = 0; i < N; i++) pts[i] = [coords[2 * i], coords[2 * i + 1], codes[i] || 0, codes[i] ? 1 : 0];
-    return pts;
-  }
-
-  // valueB is 1 for coloured points (labeled, predicted, ...), 0 for grey ones (code 0):
-  // grey points are drawn smaller, fainter and under the coloured ones
-  async function drawPoints(opts = {}) {
-    await scatter.draw(points(), { zDataType: "categorical", wDataType: "categorical", ...opts });
-    scatter.set({ pointOrder: drawOrder(codes, n()) });
+  // the whole point set (new coordinates) or, with `recolor`, only new colour codes:
+  // the arrays are recoloured in place and the spatial index is reused
+  // draws run one after another (regl-scatterplot ignores a draw while one is running)
+  let drawing = Promise.resolve();
+  function drawPoints({ recolor = false, ...opts } = {}) {
+    const next = drawing.catch(() => {}).then(() => {
+      const reuse = recolor && pts !== null && pts.length === n();
+      if (reuse) recodePoints(pts, codes);
+      else pts = buildPoints(coords, codes, n());
+      return drawAll(scatter, pts, codes, { sameCoords: reuse, ...opts });
+    });
+    drawing = next;
+    return next;
   }
 
   async function fitView() {
@@ -140,8 +109,9 @@ function render({ model, el }) {
   let viewTimer = null;
 
   async function create(width, height) {
+    gl = mapRenderer(width, height);
     scatter = createScatterplot({
-      canvas, width, height, xScale, yScale,
+      renderer: gl.renderer, canvas, width, height, xScale, yScale,
       pointSize: [0.75, 1.2].map((f) => f * basePointSize(n())),
       sizeBy: "valueB",
       pointSizeSelected: 1,
@@ -156,6 +126,7 @@ function render({ model, el }) {
       deselectOnEscape: false,
       deselectOnDblClick: true,
       actionKeyMap: { lasso: "shift", merge: isMac ? "cmd" : "ctrl", remove: "alt" },
+      ...largeOptions(n()),
       ...themeColors(),
     });
     scatter.subscribe("lassoStart", () => { lassoing = true; });
@@ -176,6 +147,7 @@ function render({ model, el }) {
     if (selected.length) scatter.select(selected, { preventEvent: true });
     drawn = true;
     root.dataset.drawn = "true";
+    root.dfwScatter = scatter; // for probes (frame rate, tests); not an API
     overlay.attach(scatter);
     syncView();
   }
@@ -185,7 +157,7 @@ function render({ model, el }) {
     const hgt = body.clientHeight;
     if (w < 10 || hgt < 10) return;
     if (!scatter) create(w, hgt);
-    else scatter.set({ width: w, height: hgt });
+    else { gl.resize(w, hgt); scatter.set({ width: w, height: hgt }); }
     if (drawn && !userView) fitView().catch(() => {}); // until the user pans or zooms
     overlay.redraw();
   });
@@ -268,11 +240,14 @@ function render({ model, el }) {
     tip.style.display = "flex";
     fillIndex(tipInfo, i);
     placeTip(i);
-    sprites.draw(tipThumb, i).catch(() => {});
+    thumbs.get([i]).then(([e]) => {
+      if (e && hovered === i) tipThumb.src = e.url;
+      thumbs.prune(new Set([i]));
+    }).catch(() => {});
     getInfo(i).then((d) => { if (hovered === i) { fillInfo(tipInfo, d); placeTip(i); } })
       .catch(() => {});
   }
-  function hideTip() { hovered = -1; tip.style.display = "none"; }
+  function hideTip() { hovered = -1; tip.style.display = "none"; tipThumb.removeAttribute("src"); }
 
   function setPinned(i) {
     if (model.get("pinned") !== i) { model.set("pinned", i); model.save_changes(); }
@@ -299,8 +274,10 @@ function render({ model, el }) {
   }
 
   function renderStatus() {
-    status.textContent = statusText(n(), model.get("_layout_method"));
+    const error = model.get("_layout_error") || "";
+    status.textContent = statusText(n(), model.get("_layout_method"), error);
     status.title = status.textContent;
+    status.dataset.kind = error ? "error" : "info";
   }
 
   function renderMessage() {
@@ -323,10 +300,12 @@ function render({ model, el }) {
     renderStatus();
   });
   ev.on("change:_layout_method", renderStatus);
+  ev.on("change:_layout_error", renderStatus);
   ev.on("change:_color_codes", () => {
     codes = toUint8(model.get("_color_codes"));
     info.clear();
-    if (drawn) drawPoints({ preventFilterReset: true, select: selected }).catch(() => {});
+    if (drawn) drawPoints({ recolor: true, preventFilterReset: true, select: selected })
+      .then(() => { root.dataset.recolored = String(++recolors); }).catch(() => {});
     overlay.redraw();
   });
   ev.on("change:_palette", () => {
@@ -382,8 +361,10 @@ function render({ model, el }) {
     ev.off();
     unIsolate();
     images.clear();
+    thumbs.clear();
     overlay.destroy();
     if (scatter) scatter.destroy();
+    if (gl) gl.destroy();
   };
 }
 

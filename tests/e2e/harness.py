@@ -592,3 +592,104 @@ def write_png_folder(images: np.ndarray, labels: Sequence[int], class_names: Seq
         Image.fromarray(np.asarray(img)).save(path, compress_level=1)
         paths.append(path)
     return paths
+
+
+_FRAME_RATE_JS = """
+async (canvas, [ms, mode]) => {
+  // every frame moves the view (a wheel step, or a drag step): each frame must redraw
+  const r = canvas.getBoundingClientRect();
+  const cx = r.left + r.width / 2, cy = r.top + r.height / 2;
+  const opts = (x, y, extra) => ({ clientX: x, clientY: y, bubbles: true, cancelable: true,
+                                   view: window, ...extra });
+  const scatter = (canvas.closest('.dfw-root') || {}).dfwScatter;
+  let draws = 0;
+  const sub = scatter ? scatter.subscribe('draw', () => { draws += 1; }) : null;
+  if (mode === 'pan') canvas.dispatchEvent(new MouseEvent('mousedown', opts(cx, cy, { buttons: 1, button: 0 })));
+  const times = [];
+  const t0 = performance.now();
+  await new Promise((resolve) => {
+    const step = (t) => {
+      times.push(t);
+      const k = times.length, back = (t - t0) > ms / 2;
+      if (mode === 'pan') {
+        const dx = 120 * Math.sin(k / 12), dy = 60 * Math.cos(k / 15);
+        window.dispatchEvent(new MouseEvent('mousemove', opts(cx + dx, cy + dy, { buttons: 1 })));
+      } else {
+        canvas.dispatchEvent(new WheelEvent('wheel', opts(cx, cy, { deltaY: back ? 30 : -30, deltaMode: 0 })));
+      }
+      if (t - t0 < ms) requestAnimationFrame(step); else resolve();
+    };
+    requestAnimationFrame(step);
+  });
+  if (mode === 'pan') window.dispatchEvent(new MouseEvent('mouseup', opts(cx, cy, { buttons: 0 })));
+  if (sub !== null) scatter.unsubscribe(sub);
+  const gaps = times.slice(1).map((t, i) => t - times[i]).sort((a, b) => a - b);
+  const seconds = (times[times.length - 1] - times[0]) / 1000;
+  return { frames: times.length - 1, seconds, fps: (times.length - 1) / seconds,
+           draws, p95_ms: gaps[Math.floor(0.95 * (gaps.length - 1))] || 0 };
+}
+"""
+
+
+def frame_rate(canvas: Any, *, seconds: float = 2.0, mode: str = "zoom") -> dict:
+    """Frames per second in the page while the view moves every frame, measured with
+    requestAnimationFrame: ``mode`` "zoom" (a wheel step per frame on the canvas, in then
+    out) or "pan" (a mouse drag, one move per frame). Returns {frames, seconds, fps,
+    draws (the scatterplot's redraws, dfwidgets maps only), p95_ms (frame gap)}."""
+    if mode not in ("zoom", "pan"):
+        raise ValueError(f'mode must be "zoom" or "pan"; got {mode!r}.')
+    return canvas.evaluate(_FRAME_RATE_JS, [seconds * 1000, mode])
+
+
+_PIXEL_CHANGE_JS = """
+(canvas) => {
+  // a 2-D canvas (regl-scatterplot copies its WebGL frame into it): sample its pixels
+  // every frame until they differ from now; the wall-clock time (ms since epoch) then
+  const ctx = canvas.getContext('2d');
+  const grab = () => ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  const before = grab();
+  canvas._pixelChange = new Promise((resolve) => {
+    const check = () => {
+      const now = grab();
+      let diff = 0;
+      for (let i = 0; i < now.length; i += 4 * 7) {
+        if (Math.abs(now[i] - before[i]) + Math.abs(now[i + 1] - before[i + 1]) +
+            Math.abs(now[i + 2] - before[i + 2]) > 30) diff += 1;
+      }
+      if (diff > now.length / (4 * 7) * 0.002) resolve(Date.now());
+      else requestAnimationFrame(check);
+    };
+    requestAnimationFrame(check);
+  });
+}
+"""
+
+
+def start_pixel_change_probe(canvas: Any) -> None:
+    """Snapshot a 2-D canvas's pixels now and watch them every frame (see
+    :func:`pixel_change_time`)."""
+    canvas.evaluate(_PIXEL_CHANGE_JS)
+
+
+def pixel_change_time(canvas: Any, *, timeout: float = 30.0) -> float:
+    """Wall-clock time (seconds since the epoch, as Python's ``time.time()``) when the
+    canvas's pixels first changed after :func:`start_pixel_change_probe`."""
+    ms = canvas.evaluate(
+        "(c, t) => Promise.race([c._pixelChange, new Promise((_, no) => "
+        "setTimeout(() => no(new Error('pixels did not change')), t))])", timeout * 1000)
+    return float(ms) / 1000.0
+
+
+def timed_lasso(page: Any, polygon: Any, *, step_ms: int = 30) -> float:
+    """:func:`lasso`, returning ``time.time()`` just before the mouse button goes up."""
+    pts = [(float(x), float(y)) for x, y in polygon]
+    page.mouse.move(*pts[0])
+    page.keyboard.down("Shift")
+    page.mouse.down()
+    for x, y in [*pts[1:], pts[0]]:
+        page.mouse.move(x, y, steps=8)
+        page.wait_for_timeout(step_ms)
+    t_up = time.time()
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    return t_up

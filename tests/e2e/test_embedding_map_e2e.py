@@ -4,10 +4,18 @@ the widget, and the kernel's Session/store must agree with what was drawn."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
-
-from harness import DARK_THEME, LIGHT_THEME, drawn_fraction, lasso, points_in_polygon
+from harness import (
+    DARK_THEME,
+    LIGHT_THEME,
+    drawn_fraction,
+    lasso,
+    points_in_polygon,
+    timed_lasso,
+)
 
 N = 2000
 
@@ -201,7 +209,10 @@ def test_lasso_select_and_bulk_label(lab, warm_embeddings):
         "() => document.querySelector('.dfw-map-tip .dfw-map-info').textContent.includes('fashion_mnist/')",
         timeout=10_000,
     )
-    thumb_px = lab.pixels(tip.locator("canvas"))
+    lab.page.wait_for_function(  # the thumbnail: asked of Python for this item only
+        "() => { const i = document.querySelector('.dfw-map-tip img');"
+        " return i && i.complete && i.naturalWidth > 0; }", timeout=10_000)
+    thumb_px = lab.pixels(tip.locator("img"))
     assert drawn_fraction(thumb_px) > 0.05, "the hover thumbnail is empty"
     # a click pins the item: its image comes through the one image path (binary buffer)
     page.mouse.click(hx + dx, hy)
@@ -273,3 +284,97 @@ def _distance_to_polygon(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
     t = np.clip((ap * ab[None]).sum(-1) / (ab * ab).sum(-1)[None], 0, 1)
     closest = a[None] + t[..., None] * ab[None]
     return np.sqrt(((points[:, None, :] - closest) ** 2).sum(-1)).min(axis=1)
+
+
+BIG = 200_000
+BIG_CELLS = [
+    # 0: N items without image files (random 8x8 arrays), random embeddings, blob layout
+    ("import time, tempfile, numpy as np, dfwidgets as dfw\n"
+    f"N = {BIG}\n"
+    "rng = np.random.default_rng(0)\n"
+    "centers = rng.normal(scale=5.0, size=(8, 2))\n"
+    "cat = rng.integers(0, 8, size=N)\n"
+    "xy = (centers[cat] + rng.normal(size=(N, 2))).astype(np.float32)\n"
+    "src = dfw.ImageSource.from_array(rng.integers(0, 255, size=(N, 8, 8), dtype=np.uint8))\n"
+    "s = dfw.Session.open(tempfile.mkdtemp(prefix='e2e_bigmap_'), source=src,"
+    " embeddings=rng.normal(size=(N, 8)).astype(np.float32), auto_fit=False)\n"
+    "_T = []\n"
+    "_h = s.on('selection_changed', lambda *a: _T.append(time.time()))"),
+    # 1: the map
+    "m = dfw.EmbeddingMap(s, layout=xy, color_by=cat, height=420)\nm",
+]
+
+
+def test_a_large_map_draws_hovers_lazily_and_lassoes(lab):
+    """200,000 points: drawn (pixels); no thumbnail is made to open it, hovering asks
+    Python for the hovered item only (request count on the Python side); a mouse lasso
+    reaches ``session.selection`` with exactly the points inside it."""
+    lab.open_notebook("embedding_map_big_e2e.ipynb", BIG_CELLS)
+    lab.set_theme(LIGHT_THEME)
+    lab.run_cell(0, timeout=600)
+    lab.run_cell(1, timeout=300)
+    lab.wait_for_widget(1, ".dfw-map")
+    body = lab.cell(1).locator(".dfw-map-body")
+    body.scroll_into_view_if_needed()
+    px = None
+    for _ in range(480):
+        px = _plot_pixels(lab, body)
+        if drawn_fraction(px) > 0.02:
+            break
+        lab.page.wait_for_timeout(250)
+    assert drawn_fraction(px) > 0.02, "the 200,000 points were not drawn"
+    assert lab.page.evaluate("() => document.querySelector('.dfw-map').dataset.drawn") == "true"
+    status = lab.cell(1).locator(".dfw-map-status").inner_text()
+    assert "200,000 items" in status and "failed" not in status
+    lab.page.wait_for_timeout(1500)  # fit-to-view settles; the view reaches the kernel
+    assert lab.kernel_eval("[m.thumbs.requests, m.thumbs.built, len(m.thumbs)]") == [0, 0, 0]
+
+    # ---- hover: one item's thumbnail, made when asked -------------------------------
+    page = lab.page
+    box = body.bounding_box()
+    _target, (tx, ty), view = lab.kernel_eval(
+        "(lambda c: (lambda t: [t, m.coordinates[t].tolist(), list(m._view)])"
+        "(int(np.argmin(((m.coordinates - c) ** 2).sum(1)))))"
+        "(m.coordinates[cat == 0].mean(0))")
+    hx = box["x"] + (tx - view[0]) / (view[1] - view[0]) * box["width"]
+    hy = box["y"] + (view[3] - ty) / (view[3] - view[2]) * box["height"]
+    tip = lab.cell(1).locator(".dfw-map-tip")
+    for dx in (0, 1, -1, 2, -2):
+        page.mouse.move(hx + dx, hy)
+        page.wait_for_timeout(300)
+        if tip.is_visible():
+            break
+    tip.wait_for(state="visible", timeout=10_000)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.dfw-map-tip img');"
+        " return i && i.complete && i.naturalWidth > 0; }", timeout=20_000)
+    requests, built, cached = lab.kernel_eval("[m.thumbs.requests, m.thumbs.built, len(m.thumbs)]")
+    assert 1 <= requests <= 5 and 1 <= built <= 5 and cached == built, (requests, built)
+    page.mouse.move(box["x"] - 30, box["y"] - 30)
+    page.wait_for_timeout(300)
+
+    # ---- lasso with the mouse: the Session gets exactly the points inside -----------
+    cx, cy = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5
+    r = min(box["width"], box["height"]) * 0.25
+    angles = np.linspace(0, 2 * np.pi, 9)[:-1]
+    poly_page = np.stack([cx + r * np.cos(angles) * 1.3, cy + r * np.sin(angles)], axis=1)
+    view = lab.kernel_eval("list(m._view)")
+    x0, x1, y0, y1 = view
+    poly = np.stack([x0 + (poly_page[:, 0] - box["x"]) / box["width"] * (x1 - x0),
+                     y1 - (poly_page[:, 1] - box["y"]) / box["height"] * (y1 - y0)], axis=1)
+    t_up = timed_lasso(page, poly_page)
+    for _ in range(200):
+        if lab.kernel_eval("len(_T)"):
+            break
+        page.wait_for_timeout(100)
+    lab.kernel_exec(inspect.getsource(points_in_polygon))
+    got = lab.kernel_eval(
+        f"(lambda inside: [_T[0], len(s.selection), int(inside.sum()),"
+        f" int(np.isin(np.flatnonzero(inside), s.selection).sum())])"
+        f"(points_in_polygon(m.coordinates.astype(float), np.array({poly.tolist()})))")
+    t_sel, n_sel, n_inside, n_both = got
+    assert n_inside > 1000, "the lasso should enclose many points"
+    # points on the outline (pixel rounding) may fall either way: allow 2%
+    assert n_both >= 0.98 * n_inside and n_sel <= 1.02 * n_inside, (n_sel, n_inside, n_both)
+    assert t_sel - t_up < 10.0, f"the lasso took {t_sel - t_up:.1f} s to reach Python"
+    assert "selected" in lab.cell(1).locator(".dfw-map-selcount").inner_text()

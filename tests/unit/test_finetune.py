@@ -86,9 +86,9 @@ def test_verdict_is_honest_when_finetuning_is_worse(lite0, labeled, held_out, fm
 def test_cancel_stops_within_a_second(lite0, labeled, fmnist_train):
     images, y = labeled
     stepped = threading.Event()
-    ft = FineTuner(lite0, epochs=20, threads=1, progress=False)
+    ft = FineTuner(lite0, epochs=20, views=2, threads=1, progress=False)
     ft.start(images, y, classes=fmnist_train.classes, on_step=lambda done, total: stepped.set())
-    assert stepped.wait(120), "training never made a step"
+    assert stepped.wait(600), "training never made a step"
     assert ft.running
     t0 = time.perf_counter()
     ft.cancel()
@@ -130,3 +130,141 @@ def test_open_clip_image_tower_trains_its_last_block_only(fmnist_train):
                                        "clip_model.visual.ln_post", "clip_model.visual.proj"))
                          for n in tuned), tuned[:5]
     assert any(n.startswith("clip_model.visual.transformer.resblocks.11.") for n in tuned)
+
+
+# ---------------------------------------------------------------- issue 20: quick path
+def test_split_front_and_tail_reproduce_the_backbone(lite0):
+    from dfwidgets.learn.finetune_tail import StageSplit, cut_for_blocks
+
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        full = lite0.module(x)
+        for blocks in (1, 2, 4):
+            split = StageSplit(lite0.module, cut_for_blocks(lite0.module, blocks), image_size=64)
+            act, prefix = split.front(x)
+            assert tuple(act.shape[1:]) == split.activation_shape
+            assert torch.allclose(split(act, prefix), full, atol=1e-5)
+
+
+def _count_front_calls(lite0):
+    """Forward hook on the stem: the frozen front runs exactly when it is called."""
+    calls = []
+    handle = lite0.module.model.conv_stem.register_forward_hook(
+        lambda _m, inp, _out: calls.append(len(inp[0])))
+    return calls, handle
+
+
+def test_cache_is_used_the_front_does_not_run_in_epoch_two(lite0, labeled, fmnist_train,
+                                                           tmp_path):
+    images, y = labeled
+    calls, handle = _count_front_calls(lite0)  # deepcopy in fit() copies the hook too
+    per_epoch = []
+    try:
+        ft = FineTuner(lite0, epochs=2, patience=5, views=2, threads=1, progress=False,
+                       cache_dir=tmp_path, batch_size=32)
+        ft.fit(images[:80], y[:80], classes=fmnist_train.classes,
+               on_epoch=lambda row: per_epoch.append(sum(calls)))
+        assert list(ft.history_["epoch"]) == [0, 1, 2] and ft.cut_ is not None
+        # images ran through the front while the cache was built, never in epochs 1 and 2
+        assert per_epoch[0] > 0 and per_epoch[0] == per_epoch[1] == per_epoch[2]
+        assert ft.cache_computed_ > 0
+        # a second run on the same images reads every activation from disk
+        calls.clear()
+        ft2 = FineTuner(lite0, epochs=1, views=2, threads=1, progress=False,
+                        cache_dir=tmp_path, batch_size=32)
+        ft2.fit(images[:80], y[:80], classes=fmnist_train.classes)
+        assert sum(calls) <= 1 and ft2.cache_computed_ == 0 and ft2.cache_hits_ > 0
+    finally:
+        handle.remove()
+
+
+def test_a_changed_image_gets_new_activations(lite0, labeled, tmp_path):
+    from PIL import Image
+
+    from dfwidgets.exported_model import build_transform, describe_transform
+    from dfwidgets.learn.finetune_cached import build_activations
+    from dfwidgets.learn.finetune_tail import StageSplit, cut_for_blocks
+
+    images = [im.convert("RGB") for im in labeled[0][:6]]
+    split = StageSplit(lite0.module, cut_for_blocks(lite0.module, 2), image_size=64)
+    tf = build_transform(describe_transform(lite0.transform, image_size=64))
+    opts = dict(model_key=lite0.cache_key, image_size=64, views=2, shift=4, device="cpu",
+                check_cancel=lambda: None, cache_dir=tmp_path)
+    first = build_activations(split, images, tf, **opts)
+    assert first.computed == 12 and first.hits == 0
+    again = build_activations(split, images, tf, **opts)
+    assert again.computed == 0 and again.hits == 12
+    assert torch.equal(again.views[1], first.views[1])
+    pixels = np.asarray(images[2]).copy()
+    pixels[10:20, 10:20] = 255 - pixels[10:20, 10:20]
+    changed = [*images[:2], Image.fromarray(pixels), *images[3:]]
+    third = build_activations(split, changed, tf, **opts)
+    assert third.computed == 2 and third.hits == 10  # one image x two views recomputed
+    assert not torch.equal(third.views[0][2], first.views[0][2])
+    assert torch.equal(third.views[0][[0, 1, 3, 4, 5]], first.views[0][[0, 1, 3, 4, 5]])
+
+
+def test_exported_model_reproduces_the_measured_accuracy_in_a_fresh_process(
+        lite0, labeled, held_out, fmnist_train, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    images, y = labeled
+    val_images, val_y = held_out[0][:80], held_out[1][:80]
+    ft = FineTuner(lite0, epochs=1, views=2, threads=1, progress=False, cache_dir=tmp_path,
+                   batch_size=32, lr=1e-4, head_lr=1e-4)
+    ft.fit(images[:120], y[:120], classes=fmnist_train.classes, val=(val_images, val_y))
+    measured = float(ft.history_["val_acc"][ft.best_epoch_])
+    path = ft.model_.save(tmp_path / "model.safetensors")
+    files = []
+    for i, im in enumerate(val_images):
+        files.append(str(tmp_path / f"img{i:03d}.png"))
+        im.save(files[-1])
+    code = ("import json, sys; from dfwidgets.exported_model import ExportedModel; "
+            "m = ExportedModel.load(sys.argv[1], device='cpu'); "
+            "print(json.dumps(list(m.predict(json.loads(sys.argv[2])))))")
+    out = subprocess.run([sys.executable, "-c", code, str(path), json.dumps(files)],
+                         capture_output=True, text=True, timeout=300, check=True)
+    pred = json.loads(out.stdout.strip().splitlines()[-1])
+    truth = [fmnist_train.classes[i] for i in val_y]
+    correct = sum(p == t for p, t in zip(pred, truth))
+    assert correct == round(measured * len(truth))  # the same items right, to the item
+
+
+def test_advice_names_where_finetuning_starts_to_pay():
+    from dfwidgets.learn.finetune_advice import finetune_advice, pays_from
+
+    runs = [{"n_labels": 500, "held_out_probe": 0.80, "held_out_finetune": 0.79},
+            {"n_labels": 2000, "held_out_probe": 0.85, "held_out_finetune": 0.88},
+            {"n_labels": 10000, "held_out_probe": 0.87, "held_out_finetune": 0.91}]
+    assert pays_from([(r["n_labels"], r["held_out_probe"], r["held_out_finetune"])
+                      for r in runs]) == 2000
+    small = finetune_advice(300, runs)
+    assert small["pays"] is False and small["from_labels"] == 2000
+    assert "With 300 labels fine-tuning has not beaten the probe" in small["text"]
+    assert "around 2,000 labels" in small["text"]
+    assert finetune_advice(5000, runs)["pays"] is True
+    never = finetune_advice(300, runs[:1], reference=())
+    assert never["pays"] is False and "has not beaten" in never["text"]
+
+
+def test_cancel_while_the_cache_is_built_stops_within_a_second(lite0, labeled, fmnist_train,
+                                                                tmp_path):
+    images, y = labeled
+    started = threading.Event()
+    handle = lite0.module.model.conv_stem.register_forward_hook(
+        lambda *_a: started.set())
+    try:
+        ft = FineTuner(lite0, epochs=5, views=4, threads=1, progress=False, cache_dir=tmp_path)
+        ft.start(images, y, classes=fmnist_train.classes)
+        assert started.wait(600), "the front never ran"
+        t0 = time.perf_counter()
+        ft.cancel()
+        assert ft.wait(timeout=5)
+        elapsed = time.perf_counter() - t0
+    finally:
+        handle.remove()
+    assert elapsed < 1.0, f"cancel took {elapsed:.2f} s"
+    assert ft.cancelled_ and ft.error_ is None and ft.model_ is None
+    assert "cancelled before" in ft.verdict_

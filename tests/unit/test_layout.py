@@ -54,12 +54,14 @@ def test_umap_in_background_then_cached_then_transform(data, tmp_path):
     assert lc.method_ == "umap" and xy.shape == (600, 2) and xy.dtype == np.float32
     # UMAP (cosine) keeps classes together better than the PCA view
     acc_umap, acc_pca = knn_accuracy(xy, y), knn_accuracy(lc.pca_embedding_, y)
-    assert acc_umap > 0.7 and acc_umap > acc_pca + 0.1
+    # (no fixed seed any more: both cores; 0.67-0.74 over runs at 600 items)
+    assert acc_umap > 0.62 and acc_umap > acc_pca + 0.1, (acc_umap, acc_pca)
 
     # the second time comes from the disk cache (same key), no UMAP run
     again = LayoutComputer(cache_dir=tmp_path, progress=False)
     again._fit_umap = None  # would raise TypeError if UMAP ran
     np.testing.assert_array_equal(again.fit(emb).wait(), xy)
+    assert again.done and again.stage_ == "done"
     assert len(list((tmp_path / "layout").glob("*.npy"))) == 1
     # only coordinates are cached: no model file, nothing executable (no pickle)
     assert [p.suffix for p in (tmp_path / "layout").iterdir()] == [".npy"]

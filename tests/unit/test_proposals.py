@@ -29,8 +29,9 @@ def test_prototype_proposal_covers_unlabeled_items_and_beats_chance(session, fmn
     examples = one_per_class(fmnist_test)
     for name, i in examples.items():
         session.label([i], name)
-    prop = session.propose(method="prototype")
-    assert list(prop.columns) == ["index", "label", "confidence"]
+    prop = session.propose(method="prototype", open_set=False)
+    assert list(prop.columns) == ["index", "label", "confidence", "kept"]
+    assert prop["kept"].all() and prop.attrs["left_out"] == 0
     assert len(prop) == len(fmnist_test) - 10
     assert not np.isin(prop["index"], list(examples.values())).any()
     assert prop["confidence"].is_monotonic_decreasing
@@ -38,14 +39,18 @@ def test_prototype_proposal_covers_unlabeled_items_and_beats_chance(session, fmn
     truth = np.asarray(fmnist_test.classes, dtype=object)[fmnist_test.labels[prop["index"]]]
     correct = truth == prop["label"].to_numpy()
     assert correct.mean() > 0.4  # chance is 0.1
-    top = correct[: len(correct) // 10]
-    assert top.mean() > correct.mean() + 0.03  # confidence ranks right answers first
-    assert session.proposal_ is prop
+    # the items the open-set rule keeps (near an example) are right far more often
+    near = session.propose(method="prototype")
+    kept = near[near["kept"]]
+    truth = np.asarray(fmnist_test.classes, dtype=object)[fmnist_test.labels[kept["index"]]]
+    assert len(kept) >= 3
+    assert (truth == kept["label"].to_numpy()).mean() > correct.mean() + 0.2
+    assert session.proposal_ is near
 
 
 def test_commit_writes_only_above_threshold_keeps_labels_and_undoes(session, fmnist_test):
     examples = one_per_class(fmnist_test)
-    prop = session.propose(method="prototype", examples=examples)
+    prop = session.propose(method="prototype", examples=examples, open_set=False)
     assert len(session.labels) == 0  # examples= does not label anything
     assert len(prop) == len(fmnist_test)
 
@@ -103,7 +108,8 @@ def test_clear_errors(session, fmnist_test):
 
 
 def test_samples_at_several_confidence_levels(session, fmnist_test):
-    prop = session.propose(method="prototype", examples=one_per_class(fmnist_test))
+    prop = session.propose(method="prototype", examples=one_per_class(fmnist_test),
+                           open_set=False)
     samples = proposals.proposal_samples(prop, levels=(0.9, 0.5), per_class=2)
     assert samples.equals(session.examples.samples(levels=(0.9, 0.5), per_class=2))
     assert set(samples["level"]) == {0.9, 0.5}
@@ -154,7 +160,7 @@ def test_zero_shot_commit_and_undo_with_a_text_model(tmp_path, fmnist_test):
     try:
         assert s.supports_text() == (True, "")
         prompts = {"Sneaker": "a photo of a sneaker", "Bag": ["a photo of a bag", "a handbag"]}
-        prop = s.propose(method="zero-shot", prompts=prompts)
+        prop = s.propose(method="zero-shot", prompts=prompts, open_set=False)
         assert len(prop) == 8 and set(prop["label"]) <= {"Sneaker", "Bag"}
         assert prop["confidence"].between(0.5, 1.0).all()
         assert prop.attrs["source"] == "zero-shot"
@@ -260,23 +266,30 @@ def test_propose_prototypes_labels_the_pool_most_confident_first():
     centres, X, y = clusters()
     names = np.array(["a", "b", "c"], dtype=object)
     pool = np.arange(100, 100 + len(X))  # item indices need not be positions
-    prop = proposals.propose_prototypes(centres, names, X, pool)
-    assert list(prop.columns) == ["index", "label", "confidence"]
+    from dfwidgets.learn.open_set import center
+
+    prop = proposals.propose_prototypes(centres, names, X, pool, open_set=False)
+    assert list(prop.columns) == ["index", "label", "confidence", "kept"]
     assert prop["index"].dtype == np.int64 and prop["confidence"].dtype == np.float32
-    assert prop.attrs == {"method": "prototype", "source": "prototype", "classes": ["a", "b", "c"]}
+    assert prop.attrs == {"method": "prototype", "source": "prototype", "classes": ["a", "b", "c"],
+                          "left_out": 0, "left_out_reason": ""}
     assert sorted(prop["index"]) == pool.tolist()
     assert prop["confidence"].is_monotonic_decreasing
     truth = dict(zip(pool.tolist(), names[y]))
     assert all(truth[i] == lab for i, lab in zip(prop["index"], prop["label"]))
-    ref = PrototypeClassifier().fit(centres, names).predict_proba(X).max(axis=1)
+    mean = X.mean(axis=0)  # the prototypes live in embeddings centred on the pool mean
+    C, Xc = center(centres, mean), center(X, mean)
+    T = proposals.TEMPERATURE
+    ref = PrototypeClassifier(temperature=T).fit(C, names).predict_proba(Xc).max(axis=1)
     got = prop.set_index("index")["confidence"].reindex(pool).to_numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-6)
 
     # a hard negative ("item 0 is not a") pushes a's prototype away: exactly the classifier's
     neg = proposals.propose_prototypes(centres, names, X, pool, X_negative=X[:1], y_negative=["a"])
-    ref = PrototypeClassifier().fit(centres, names, X_negative=X[:1], y_negative=np.array(["a"], object))
+    ref = PrototypeClassifier(temperature=T).fit(C, names, X_negative=Xc[:1],
+                                                 y_negative=np.array(["a"], object))
     got = neg.set_index("index")["confidence"].reindex(pool).to_numpy()
-    np.testing.assert_allclose(got, ref.predict_proba(X).max(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(got, ref.predict_proba(Xc).max(axis=1), rtol=1e-5)
     assert got[0] < prop.set_index("index").loc[100, "confidence"]
 
     with pytest.raises(ValueError, match="at least 2 classes"):
@@ -312,7 +325,8 @@ def test_proposal_frame_ties_empty_pool_and_bad_shapes():
     assert prop["index"].tolist() == [3, 7, 5]  # equal confidence: lower index first
     assert prop["label"].tolist() == ["x", "y", "x"]
     empty = proposals.proposal_frame(np.zeros((0, 2)), ["x", "y"], np.zeros(0, int), method="zero-shot")
-    assert len(empty) == 0 and list(empty.columns) == ["index", "label", "confidence"]
+    assert len(empty) == 0
+    assert list(empty.columns) == ["index", "label", "confidence", "kept"]
     assert empty.attrs["source"] == "zero-shot"
     assert proposals.summarize_proposal(empty)["proposed"].tolist() == [0, 0]
     with pytest.raises(ValueError, match="shape"):
@@ -371,3 +385,55 @@ def test_proposal_samples_pick_items_near_each_level_once():
     got = {(r.label, r.level): r.index for r in samples.itertuples()}
     assert got == {("a", 0.9): 11, ("a", 0.5): 12, ("b", 0.9): 13, ("b", 0.5): 15}
     assert not samples["index"].duplicated().any()
+
+
+def test_none_of_these_leaves_out_items_far_from_every_example(session, fmnist_test):
+    """Examples of 2 of the 10 classes: the closed-set proposal forces every item into
+    one of them; the open-set rule keeps only items near an example, and what a commit at
+    the default threshold writes is (almost) all right."""
+    y = fmnist_test.labels
+    names = np.asarray(fmnist_test.classes, dtype=object)
+    rng = np.random.default_rng(0)
+    two = {str(names[c]): rng.choice(np.flatnonzero(y == c), 5, replace=False).tolist()
+           for c in (1, 7)}  # Trouser, Sneaker
+    closed = session.propose(method="prototype", examples=two, open_set=False)
+    prop = session.propose(method="prototype", examples=two)
+    assert prop.attrs["left_out"] == int((~prop["kept"]).sum()) > 0.9 * len(prop)
+    assert "farther from every example" in prop.attrs["left_out_reason"]
+    summary = session.examples.summary(min_confidence=0.9)
+    assert summary["left_out"].sum() == prop.attrs["left_out"]
+    assert not session.examples.samples()["index"].isin(prop.loc[~prop["kept"], "index"]).any()
+
+    def precision(frame):
+        pick = frame[frame["kept"] & (frame["confidence"] >= 0.9)]
+        truth = names[y[pick["index"].to_numpy()]]
+        return (truth == pick["label"].to_numpy()).mean(), len(pick)
+
+    closed_prec, closed_n = precision(closed)
+    prec, n = precision(prop)
+    assert closed_prec < 0.5 and n >= 1 and prec >= 0.95, (closed_prec, closed_n, prec, n)
+    assert session.commit_proposal() == n  # the default threshold commits the kept ones
+    written = session.labels
+    assert set(written.index) == set(prop.loc[prop["kept"] & (prop["confidence"] >= 0.9),
+                                              "index"])
+
+
+def test_open_set_rule_on_small_arrays():
+    """Pure: an item far from both examples is left out; ones near an example are kept."""
+    from dfwidgets.learn import open_set
+
+    centres, X, _ = clusters()  # 10 items around each of 3 centres
+    rng = np.random.default_rng(1)
+    far = rng.normal(size=(5, X.shape[1])).astype(np.float32)  # items of no named class
+    pool = np.concatenate([X, far])
+    prop = proposals.propose_prototypes(centres, ["a", "b", "c"], pool, np.arange(35),
+                                        k=10, density_quantile=0.0)
+    kept = prop.set_index("index").sort_index()["kept"].to_numpy()
+    assert kept[:30].mean() >= 0.8 and not kept[30:].any()
+    assert prop.attrs["left_out"] == int((~kept).sum()) >= 5
+    with pytest.raises(ValueError, match="density_quantile"):
+        open_set.near_examples(pool[:2], np.array([0, 1]), pool, np.zeros(45, int),
+                               density_quantile=2.0)
+    sims = np.array([[0.9, 0.1], [0.2, 0.2], [0.21, 0.19], [0.19, 0.2], [0.2, 0.21]])
+    rule = open_set.text_outliers(sims, sims.argmax(axis=1), z=2.0)
+    assert rule.kept.tolist() == [True, False, False, False, False]

@@ -181,7 +181,7 @@ def label_per_class(session: Session, src, per_class: int, *, start: int = 0,
     return np.concatenate(chosen)
 
 
-def test_fit_states_one_class_then_prototypes_then_probe(session: Session, small) -> None:
+def test_fit_states_one_class_then_probe(session: Session, small) -> None:
     src, _ = small
     updates: list[int] = []  # curve length seen by the listener: the record comes first
     session.on("model_updated", lambda s: updates.append(len(s.curve)))
@@ -191,9 +191,10 @@ def test_fit_states_one_class_then_prototypes_then_probe(session: Session, small
     session.fit()
     assert session.probs_ is None and session.predictions_ is None
     assert "Only one class has labels ('Sneaker'" in session.fit_status_
-    session.label([int(np.flatnonzero(src.labels == 8)[0])], "Bag")  # one example: prototypes
+    session.label([int(np.flatnonzero(src.labels == 8)[0])], "Bag")  # one example: a probe
     session.fit()
-    assert session.fit_status_.startswith("prototype")
+    assert session.fit_status_.startswith("linear probe")  # no prototype downgrade (issue 16)
+    assert list(session.model_.classes_) == ["Sneaker", "Bag"]
     assert session.probs_.shape == (N_SMALL, 10)
     labeled = label_per_class(session, src, 5)
     session.fit()
@@ -207,7 +208,7 @@ def test_fit_states_one_class_then_prototypes_then_probe(session: Session, small
     assert acc > 0.6  # 50 labels on real embeddings: far above chance (0.1)
     curve = session.curve
     assert len(curve) == 2  # one record per fit that trained a model
-    assert curve["model"].tolist() == ["prototype", "linear probe"]
+    assert curve["model"].tolist() == ["linear probe", "linear probe"]
     last = curve.iloc[-1]
     assert last["n_labels"] == 50 == len(labeled)  # the first Sneakers/Bag were relabeled
     # the recorded true accuracy is measured on unlabeled ground-truth items

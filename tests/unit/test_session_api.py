@@ -240,7 +240,7 @@ def test_layout_pca_at_once_then_umap_in_background(tmp_path: Path, small, monke
                      auto_fit=False)
     try:
         assert s.layout_coords is None
-        assert s.layout_status == {"method": None, "state": "none", "error": None}
+        assert s.layout_status == {"method": None, "state": "none", "error": None, "stage": None}
         events: list[dict] = []
         done = threading.Event()
 
@@ -259,7 +259,7 @@ def test_layout_pca_at_once_then_umap_in_background(tmp_path: Path, small, monke
         s.start_layout("umap")  # the same method again: no-op
         assert s.wait_for_layout(timeout=300)
         assert done.wait(10)
-        assert s.layout_status == {"method": "umap", "state": "done", "error": None}
+        assert s.layout_status == {"method": "umap", "state": "done", "error": None, "stage": None}
         xy = s.layout_coords
         assert xy.shape == (300, 2) and np.isfinite(xy).all() and not np.allclose(xy, pca)
         assert events[-1]["method"] == "umap" and len(events) <= 2
@@ -277,7 +277,7 @@ def test_layout_pca_at_once_then_umap_in_background(tmp_path: Path, small, monke
         np.testing.assert_allclose(s.layout_coords, given.astype(np.float32))
         assert events[-1]["method"] == "given"
         s.start_layout("pca")  # PCA is immediate
-        assert s.layout_status == {"method": "pca", "state": "done", "error": None}
+        assert s.layout_status == {"method": "pca", "state": "done", "error": None, "stage": None}
         with pytest.raises(ValueError, match="umap"):
             s.start_layout("tsne")
     finally:

@@ -117,21 +117,19 @@ def test_reopen_restores_model_without_refit(tmp_path: Path, small, fit_calls) -
         assert s2.fit_status_.startswith("linear probe on 51 labels (")
 
 
-def test_reopen_restores_prototypes(tmp_path: Path, small, fit_calls) -> None:
+def test_reopen_restores_a_one_label_per_class_probe(tmp_path: Path, small, fit_calls) -> None:
     src, emb = small
     path = tmp_path / "proto"
     with Session.open(path, source=src, embeddings=emb, auto_fit=False) as s:
-        label_per_class(s, src, 1)
-        s.add_negatives([int(np.flatnonzero(np.asarray(src.labels) == 1)[5])], src.classes[0])
+        label_per_class(s, src, 1)  # one label per class: a probe, no prototype downgrade
         s.fit()
-        assert s.fit_status_.startswith("prototype on 10 labels")
+        assert s.fit_status_.startswith("linear probe on 10 labels")
         probs = s.probs_.copy()
     fit_calls.clear()
     with Session.open(path, auto_fit=False) as s2:
         np.testing.assert_array_equal(s2.probs_, probs)
-        assert s2.fit_status_ == "prototype on 10 labels (restored)" and fit_calls == []
-        # prototypes use the hard negatives: a new one makes the saved model stale
-        s2.add_negatives([int(np.flatnonzero(np.asarray(src.labels) == 2)[5])], src.classes[0])
+        assert s2.fit_status_ == "linear probe on 10 labels (restored)" and fit_calls == []
+        s2.label([int(np.flatnonzero(np.asarray(src.labels) == 2)[7])], src.classes[2])
     with Session.open(path, auto_fit=False) as s3:
         assert "labels changed since" in s3.fit_status_ and fit_calls == []
 

@@ -13,7 +13,7 @@ from dfwidgets.session import Session
 from session_helpers import label_truth
 
 KEYS = {"n_items", "n_labeled", "n_classes", "per_class", "n_selected", "estimate", "low",
-        "high", "fit_status", "fitting", "fit_error", "folder_labels", "next_step"}
+        "high", "fit_status", "fitting", "fit_error", "folder_labels", "next_step", "n_issues"}
 
 
 @pytest.fixture

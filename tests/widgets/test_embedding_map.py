@@ -62,7 +62,8 @@ def test_binary_traits_have_the_right_shapes(m):
     codes = np.frombuffer(m._color_codes, dtype=np.uint8)
     assert codes.shape == (N,) and (codes == 0).all()  # nothing labeled yet: all "unlabeled"
     assert m._legend["items"][-1] == {"name": "unlabeled", "color": m._palette[0], "count": N}
-    assert m._sprite_meta["n"] == N and m._layout_method == "pca"
+    assert m._n == N and m._layout_method == "pca" and m._layout_error == ""
+    assert m._color_modes[:4] == ["label", "prediction", "uncertainty", "difficulty"]
 
 
 def test_selection_from_page_reaches_python_and_bulk_label_reaches_store(m, session):
@@ -157,7 +158,7 @@ def test_prediction_colours_follow_model_updates(m, session, fmnist_test):
     assert np.corrcoef(codes, u)[0, 1] > 0.99  # the ramp follows 1 - max p
 
 
-def test_hover_info_sheet_and_image_replies(m, session, sent):
+def test_hover_info_and_image_replies(m, session, sent):
     log = sent(m)
     session.label([9], "Dress", source="click")
     from_page_msg(m, {"type": "info", "index": 9, "request_id": 11})
@@ -165,11 +166,7 @@ def test_hover_info_sheet_and_image_replies(m, session, sent):
     msg = log[-1][0]["content"]
     assert msg == {"type": "info", "request_id": 11, "index": 9, "id": str(session.ids[9]),
                    "label": "Dress"}
-    from_page_msg(m, {"type": "sheet", "index": 0, "request_id": 12})
-    msg, buffers = [(mm, b) for mm, b in log if mm.get("method") == "custom"][-1]
-    assert msg["content"]["request_id"] == 12
-    sheet = Image.open(io.BytesIO(buffers[0]))
-    assert sheet.size[0] == m._sprite_meta["per_row"] * m._sprite_meta["thumb_size"]
+    assert m.thumbs.requests == 0 and len(m.thumbs) == 0  # opening the map made no thumbnails
     # the pinned item's image: the one image path (lib/images.js -> reply_images)
     from_page_msg(m, {"type": "images", "indices": [3, N + 2], "edge": 96, "request_id": 13})
     msg, buffers = [(mm, b) for mm, b in log if mm.get("method") == "custom"][-1]
@@ -278,5 +275,55 @@ def test_a_failed_umap_layout_is_said_in_the_map_and_pca_stays(tmp_path, monkeyp
         assert "numba could not compile" in m._message["text"]
         assert np.frombuffer(m._coords, np.float32).reshape(-1, 2).shape == (60, 2)  # PCA drawn
         m.close()
+    finally:
+        s.close()
+
+
+def test_hover_thumbnails_are_made_on_demand_and_lru_cached(m, session, sent):
+    """Only what the page asks for is encoded; a second hover comes from the cache; the
+    cache is bounded (least recently used items go first)."""
+    log = sent(m)
+    m.thumbs.max_items = 3
+    for rid, i in enumerate([5, 6, 5, 7, 8, 5]):
+        from_page_msg(m, {"type": "images", "indices": [i], "edge": 72, "request_id": 100 + rid})
+    replies = [mm["content"] for mm, _ in log if mm.get("method") == "custom"]
+    assert [r["items"][0]["index"] for r in replies] == [5, 6, 5, 7, 8, 5]
+    assert m.thumbs.requests == 6 and m.thumbs.built == 4 and m.thumbs.hits == 2
+    assert len(m.thumbs) == 3  # 6 was dropped (least recently used), 5 was kept
+    from_page_msg(m, {"type": "images", "indices": [6], "edge": 72, "request_id": 200})
+    assert m.thumbs.built == 5
+
+
+def test_the_status_line_says_why_a_layout_failed(tmp_path, monkeypatch):
+    """The map's status line (``_layout_method`` + ``_layout_error``) carries the reason
+    of a failed UMAP, not "computing UMAP…" forever; a layout that cannot even start
+    (e.g. umap-learn missing) does not break the map either."""
+    import dfwidgets as dfw
+    from dfwidgets.layout import LayoutComputer
+
+    def missing(self, x):
+        raise ImportError("umap-learn is not installed: pip install umap-learn")
+
+    monkeypatch.setattr(LayoutComputer, "_fit_umap", missing)
+    monkeypatch.setenv("DFW_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(1)
+    src = dfw.ImageSource.from_array(rng.integers(0, 255, size=(50, 8, 8), dtype=np.uint8))
+    s = Session.open(tmp_path / "proj", source=src,
+                     embeddings=rng.normal(size=(50, 16)).astype(np.float32), auto_fit=False)
+    try:
+        m = EmbeddingMap(s, layout="umap")
+        s.wait_for_layout(timeout=30)
+        assert s.layout_status["state"] == "failed"
+        assert m._layout_method == "pca"  # what is drawn
+        assert "umap-learn is not installed" in m._layout_error
+        m.close()
+
+        def cannot_start(*args, **kwargs):
+            raise RuntimeError("no layout today")
+
+        monkeypatch.setattr(type(s), "start_layout", cannot_start)
+        m2 = EmbeddingMap(s, layout="umap")  # no traceback for the user
+        assert m2._n == 50 and len(m2._coords) == 50 * 8
+        m2.close()
     finally:
         s.close()

@@ -162,3 +162,22 @@ def test_finetune_run_reports_which_model_is_kept(session):
     assert list(tr.curve_fig.data[3].x) == [n_labels]
     np.testing.assert_allclose(tr.curve_fig.data[3].y, [accuracy], atol=1e-9)
     assert runs[0]["accuracy"] == pytest.approx(accuracy, abs=1e-9)
+
+
+def test_finetune_advice_is_shown_before_the_user_waits(session):
+    # measured runs in this project: fine-tuning lost at 500 labels and won from 2,000
+    for n, probe, tuned in ((500, 0.80, 0.79), (2000, 0.85, 0.88), (10000, 0.87, 0.91)):
+        session.training.record({"n_labels": n, "held_out_probe": probe,
+                                 "held_out_finetune": tuned, "accuracy": tuned,
+                                 "cancelled": False})
+    _label_random(session, 30, seed=3)
+    tr = dfw.Trainer(session, embedder="efficientnet_lite0")
+    assert "has not beaten" not in tr.status.value
+    tr.mode_toggle.value = "finetune"  # choosing fine-tuning says whether it pays first
+    text = tr.status.value
+    assert "With 30 labels fine-tuning has not beaten the probe" in text
+    assert "around 2,000 labels" in text
+    advice = session.training.finetune_advice()
+    assert advice["pays"] is False and advice["from_labels"] == 2000
+    # the fine-tuned runs are the second series on the accuracy-vs-labels chart
+    assert list(tr.curve_fig.data[3].x) == [500, 2000, 10000]

@@ -172,20 +172,29 @@ def test_proposal_preview_commit_and_undo_from_the_page(vs, fmnist_test, monkeyp
     total = sum(r["proposed"] for r in vs.proposal_summary)
     assert total == len(fmnist_test) - 10
     levels = {s["level"] for s in vs.proposal_samples}
-    assert levels == {0.99, 0.9, 0.7, 0.5}
+    assert levels and levels <= {0.99, 0.9, 0.7, 0.5}
     assert all(set(s) == {"label", "level", "index", "confidence"} for s in vs.proposal_samples)
     content, buffers = page_images(vs, monkeypatch, [s["index"] for s in vs.proposal_samples])
     assert [m["index"] for m in content["items"]] == [s["index"] for s in vs.proposal_samples]
     assert all(bytes(b)[:4] == b"\x89PNG" for b in buffers)
 
-    vs.min_confidence = 0.95  # the page's threshold box
+    # "none of these": items far from every example are left out, and the preview says so
+    prop = vs.session.proposal_
+    out = int((~prop["kept"]).sum())
+    assert out > 0 and vs.proposal_left_out["count"] == out
+    assert "far" in vs.proposal_left_out["reason"] and f"{out:,} left out" in vs.message
+    assert sum(r["left_out"] for r in vs.proposal_summary) == out
+    assert not {s["index"] for s in vs.proposal_samples} & set(prop.loc[~prop["kept"], "index"])
+
+    vs.min_confidence = 0.5  # the page's threshold box
     above = sum(r["above_threshold"] for r in vs.proposal_summary)
-    expect = int((vs.session.proposal_["confidence"] >= 0.95).sum())
+    expect = int(((prop["confidence"] >= 0.5) & prop["kept"]).sum())
     assert above == expect > 0
     page_msg(vs, {"type": "commit"})
     cur = vs.session.store.current()
     assert (cur["source"] == "prototype").sum() == expect
     assert vs.proposal_method == "" and "Committed" in vs.message
+    assert vs.proposal_left_out == {}
     page_msg(vs, {"type": "undo_proposal"})
     assert (vs.session.store.current()["source"] == "prototype").sum() == 0
     assert len(vs.session.labels) == 10

@@ -68,8 +68,8 @@ def test_four_views_share_the_session_and_close_removes_listeners(session):
     assert wb.session is session
     for view in (wb.map, wb.search, wb.labeler, wb.trainer):
         assert view.session is session
-    assert list(wb.tabs.titles) == ["Search", "Label", "Train"]
-    assert wb.tabs.children == (wb.search, wb.labeler, wb.trainer)
+    assert list(wb.tabs.titles) == ["Search", "Label", "Train", "Rules"]  # Rules: issue 18
+    assert wb.tabs.children == (wb.search, wb.labeler, wb.trainer, wb.rules)
     assert wb.map.height == 560
     assert isinstance(wb.header, W.HTML) and "dfw-workbench" in wb._dom_classes
     assert _callbacks(session) > before

@@ -1,7 +1,7 @@
 // The one way item images reach the page: ask Python for `indices` at `edge` px with a
 // request over custom messages (lib/rpc.js); the reply carries one encoded image per item
 // as a binary buffer (never base64, never a trait). Object URLs are cached per model and
-// revoked when the cache is pruned or the view is removed.
+// revoked when the cache is pruned (least recently used first) or the view is removed.
 
 import { request } from "./rpc.js";
 
@@ -18,6 +18,7 @@ export class ImageStore {
 
   /** Entries for `indices` (fetched in one request for those not cached yet). */
   async get(indices) {
+    for (const i of indices) this.touch(i);
     const want = [...new Set(indices)].filter((i) => !this.entries.has(i) && !this.inflight.has(i));
     if (want.length) {
       const p = request(this.model, { type: "images", indices: want, edge: this.edge }).then(
@@ -58,10 +59,17 @@ export class ImageStore {
     return img;
   }
 
-  /** Drop images not in `keep` once more than `max` are cached. */
-  prune(keep) {
+  /** Mark a cached item as just used (entries are kept in least-recently-used order). */
+  touch(index) {
+    const e = this.entries.get(index);
+    if (e) { this.entries.delete(index); this.entries.set(index, e); }
+  }
+
+  /** Least recently used first: drop images not in `keep` until at most `max` are cached. */
+  prune(keep = new Set()) {
     if (this.entries.size <= this.max) return;
     for (const [index, e] of this.entries) {
+      if (this.entries.size <= this.max) break;
       if (!keep.has(index)) {
         URL.revokeObjectURL(e.url);
         this.entries.delete(index);

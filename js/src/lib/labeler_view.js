@@ -82,6 +82,8 @@ export function drawStatus(v) {
   parts.push(h("span", {}, h("b", { text: s.issues != null ? String(s.issues) : "—" }), " suspected errors"));
   const busy = v.model.get("busy");
   if (busy) parts.push(h("span", { class: "dfw-lab-none", text: `${busy}…` }));
+  if (s.fit_error) parts.push(h("span", { class: "dfw-err", style: "color: var(--dfw-error, #d32f2f); font-weight: 600",
+    text: `The model fit failed: ${s.fit_error}` }));
   v.dom.status.replaceChildren(...parts);
   v.dom.tabButtons.review.textContent = s.issues ? `Review (${s.issues})` : "Review";
 }

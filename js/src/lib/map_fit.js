@@ -36,12 +36,3 @@ function robustRange(coords, axis) {
   const cut = Math.floor(v.length * 0.002);
   return [v[cut], v[v.length - 1 - cut]];
 }
-
-/** Draw order: points with code 0 (unlabeled / missing) first, so that coloured points
- * are drawn over them (regl-scatterplot's pointOrder; indices stay as they are). */
-export function drawOrder(codes, n) {
-  const under = [];
-  const over = [];
-  for (let i = 0; i < n; i++) (codes[i] ? over : under).push(i);
-  return under.concat(over);
-}

@@ -48,8 +48,10 @@ export function placeTip(tip, body, pos) {
   tip.style.top = `${Math.max(4, y)}px`;
 }
 
-/** Layout status line: "2,000 items · PCA · computing UMAP…". */
-export function statusText(n, method) {
+/** Layout status line: "2,000 items · PCA · computing UMAP…", or with the reason a
+ * layout failed: "2,000 items · PCA · UMAP failed: umap-learn is not installed". */
+export function statusText(n, method, error = "") {
   const names = { umap: "UMAP", pca: "PCA", "pca-pending": "PCA · computing UMAP…", custom: "custom layout" };
-  return `${fmt(n)} items · ${names[method] || method}`;
+  const base = `${fmt(n)} items · ${names[method] || method}`;
+  return error ? `${base} · UMAP failed: ${error}` : base;
 }

@@ -18,7 +18,7 @@ export const MAP_CSS = `
 .dfw-map-tip { position: absolute; pointer-events: none; display: none; z-index: 3;
   padding: 6px; border-radius: 6px; background: var(--dfw-bg2); border: 1px solid var(--dfw-border);
   box-shadow: 0 2px 8px rgba(0,0,0,.25); gap: 8px; align-items: flex-start; max-width: 320px; }
-.dfw-map-tip canvas, .dfw-map-pin img { image-rendering: pixelated; border-radius: 4px;
+.dfw-map-tip img, .dfw-map-pin img { image-rendering: pixelated; border-radius: 4px;
   background: var(--dfw-bg3); }
 .dfw-map-info { display: grid; grid-template-columns: auto auto; column-gap: 8px; row-gap: 1px;
   font-size: 12px; white-space: nowrap; }
@@ -32,4 +32,8 @@ export const MAP_CSS = `
   min-width: 0; max-width: 100%; overflow: hidden; text-overflow: ellipsis; flex: 0 1 auto; }
 .dfw-map-selcount { font-weight: 600; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .dfw-map .dfw-input { width: 150px; }
+`;
+export const MAP_CSS_EXTRA = `
+.dfw-map-status[data-kind="error"] { color: var(--dfw-error, #c62828); }
+.dfw-map-tip img { width: 72px; height: 72px; object-fit: contain; }
 `;

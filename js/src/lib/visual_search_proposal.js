@@ -32,10 +32,12 @@ export function proposalPanel(model, { send, loadImages }) {
       ? summary[0].threshold : model.get("min_confidence");
     const table = h("table", { class: "dfw-vs-counts" },
       h("tr", {}, h("th", { text: "class" }), h("th", { text: "proposed" }),
-        h("th", { text: `≥ ${shownAt.toFixed(2)}` }), h("th", { text: "median conf." })));
+        h("th", { text: `≥ ${shownAt.toFixed(2)}` }), h("th", { text: "left out" }),
+        h("th", { text: "median conf." })));
     for (const r of summary) {
       table.append(h("tr", {}, h("td", { text: r.label }), h("td", { text: r.proposed.toLocaleString() }),
         h("td", { text: r.above_threshold.toLocaleString() }),
+        h("td", { text: (r.left_out || 0).toLocaleString() }),
         h("td", { text: r.median_confidence == null ? "–" : r.median_confidence.toFixed(3) })));
     }
     return table;
@@ -72,7 +74,12 @@ export function proposalPanel(model, { send, loadImages }) {
     commitBtn.disabled = !method || !total;
     body.replaceChildren();
     if (!method) return;
-    body.append(countsTable(summary), samplesByLevel());
+    const out = model.get("proposal_left_out") || {};
+    const note = out.count
+      ? h("div", { class: "dfw-vs-leftout" }, h("b", { text: `${out.count.toLocaleString()} left out` }),
+        ` as none of these: ${out.reason || "far from every example"}. They keep no label.`)
+      : null;
+    body.append(...(note ? [note] : []), countsTable(summary), samplesByLevel());
     loadImages(body);
   }
 

@@ -53,6 +53,7 @@ export const VISUAL_SEARCH_CSS = `
   border-bottom: 1px solid var(--dfw-border); }
 .dfw-vs table.dfw-vs-counts th:first-child, .dfw-vs table.dfw-vs-counts td:first-child { text-align: left; }
 .dfw-vs table.dfw-vs-counts th { color: var(--dfw-fg2); font-weight: 500; }
+.dfw-vs .dfw-vs-leftout { flex: 1 0 100%; color: var(--dfw-fg2); }
 .dfw-vs .dfw-vs-prop-body { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 .dfw-vs .dfw-vs-levels { display: flex; flex-direction: column; gap: 4px; }
 .dfw-vs .dfw-vs-level { display: flex; gap: 4px; align-items: center; flex-wrap: wrap; }

@@ -1,0 +1,102 @@
+"""Proposals say "none of these": precision and count of committed one-shot proposals.
+
+Fashion-MNIST train split (60,000 items), offline backbone. For 2, 5 and 10 of the 10
+classes, 1 and 5 random examples each (several seeds), ``learn.proposals.propose_prototypes``
+proposes a label for every other item, exactly what ``session.propose(method="prototype")``
+computes; a commit at the default threshold writes the kept items with confidence >= 0.9.
+Precision = committed items whose proposed label is their true class (items of classes
+without examples are always wrong). Without the open-set rule ("closed set") every item is
+forced into a class that has an example.
+
+    python benchmarks/proposals.py                      # 5 seeds, default open-set rule
+    python benchmarks/proposals.py --quantiles 0.75 0.85 0.9   # also the rule's floor
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import _results as bench
+import numpy as np
+
+import dfwidgets as dfw
+from dfwidgets.learn import open_set
+from dfwidgets.learn.proposals import propose_prototypes, select_for_commit
+
+SECTION = "Proposals: none of these"
+THRESHOLD = 0.9
+
+log = logging.getLogger("benchmarks.proposals")
+
+
+def one_run(X: np.ndarray, y: np.ndarray, n_classes: int, n_examples: int, seed: int, *,
+            open_set_rule: bool, quantile: float) -> tuple[int, int]:
+    """(committed, correct) for one draw of classes and examples."""
+    rng = np.random.default_rng(seed)
+    classes = rng.choice(10, n_classes, replace=False)
+    ex = np.concatenate([rng.choice(np.flatnonzero(y == c), n_examples, replace=False)
+                         for c in classes])
+    pool = np.setdiff1d(np.arange(len(y)), ex)
+    prop = propose_prototypes(X[ex], [str(c) for c in y[ex]], X[pool], pool,
+                              open_set=open_set_rule, density_quantile=quantile)
+    idx, names, _ = select_for_commit(prop, np.full(len(y), -1), min_confidence=THRESHOLD)
+    correct = int((np.asarray(names, dtype=object) == y[idx].astype(str)).sum())
+    return len(idx), correct
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--quantiles", type=float, nargs="+",
+                        default=[open_set.DENSITY_QUANTILE])
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N items")
+    bench.add_threads_option(parser, default=1)
+    bench.add_output_options(parser)
+    args = parser.parse_args()
+    load_start = bench.load_average()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    bench.limit_threads(args.threads)
+
+    src = dfw.datasets.fashion_mnist(split="train")
+    X = np.asarray(dfw.embed(src, model="efficientnet_lite0", progress=False), np.float32)
+    y = np.asarray(src.labels)
+    if args.limit:
+        X, y = X[: args.limit], y[: args.limit]
+    rules = [("closed set", False, 0.0)] + [
+        (f"open set, floor q{q:g}" + (" (default)" if q == open_set.DENSITY_QUANTILE else ""),
+         True, q) for q in args.quantiles]
+    rows = []
+    for n_classes in (2, 5, 10):
+        for n_examples in (1, 5):
+            for name, on, q in rules:
+                runs = [one_run(X, y, n_classes, n_examples, s, open_set_rule=on, quantile=q)
+                        for s in range(args.seeds)]
+                n = np.array([r[0] for r in runs])
+                ok = np.array([r[1] for r in runs])
+                prec = ok.sum() / max(n.sum(), 1)
+                per = [c / m for m, c in zip(n, ok) if m]
+                worst = f"{min(per):.3f}" if per else "-"
+                rows.append((f"{n_classes} of 10", n_examples, name, f"{n.mean():,.0f}",
+                             f"{n.min():,} - {n.max():,}", f"{prec:.3f}", worst))
+                log.info("%s", rows[-1])
+    cmd = bench.command_line("proposals.py")
+    markdown = (
+        f"## {SECTION}\n\n"
+        f"`{cmd}` - Fashion-MNIST train split ({len(y):,} items), offline backbone "
+        f"(efficientnet_lite0, {X.shape[1]}-d), {args.seeds} seeds (classes and examples "
+        f"drawn at random), every other item proposed; committed = kept by the open-set "
+        f"rule and confidence >= {THRESHOLD} (the default). Precision pools all seeds' "
+        f"committed items; worst = the lowest single seed. Open set: an item must be within "
+        f"the example's {open_set.K_NEIGHBOUR}th-neighbour similarity of an example of its "
+        f"class and at least as close as the pool's nearest-neighbour similarity at the "
+        f"given quantile. {bench.machine_note(load_start)}.\n\n"
+        + bench.markdown_table(["classes with examples", "examples each", "rule",
+                                "committed (mean)", "committed (range)", "precision",
+                                "worst seed"], rows)
+    )
+    bench.report(args, SECTION, markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Weak supervision on Fashion-MNIST: rules made the way a user would, combined by the
+label model, and what the weak labels add to the probe.
+
+For each seed and hand-label budget, a Session over the 60,000 training images (offline
+backbone embeddings) gets ``budget`` random hand labels and these rules, through
+``session.rules`` exactly as a user adds them:
+
+* one region per visible cluster: k-means (``--clusters``) on the embeddings (centred,
+  unit rows); the region is the half of the cluster nearest its centre (a lasso around the
+  cluster's core); it is named by the majority of the hand labels in the cluster (no hand
+  label in it: no region). Variant "looked": named by what a user sees in it (the true
+  majority class of the region), as someone looking at the thumbnails would;
+* an examples rule per class with hand labels (``--threshold``);
+* a neighbours rule (k=10).
+
+Reported: coverage; accuracy on covered items of the label model (Snorkel's LabelModel),
+majority vote, and the best single rule (on its own items, and the label model on its
+most confident items at the same coverage); test accuracy (10,000 test images) of the
+Session's probe on hand labels alone vs hand + weak labels (``session.fit(weak=True)``).
+
+    python benchmarks/weak_supervision.py                      # 3 seeds, 30 and 100 labels
+    python benchmarks/weak_supervision.py --seeds 0 --budgets 30 --no-write   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import _results as bench
+import numpy as np
+
+
+def log(msg: str, t0: float) -> None:
+    print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", flush=True)
+
+
+def regions(Xc: np.ndarray, n_clusters: int, seed: int) -> list[np.ndarray]:
+    """(cluster members, core) per k-means cluster of the centred unit rows ``Xc``."""
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters, n_init=1, random_state=seed).fit(Xc[::5])
+    assign = km.predict(Xc)
+    centres = km.cluster_centers_ / np.linalg.norm(km.cluster_centers_, axis=1, keepdims=True)
+    out = []
+    for c in range(n_clusters):
+        members = np.flatnonzero(assign == c)
+        sim = Xc[members] @ centres[c]
+        out.append((members, members[sim >= np.median(sim)]))
+    return out
+
+
+def run_one(source, X, Xt, y, yt, names, clusters, *, budget, seed, variant, threshold,
+            folder):
+    """One Session, its rules, the label model and the two probes -> dict of numbers."""
+    from dfwidgets.session import Session
+
+    rng = np.random.default_rng(seed)
+    hand = np.sort(rng.choice(len(X), budget, replace=False))
+    s = Session.open(folder, source=source, embeddings=X, auto_fit=False)
+    try:
+        s.label_many(hand, names[y[hand]].tolist(), source="click")
+        for members, core in clusters:
+            inside = np.intersect1d(members, hand)
+            if variant == "looked":
+                name = names[np.bincount(y[core], minlength=len(names)).argmax()]
+            elif len(inside):
+                name = names[np.bincount(y[inside], minlength=len(names)).argmax()]
+            else:
+                continue
+            s.rules.add_region(core, str(name))
+        for c in sorted(set(names[y[hand]])):
+            s.rules.add_examples(str(c), threshold=threshold)
+        s.rules.add_neighbours(k=10)
+        truth = y  # codes into names == s.classes (seeded from the dataset)
+        assert list(s.classes) == list(names)
+        L, rule_names = s.rules.votes()
+        probs, abstain = s.weak_labels()
+        mv, _ = s.weak_labels(method="majority")
+        cov = ~abstain
+        lm_pred = probs.argmax(1)
+        def acc(pred: np.ndarray, m: np.ndarray) -> float:
+            return float((pred[m] == truth[m]).mean()) if m.any() else float("nan")
+        rules = []
+        for j, rn in enumerate(rule_names):
+            m = L[:, j] >= 0
+            if m.sum() >= 0.005 * len(X):
+                rules.append((acc(L[:, j], m), int(m.sum()), rn))
+        best = max(rules)
+        conf = np.where(cov, probs.max(1), -1)
+        top = np.argsort(-conf)[:best[1]]
+        at_cov = float((lm_pred[top] == truth[top]).mean())
+        beats = sum(at_cov_for(conf, lm_pred, truth, r[1]) > r[0] for r in rules)
+        s.fit()
+        hand_acc = test_accuracy(s, Xt, yt, names)
+        s.fit(weak=True)
+        weak_acc = test_accuracy(s, Xt, yt, names)
+        return {"coverage": float(cov.mean()), "lm": acc(lm_pred, cov),
+                "mv": acc(mv.argmax(1), cov), "best_rule": best[0], "best_cov": best[1] / len(X),
+                "best_name": best[2], "lm_at_cov": at_cov, "beats": beats, "n_rules": len(rules),
+                "hand": hand_acc, "weak": weak_acc, "n_weak": s.rules.n_weak_trained}
+    finally:
+        s.close()
+
+
+def at_cov_for(conf: np.ndarray, pred: np.ndarray, truth: np.ndarray, n: int) -> float:
+    top = np.argsort(-conf)[:n]
+    return float((pred[top] == truth[top]).mean())
+
+
+def test_accuracy(s, Xt: np.ndarray, yt: np.ndarray, names: np.ndarray) -> float:
+    pred = np.asarray(s.model_.predict(Xt), dtype=object)
+    return float((pred == names[yt]).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[30, 100])
+    parser.add_argument("--clusters", type=int, default=20)
+    parser.add_argument("--threshold", type=float, default=0.8)
+    parser.add_argument("--variants", nargs="+", default=["hand", "looked"],
+                        choices=["hand", "looked"])
+    bench.add_threads_option(parser, default=1)
+    bench.add_output_options(parser)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    load0 = bench.load_average()
+    bench.limit_threads(args.threads)
+
+    import dfwidgets as dfw
+    from dfwidgets.learn.weak_supervision import centred_rows
+
+    tr = dfw.datasets.fashion_mnist(split="train")
+    te = dfw.datasets.fashion_mnist(split="test")
+    X = dfw.embed(tr, model="efficientnet_lite0", progress=False)
+    Xt = dfw.embed(te, model="efficientnet_lite0", progress=False)
+    names = np.asarray(tr.classes, dtype=object)
+    y, yt = np.asarray(tr.labels), np.asarray(te.labels)
+    Xc = centred_rows(X, X.mean(0))
+    log(f"embeddings {X.shape} / {Xt.shape}", t0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            clusters = regions(Xc, args.clusters, seed)
+            for budget in args.budgets:
+                for variant in args.variants:
+                    r = run_one(tr, X, Xt, y, yt, names, clusters, budget=budget, seed=seed,
+                                variant=variant, threshold=args.threshold,
+                                folder=Path(tmp) / f"p{seed}_{budget}_{variant}")
+                    r.update(seed=seed, budget=budget, variant=variant)
+                    rows.append(r)
+                    log(f"seed {seed} budget {budget} {variant}: " + ", ".join(
+                        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in r.items()), t0)
+    table = summarise(rows)
+    note = (f"Fashion-MNIST, 60,000 training images as the pool, 10,000 test images, offline "
+            f"backbone embeddings; seeds {args.seeds}; {args.clusters} k-means clusters, "
+            f"examples threshold {args.threshold}; weak labels trained on: label-model "
+            f"probability >= 0.8, weighted by it (together at most 10x the hand labels). "
+            f"`{bench.command_line('weak_supervision.py')}`, {time.perf_counter() - t0:.0f} s, "
+            f"{bench.machine_note(load0)}.")
+    bench.report(args, "weak_supervision", "## Weak supervision (rules + label model)\n\n"
+                 + note + "\n\n" + table)
+
+
+def summarise(rows: list[dict]) -> str:
+    """Mean ± sd over seeds per (budget, variant)."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    out = []
+    for (budget, variant), g in df.groupby(["budget", "variant"], sort=True):
+        def f(c: str, g=g) -> str:
+            return f"{g[c].mean():.3f} ± {g[c].std(ddof=0):.3f}"
+        best = (f"{g['best_rule'].mean():.3f} on {g['best_cov'].mean():.1%} / "
+                f"label model {g['lm_at_cov'].mean():.3f}")
+        out.append([budget, "hand labels" if variant == "hand" else "looked at",
+                    f"{g['coverage'].mean():.2f}", f("lm"), f("mv"), best,
+                    f"{g['beats'].sum()}/{g['n_rules'].sum()}",
+                    f("hand"), f("weak"), f"{(g['weak'] - g['hand']).mean() * 100:+.1f}",
+                    f"{g['n_weak'].mean():,.0f}"])
+    return bench.markdown_table(
+        ["hand labels", "regions named by", "coverage", "label model (covered)",
+         "majority vote (covered)", "best single rule / label model at its coverage",
+         "rules the label model beats at equal coverage", "probe: hand only",
+         "probe: hand + weak", "points added", "weak items"], out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""Data issues over arrays: exact and near duplicates, outliers, label errors, class imbalance.
+
+cleanlab does the label part (``filter.find_label_issues``, ``rank``), and the other kinds
+follow the rules of cleanlab's ``Datalab`` (near_duplicate, outlier, class_imbalance) on what
+the caller already has, without Datalab's extra dependencies (HF ``datasets``): a k-nearest-neighbour graph over the
+embeddings, out-of-fold probabilities of the labeled items, content hashes, and small
+grey thumbnails for a pixel check of near-duplicate candidates (a copy shifted by a pixel,
+brightened or re-encoded is close in pixels, while an embedding alone mixes such copies up
+with look-alikes). Pure functions: no Session, no store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["COLUMNS", "KINDS", "NEAR_DUPLICATE_DISTANCE", "find_data_issues", "knn_graph",
+           "knn_search", "pixel_neighbours", "thumbnails"]
+
+log = logging.getLogger(__name__)
+
+KINDS = ("exact_duplicate", "near_duplicate", "outlier", "label_error", "class_imbalance")
+COLUMNS = ("index", "kind", "score", "group", "suggestion", "suggested")
+NEAR_DUPLICATE_DISTANCE = 0.006  # 1 - best shifted pixel correlation of two copies
+THUMB = 24  # thumbnail edge for the pixel check
+Progress = Callable[[float, str], None]
+
+
+def thumbnails(images: Any, *, size: int = THUMB) -> np.ndarray:
+    """uint8/float images (N, H, W[, C]) -> (N, size, size) float32 grey thumbnails."""
+    import torch
+
+    a = np.asarray(images)
+    if a.ndim == 4:
+        a = a[..., :3].mean(axis=-1)
+    if a.ndim != 3:
+        raise ValueError(f"images must be (N, H, W) or (N, H, W, C); got shape {a.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[:, None]
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                           align_corners=False)[:, 0].numpy()
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(axis=1, keepdims=True)
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-6)
+
+
+def _shifted_distance(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, *,
+                      chunk: int = 8192) -> np.ndarray:
+    """1 - max over shifts of one pixel of the correlation of thumbnails a[i], b[i] (M,)."""
+    n = thumbs.shape[1]
+    core = _unit_rows(thumbs[:, 1:-1, 1:-1].reshape(len(thumbs), -1)).astype(np.float32)
+    shifted = np.stack([
+        _unit_rows(thumbs[:, 1 + dy:n - 1 + dy, 1 + dx:n - 1 + dx].reshape(len(thumbs), -1))
+        .astype(np.float32) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=1)  # 4.6 MB/1k
+    out = np.empty(len(a), dtype=np.float32)
+    for i in range(0, len(a), chunk):
+        sim = np.einsum("ip,ijp->ij", core[a[i:i + chunk]], shifted[b[i:i + chunk]])
+        out[i:i + chunk] = 1.0 - sim.max(axis=1)
+    return np.clip(out, 0.0, 2.0)
+
+
+def knn_search(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inner-product k-NN of rows of ``x`` among themselves -> (sims (N, k), idx (N, k))."""
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if len(x) > 20_000:
+        index = faiss.IndexHNSWFlat(x.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 40
+        index.add(x)
+        index.hnsw.efSearch = max(32, 2 * k)
+    else:
+        index = faiss.IndexFlatIP(x.shape[1])
+        index.add(x)
+    return index.search(x, min(k, len(x)))
+
+
+def pixel_neighbours(thumbs: np.ndarray, *, k: int = 10) -> np.ndarray:
+    """(N, k) candidate near-duplicates by 8x8 pooled thumbnails (faiss), self included."""
+    import torch
+
+    pooled = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(thumbs)[:, None], 8)
+    return knn_search(_unit_rows(pooled.reshape(len(thumbs), -1).numpy()), k + 1)[1]
+
+
+def knn_graph(indices: np.ndarray, distances: np.ndarray) -> Any:
+    """(N, k) neighbour indices and distances (self and -1 allowed) -> (N, N) CSR graph
+    of the k' nearest other items per row, ascending (what Datalab's ``knn_graph`` takes)."""
+    from scipy.sparse import csr_matrix
+
+    idx = np.asarray(indices, dtype=np.int64)
+    dist = np.asarray(distances, dtype=np.float64)
+    n = len(idx)
+    bad = (idx < 0) | (idx == np.arange(n)[:, None])
+    dist = np.where(bad, np.inf, dist)
+    order = np.argsort(dist, axis=1, kind="stable")
+    idx, dist = np.take_along_axis(idx, order, 1), np.take_along_axis(dist, order, 1)
+    k = int((~np.isinf(dist)).sum(axis=1).min())
+    if k < 1:
+        raise ValueError("every item needs at least one neighbour other than itself")
+    data = np.maximum(dist[:, :k], 1e-9)  # explicit zeros would be dropped by scipy
+    return csr_matrix((data.ravel(), idx[:, :k].ravel(), np.arange(0, n * k + 1, k)),
+                      shape=(n, n))
+
+
+def _groups(n: int, pairs: np.ndarray) -> np.ndarray:
+    """(N,) connected-component id per item over (M, 2) pairs; -1 for items in no pair."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    out = np.full(n, -1, dtype=np.int64)
+    if not len(pairs):
+        return out
+    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, comp = connected_components(g, directed=False)
+    inside = np.zeros(n, dtype=bool)
+    inside[pairs.ravel()] = True
+    _, out[inside] = np.unique(comp[inside], return_inverse=True)
+    return out
+
+
+def _group_rows(kind: str, group: np.ndarray, score: np.ndarray, prefer: np.ndarray,
+                offset: int) -> tuple[list[dict], int]:
+    """Rows for grouped items: the one to keep (preferred, then lowest index) and the rest."""
+    rows = []
+    for g in range(int(group.max(initial=-1)) + 1):
+        members = np.flatnonzero(group == g)
+        keep = members[np.lexsort((members, ~prefer[members]))[0]]
+        for i in members:
+            rows.append({"index": int(i), "kind": kind, "score": float(score[i]),
+                         "group": offset + g, "suggested": None,
+                         "suggestion": "keep" if i == keep else f"exclude: a copy of {keep}"})
+    return rows, offset + int(group.max(initial=-1)) + 1
+
+
+def find_data_issues(
+    *,
+    graph: Any,
+    hashes: np.ndarray | None = None,
+    thumbs: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    pred_probs: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    prefer: np.ndarray | None = None,
+    duplicate_distance: float = NEAR_DUPLICATE_DISTANCE,
+    outlier_threshold: float | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """One report over N items: DataFrame[index, kind, score, group, suggestion, suggested].
+
+    ``graph``: (N, N) CSR k-NN graph of embedding distances (:func:`knn_graph`).
+    ``hashes`` (N,) content hashes -> exact duplicates. ``thumbs`` (N, s, s) grey
+    thumbnails -> near-duplicate candidates (pixel and embedding neighbours) checked by
+    shifted pixel correlation (else the embedding graph alone). ``labels`` (N,) int codes
+    into ``class_names`` (-1 = unlabeled) with ``pred_probs`` (N, K) out-of-fold
+    probabilities (rows of unlabeled items ignored) -> label errors and class imbalance.
+    ``prefer`` (N,) bool: items kept first in a duplicate group (e.g. labeled ones).
+    ``score`` in [0, 1], higher = more clearly an issue; ``group`` numbers duplicate groups
+    (-1 otherwise); ``suggested`` the class for a label error.
+    """
+    def step(fraction: float, text: str) -> None:
+        if progress is not None:
+            progress(fraction, text)
+
+    n = graph.shape[0]
+    prefer = np.zeros(n, dtype=bool) if prefer is None else np.asarray(prefer, dtype=bool)
+    rows: list[dict] = []
+    offset = 0
+    exact = np.full(n, -1, dtype=np.int64)
+    if hashes is not None:
+        h = np.asarray(hashes)
+        _, inv, counts = np.unique(h, return_inverse=True, return_counts=True)
+        dup = counts[inv] > 1
+        exact[dup] = np.unique(inv[dup], return_inverse=True)[1]
+        grouped, offset = _group_rows("exact_duplicate", exact, np.ones(n), prefer, offset)
+        rows += grouped
+    step(0.1, "near-duplicates")
+    rows_nd, offset = _near_duplicates(graph, thumbs, exact, prefer, duplicate_distance, offset)
+    rows += rows_nd
+    step(0.5, "outliers")
+    score, is_out = _outliers(graph, outlier_threshold)
+    for i in np.flatnonzero(is_out):
+        rows.append({"index": int(i), "kind": "outlier", "group": -1, "suggested": None,
+                     "score": float(score[i]),
+                     "suggestion": "check: far from every other item; exclude if stray"})
+    step(0.8, "label errors")
+    if labels is not None and pred_probs is not None:
+        rows += _label_rows(np.asarray(labels), np.asarray(pred_probs, dtype=np.float32),
+                            list(class_names or []))
+    step(1.0, "done")
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    df["kind"] = pd.Categorical(df["kind"], categories=list(KINDS))
+    df = df.sort_values(["kind", "group", "score"], ascending=[True, True, False],
+                        kind="stable").reset_index(drop=True)
+    df["kind"] = df["kind"].astype(str)
+    return df.astype({"index": "int64", "score": "float32", "group": "int64"})
+
+
+def _near_duplicates(graph: Any, thumbs: np.ndarray | None, exact: np.ndarray,
+                     prefer: np.ndarray, distance: float, offset: int
+                     ) -> tuple[list[dict], int]:
+    """Near-duplicate groups: candidate pairs (pixel-checked if thumbs) closer than
+    ``distance``, joined into groups (connected components), as Datalab's near_duplicate."""
+
+    n = graph.shape[0]
+    k = graph.nnz // n
+    emb_idx = graph.indices.reshape(n, k)
+    if thumbs is not None:
+        cand = np.sort(np.concatenate([emb_idx, pixel_neighbours(thumbs, k=k)], axis=1), 1)
+        rows_i = np.repeat(np.arange(n), cand.shape[1])
+        dist = _shifted_distance(thumbs, rows_i, np.maximum(cand, 0).ravel()).reshape(cand.shape)
+        dist[:, 1:][cand[:, 1:] == cand[:, :-1]] = np.inf  # found by both: once
+        g = knn_graph(cand, dist)
+        g = knn_graph(g.indices.reshape(n, -1)[:, :k], g.data.reshape(n, -1)[:, :k])
+    else:
+        g = graph
+    d = g.data.reshape(n, -1)
+    close = d < distance
+    pairs = np.c_[np.repeat(np.arange(n), close.sum(axis=1)), g.indices.reshape(n, -1)[close]]
+    pairs = pairs[(exact[pairs[:, 0]] < 0) | (exact[pairs[:, 0]] != exact[pairs[:, 1]])]
+    score = np.clip(1 - d[:, 0] / max(2 * distance, 1e-9), 0, 1)  # 1 = identical
+    return _group_rows("near_duplicate", _groups(n, pairs.reshape(-1, 2)), score, prefer,
+                       offset)
+
+
+def _outliers(graph: Any, threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Datalab's outlier rule on a k-NN graph: an item whose mean distance to its
+    neighbours is above Q3 + (1 / threshold - 1) * IQR (threshold 0.37 by default) ->
+    (score (N,) in [0, 1], is_outlier (N,) bool)."""
+    from cleanlab.internal.outlier import transform_distances_to_scores
+
+    n = graph.shape[0]
+    avg = graph.data.reshape(n, -1).mean(axis=1)
+    t = 0.37 if threshold is None else float(threshold)
+    if not 0 < t <= 1:
+        raise ValueError(f"outlier_threshold must be in (0, 1]; got {threshold!r}")
+    q1, q3 = np.percentile(avg, [25, 75])
+    limit = q3 + (1 / t - 1) * (q3 - q1)
+    quality = transform_distances_to_scores(avg, t=1, scaling_factor=max(float(np.median(avg)),
+                                                                          1e-12))
+    return (1 - quality).astype(np.float32), avg > limit
+
+
+def _label_rows(codes: np.ndarray, probs: np.ndarray, names: list[str]) -> list[dict]:
+    """Label errors (cleanlab.filter.find_label_issues, confident learning) and class
+    imbalance (a class with under 0.1 / K of the labels, Datalab's rule) among labeled items."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    rows = np.flatnonzero(codes >= 0)
+    present = np.unique(codes[rows])
+    if len(present) < 2 or len(rows) < 10:
+        return []
+    cols = present  # columns of the classes with labels; cleanlab wants labels 0..K-1
+    y = np.searchsorted(cols, codes[rows])
+    p = probs[np.ix_(rows, cols)]
+    p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
+    if np.bincount(y).min() < 2:
+        return []
+    found = find_label_issues(labels=y, pred_probs=p, filter_by="prune_by_noise_rate")
+    quality = get_label_quality_scores(y, p)
+    out: list[dict] = []
+    for j in np.flatnonzero(found):
+        c = int(cols[int(p[j].argmax())])
+        name = names[c] if names else str(c)
+        out.append({"index": int(rows[j]), "kind": "label_error", "group": -1,
+                    "score": float(1 - quality[j]), "suggested": name,
+                    "suggestion": f"relabel as {name!r}"})
+    counts = np.bincount(y, minlength=len(cols))
+    for c in np.flatnonzero(counts < 0.1 / len(cols) * len(rows)):
+        name = names[int(cols[c])] if names else str(int(cols[c]))
+        for j in np.flatnonzero(y == c):
+            out.append({"index": int(rows[j]), "kind": "class_imbalance", "group": -1,
+                        "score": float(1 - counts[c] / len(rows) * len(cols)), "suggested": None,
+                        "suggestion": f"label more {name!r} items ({counts[c]} of {len(rows)} "
+                                      "labels)"})
+    return out

@@ -1,0 +1,80 @@
+"""Whether fine-tuning is likely to pay at a label count, said before the user waits.
+
+Evidence, most specific first: the project's own recorded fine-tuning runs (held-out
+accuracy of the fine-tuned model vs the probe at the label count of the run), then the
+measured Fashion-MNIST curve of ``benchmarks/train.py`` (:data:`REFERENCE`, test accuracy
+of probe and cached fine-tune, mean over seeds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["REFERENCE", "finetune_advice", "pays_from"]
+
+# (labels, probe test accuracy, best fine-tuned test accuracy) on Fashion-MNIST,
+# efficientnet_lite0 at 64 px, seed 0, 2,000 random test items: 500 from the uncached
+# 1-block recipe (RESULTS.md before issue 20), 2,000 from the cached 1-block recipe
+# (lr 3e-4 OneCycle, 2 views, best of 5 epochs; the 2-block one reached 0.8285 vs 0.8430).
+# Fine-tuning has not beaten the probe at either. Replace with the line
+# benchmarks/train.py prints when it is rerun at full scale.
+REFERENCE: tuple[tuple[int, float, float], ...] = ((500, 0.7995, 0.7925), (2000, 0.8415, 0.8360))
+
+MARGIN = 0.005  # a run "pays" when fine-tuning beats the probe by more than this
+
+
+def pays_from(points: Sequence[tuple[int, float, float]], *, margin: float = MARGIN
+              ) -> int | None:
+    """The smallest label count from which every measured point (labels, probe, tuned)
+    has fine-tuning ahead of the probe by more than ``margin``; None when it never pays."""
+    pts = sorted((int(n), float(p), float(t)) for n, p, t in points)
+    start = None
+    for n, p, t in pts:
+        if t - p > margin:
+            start = n if start is None else start
+        else:
+            start = None
+    return start
+
+
+def _own_points(runs: Sequence[dict[str, Any]]) -> list[tuple[int, float, float]]:
+    out = []
+    for r in runs:
+        p, t = r.get("held_out_probe"), r.get("held_out_finetune")
+        if r.get("cancelled") or p is None or t is None or t != t:  # NaN: no epoch
+            continue
+        out.append((int(r["n_labels"]), float(p), float(t)))
+    return out
+
+
+def finetune_advice(n_labels: int, runs: Sequence[dict[str, Any]] = (), *,
+                    reference: Sequence[tuple[int, float, float]] | None = None) -> dict[str, Any]:
+    """Advice at ``n_labels``: dict(pays (bool | None: unknown), from_labels (int | None),
+    source ("project" / "benchmark" / None), text). Never blocks fine-tuning: the Trainer
+    keeps the probe anyway when fine-tuning does not win on held-out labels."""
+    ref = list(REFERENCE if reference is None else reference)
+    own = _own_points(runs)
+    keep = " You can still try: the probe is kept unless fine-tuning beats it on held-out labels."
+    for source, pts in (("project", own), ("benchmark", ref)):
+        if not pts:
+            continue
+        start = pays_from(pts)
+        top = max(n for n, _, _ in pts)
+        where = "in this project" if source == "project" else "on Fashion-MNIST (benchmark)"
+        if start is None:
+            text = (f"With {n_labels} labels: fine-tuning has not beaten the linear probe "
+                    f"{where} at any measured label count (up to {top:,}).{keep}")
+            return {"pays": False if n_labels <= top else None, "from_labels": None,
+                    "source": source, "text": text}
+        if n_labels < start:
+            text = (f"With {n_labels} labels fine-tuning has not beaten the probe {where}; "
+                    f"it starts to pay around {start:,} labels.{keep}")
+            return {"pays": False, "from_labels": start, "source": source, "text": text}
+        best = min(pts, key=lambda q: abs(q[0] - n_labels))
+        text = (f"With {n_labels} labels fine-tuning is expected to pay: {where} it beat the "
+                f"probe from about {start:,} labels ({best[2]:.1%} vs {best[1]:.1%} at "
+                f"{best[0]:,}).")
+        return {"pays": True, "from_labels": start, "source": source, "text": text}
+    return {"pays": None, "from_labels": None, "source": None,
+            "text": "No measurement yet says whether fine-tuning pays here." + keep}

@@ -1,0 +1,160 @@
+"""How each kind of rule votes over a Session's items (helpers of ``session/rules.py``).
+
+A rule is a JSON dict ``{"name", "kind", "label", "enabled", "params"}``; its votes are
+(N,) int64 codes into ``session.classes`` or -1 (abstain). Audit items are never used as
+examples or neighbours here, and ``Rules.weak_labels`` never labels them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..learn import weak_supervision as ws
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["FunctionRun", "RuleItem", "rule_votes"]
+
+log = logging.getLogger(__name__)
+
+MAX_ERRORS_KEPT = 20  # items with a failure kept per function rule (all are counted)
+
+
+@dataclass(frozen=True)
+class RuleItem:
+    """What a function rule sees of one item: ``index``, ``id``, ``path`` (None unless
+    the source has files), ``label`` (hand label or None); ``image`` loads it (PIL)."""
+
+    index: int
+    id: str
+    path: str | None
+    label: str | None
+    _source: Any = None
+
+    @property
+    def image(self) -> Any:
+        """The item's image (PIL), loaded on use."""
+        return self._source[self.index]
+
+
+@dataclass
+class FunctionRun:
+    """Votes of a function rule and the items it failed on (index, id, error)."""
+
+    votes: np.ndarray
+    errors: list[tuple[int, str, str]]
+    n_errors: int
+
+
+def _codes_of(session: Session) -> dict[str, int]:
+    return {c: k for k, c in enumerate(session.classes)}
+
+
+def _sources(session: Session) -> np.ndarray:
+    """(M,) int64 hand-labeled items that are not audit items."""
+    return np.flatnonzero((session.label_array() >= 0) & ~session.audit_mask())
+
+
+def rule_votes(session: Session, rule: dict[str, Any], functions: dict[str, Any],
+               runs: dict[str, FunctionRun]) -> np.ndarray:
+    """(N,) int64 votes of ``rule`` now (-1 = abstain); a rule whose class is gone or
+    whose function is not attached abstains everywhere."""
+    n = len(session.ids)
+    codes = _codes_of(session)
+    kind, p = rule["kind"], rule.get("params", {})
+    label = rule.get("label")
+    out = np.full(n, ws.ABSTAIN, np.int64)
+    if label is not None and label not in codes:
+        return out
+    code = codes.get(label, -1)
+    if kind == "region":
+        idx = session._labels.known_indices(p.get("ids", []))
+        out[idx] = code
+        return out
+    if kind == "examples":
+        return example_rule_votes(session, code, threshold=float(p.get("threshold", 0.8)))
+    if kind == "prompt":
+        return ws.prompt_votes(session.embeddings, np.asarray(p["vector"], np.float32), code,
+                               top=float(p.get("top", 0.05)))
+    if kind == "neighbours":
+        return neighbour_rule_votes(session, k=int(p.get("k", 10)))
+    if kind == "function":
+        run = runs.get(rule["name"])
+        if run is None and rule["name"] in functions:
+            run = runs[rule["name"]] = run_function(session, functions[rule["name"]], label)
+        return out if run is None else run.votes
+    raise ValueError(f"unknown rule kind {kind!r}")
+
+
+def example_rule_votes(session: Session, code: int, *, threshold: float) -> np.ndarray:
+    """Votes ``code`` where the most similar example (hand-labeled items that are not
+    audit items, plus the class examples kept in ``session.examples``) is of that class
+    and at least ``threshold`` similar (cosine after removing the mean embedding)."""
+    X = session.embeddings
+    mean = X.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
+    src = _sources(session)
+    vecs = [X[src]]
+    ex_codes = [session.label_array()[src]]
+    codes = _codes_of(session)
+    for name in session.examples.all():
+        if name in codes:
+            v = session.examples.vectors(name)
+            vecs.append(v)
+            ex_codes.append(np.full(len(v), codes[name], np.int64))
+    E = ws.centred_rows(np.concatenate(vecs), mean)
+    return ws.example_votes(X, mean, E, np.concatenate(ex_codes), code, threshold=threshold)
+
+
+def neighbour_rule_votes(session: Session, *, k: int) -> np.ndarray:
+    """Each hand-labeled item (not audit) votes its class for its ``k`` nearest items."""
+    n = len(session.ids)
+    src = _sources(session)
+    if len(src) == 0:
+        return np.full(n, ws.ABSTAIN, np.int64)
+    _, nb = session.nearest_to_items(src, k=min(k, n - 1), exclude_self=True)
+    return ws.neighbour_votes(n, src, session.label_array()[src], nb, len(session.classes))
+
+
+def run_function(session: Session, fn: Any, label: str | None) -> FunctionRun:
+    """Call ``fn(item)`` for every item: True -> ``label``; a class name -> that class
+    (rules without a label); False / None -> abstain. An item it fails on (an exception or
+    an unknown class) is skipped and reported; never fatal."""
+    n = len(session.ids)
+    codes = _codes_of(session)
+    classes = session.classes
+    hand = session.label_array()
+    paths = getattr(session.source, "paths", None)
+    votes = np.full(n, ws.ABSTAIN, np.int64)
+    errors: list[tuple[int, str, str]] = []
+    n_errors = 0
+    for i in range(n):
+        item = RuleItem(i, str(session.ids[i]), None if paths is None else str(paths[i]),
+                        classes[hand[i]] if hand[i] >= 0 else None, session.source)
+        try:
+            value = fn(item)
+            if value is None or value is False:
+                continue
+            if isinstance(value, str):
+                if value not in codes:
+                    raise ValueError(f"returned {value!r}, which is not a class "
+                                     f"({', '.join(classes)})")
+                votes[i] = codes[value]
+            elif isinstance(value, (bool, np.bool_, int, np.integer)) and label is not None:
+                if value:
+                    votes[i] = codes[label]
+            else:
+                raise ValueError(f"returned {value!r}; return True/False (the rule has a "
+                                 "class) or a class name")
+        except Exception as exc:  # noqa: BLE001 - a user's function: report, skip the item
+            n_errors += 1
+            if len(errors) < MAX_ERRORS_KEPT:
+                errors.append((i, str(session.ids[i]), f"{type(exc).__name__}: {exc}"))
+    if n_errors:
+        log.warning("rule function failed on %d of %d items (first: item %s, %s); those "
+                    "items were skipped", n_errors, n, errors[0][1], errors[0][2])
+    return FunctionRun(votes, errors, n_errors)

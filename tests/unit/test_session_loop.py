@@ -1,0 +1,117 @@
+"""Issue 16: the Session's labeling loop never starves a class and never downgrades the
+model; the training set is built in one place; the default strategy is measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from session_helpers import label_truth
+
+from dfwidgets.learn.class_balance import starved_classes, starved_picks
+from dfwidgets.session import Session
+
+
+@pytest.fixture
+def session(tmp_path: Path, small):
+    src, emb = small
+    s = Session.open(tmp_path / "proj", source=src, embeddings=emb, auto_fit=False)
+    yield s
+    s.close()
+
+
+def _per_class(src, counts: dict[int, int], start: int = 0) -> np.ndarray:
+    gt = np.asarray(src.labels)
+    return np.concatenate([np.flatnonzero(gt == c)[start:start + n] for c, n in counts.items()])
+
+
+def test_one_label_class_still_trains_a_probe(session: Session, small) -> None:
+    src, _ = small
+    counts = {c: 5 for c in range(9)} | {9: 1}  # "Ankle boot" has a single label
+    label_truth(session, _per_class(src, counts))
+    session.fit()
+    assert session.fit_status_.startswith("linear probe on 46 labels")
+    assert "Ankle boot" in list(session.model_.classes_)
+    col = session.model_classes_.index("Ankle boot")
+    boots = np.flatnonzero(np.asarray(src.labels) == 9)[1:]
+    # the single label already gives the class a real column: most boots are found
+    assert (session.predictions_[boots] == col).mean() > 0.5
+
+
+def test_training_set_is_one_place_with_weights(session: Session, small) -> None:
+    src, _ = small
+    label_truth(session, _per_class(src, {0: 3, 1: 2}))
+    idx, y, weight = session._fit.training_set()
+    assert idx.dtype == np.int64 and y.dtype == np.int64 and weight.dtype == np.float32
+    assert idx.shape == y.shape == weight.shape == (5,)
+    assert sorted(y.tolist()) == [0, 0, 0, 1, 1] and (weight == 1).all()
+
+
+def test_probe_uses_sample_weight(small) -> None:
+    from dfwidgets.learn.linear_probe import LinearProbe
+
+    _, emb = small
+    X, y = emb[:40], np.array(["a", "b"] * 20, dtype=object)
+    plain = LinearProbe().fit(X, y)
+    same = LinearProbe().fit(X, y, sample_weight=np.ones(40))
+    np.testing.assert_allclose(plain.coef_, same.coef_, atol=1e-5)
+    w = np.ones(40)
+    w[::2] = 0.0  # every "a" weighted out: the probe leans to "b"
+    tilted = LinearProbe().fit(X, y, sample_weight=w)
+    assert tilted.predict_proba(X)[:, 1].mean() > plain.predict_proba(X)[:, 1].mean()
+    with pytest.raises(ValueError, match="sample_weight"):
+        LinearProbe().fit(X, y, sample_weight=-np.ones(40))
+
+
+def test_starved_picks_are_neighbours_of_the_class(small) -> None:
+    src, emb = small
+    gt = np.asarray(src.labels)
+    codes = np.full(len(gt), -1)
+    bag = np.flatnonzero(gt == 8)[0]
+    codes[bag] = 8
+    train = np.bincount(codes[codes >= 0], minlength=10)
+    train[:8] = 10  # every other class with an example is well fed
+    assert starved_classes(train, np.bincount(codes[codes >= 0], minlength=10)).tolist() == [8]
+    blocked = codes >= 0
+    picks = starved_picks(emb, codes, train, blocked, 5)
+    assert len(picks) == 5 and not blocked[picks].any()
+    assert (gt[picks] == 8).mean() >= 0.6  # nearest neighbours of a bag are mostly bags
+
+
+def test_a_starved_class_is_asked_within_a_few_batches(session: Session, small) -> None:
+    src, _ = small
+    gt = np.asarray(src.labels)
+    label_truth(session, _per_class(src, {c: 6 for c in range(10) if c != 8} | {8: 1}))
+    session.fit()
+    bags = []
+    for _ in range(3):  # margin alone would not ask for "Bag" (its column is weak)
+        batch = session.next_batch(20, strategy="margin")
+        assert len(batch) == 20 and len(np.unique(batch)) == 20
+        bags.append(int((gt[batch] == 8).sum()))
+        label_truth(session, batch)
+        session.fit()
+    _, y, _ = session._fit.training_set()
+    assert bags[0] >= 1 and int((y == 8).sum()) >= 3, bags
+
+
+@pytest.mark.parametrize("strategy", ["auto", "random", "margin"])
+def test_accuracy_estimate_is_honest(session: Session, small, strategy: str) -> None:
+    """A model whose accuracy is known (ground truth of every unlabeled item): the truth
+    is inside the estimate's 95% interval and the estimate within 5 points of it. (The
+    issue's 3 points at >= 90% of checkpoints is measured by benchmarks/session_loop.py;
+    not yet met everywhere: see benchmarks/RESULTS.md.)"""
+    src, _ = small
+    gt = np.asarray(src.labels)
+    names = np.asarray(src.classes, dtype=object)
+    label_truth(session, np.random.default_rng(1).choice(len(gt), 20, replace=False))
+    session.fit()
+    while len(session.labels) < 200:
+        label_truth(session, session.next_batch(30, strategy=strategy))
+        session.fit()
+    est = session.accuracy_estimate()
+    unlabeled = np.flatnonzero(session.label_array() < 0)
+    pred = session.predicted_labels()
+    truth = float((pred[unlabeled] == names[gt[unlabeled]]).mean())
+    assert abs(est["estimate"] - truth) <= 0.05, (est, truth)
+    assert est["low"] <= truth <= est["high"], (est, truth)

@@ -1,0 +1,81 @@
+"""Issue 16: the default strategy (auto = TypiClust early, then hybrid), simulate() as the
+Session loop (audit items, starved classes), and recommend() with its evidence."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dfwidgets.learn import strategies as S
+from dfwidgets.learn.recommend import recommend
+from dfwidgets.learn.simulation import simulate
+from dfwidgets.session import Session
+
+
+def test_session_default_is_auto() -> None:
+    assert inspect.signature(Session.open).parameters["strategy"].default == "auto"
+    assert {"auto", "probcover"} <= set(S.STRATEGIES)
+
+
+def test_probcover_picks_typical_spread_items(small) -> None:
+    src, emb = small
+    gt = np.asarray(src.labels)
+    mask = np.zeros(len(emb), dtype=bool)
+    picks = S.probcover(None, emb, mask, 20, 0)
+    assert len(np.unique(picks)) == 20 and not mask[picks].any()
+    # representative picks cover the classes better than 20 random items usually do
+    assert len(np.unique(gt[picks])) >= 8
+    again = S.probcover(None, emb, mask, 20, 0)
+    np.testing.assert_array_equal(picks, again)  # seeded
+    mask[picks] = True
+    more = S.probcover(None, emb, mask, 10, 1)
+    assert not np.isin(more, picks).any()
+
+
+def test_auto_switches_from_representative_to_uncertain(small) -> None:
+    _, emb = small
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=len(emb)).astype(np.float32)
+    mask = np.zeros(len(emb), dtype=bool)
+    mask[:30] = True  # 3 per class: still early -> typical picks
+    np.testing.assert_array_equal(S.auto(probs, emb, mask, 10, 0),
+                                  S.typiclust(probs, emb, mask, 10, 0))
+    mask[:200] = True  # 20 per class: uncertainty with diversity
+    np.testing.assert_array_equal(S.auto(probs, emb, mask, 10, 0),
+                                  S.hybrid(probs, emb, mask, 10, 0))
+
+
+def test_simulate_mirrors_the_session_loop(small) -> None:
+    src, emb = small
+    y = np.asarray(src.classes, dtype=object)[np.asarray(src.labels)]
+    res = simulate(emb, y, strategies=["auto"], budgets=[20, 60], seeds=[0], batch_size=20,
+                   initial="auto", progress=False)
+    assert res.settings["audit_share"] == 0.1 and res.settings["balance"] is True
+    assert res.curves["n_labels"].tolist() == [20, 60]
+    assert res.curves["accuracy"].iloc[-1] > 0.6
+
+
+def _curves() -> pd.DataFrame:
+    rows = []
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        for n, r, a in ((20, 0.50, 0.60), (40, 0.60, 0.70), (80, 0.70, 0.78),
+                        (160, 0.78, 0.82)):
+            rows += [("random", seed, n, r + shift, 0.0), ("auto", seed, n, a + shift, 0.0)]
+    return pd.DataFrame(rows, columns=["strategy", "seed", "n_labels", "accuracy", "seconds"])
+
+
+def test_recommend_gives_the_strategy_with_its_evidence() -> None:
+    rec = recommend(_curves(), target=0.70)
+    assert rec.strategy == "auto"
+    assert rec.labels_needed == pytest.approx(40 - 0.01 / 0.1 * 20)  # mean curve 0.71 at 40
+    assert rec.random_labels == pytest.approx(40 + 0.09 / 0.10 * 40)  # 0.61 -> 0.71
+    assert rec.labels_saved == pytest.approx(rec.random_labels - rec.labels_needed)
+    assert rec.seed_range == (pytest.approx(36.0), pytest.approx(40.0))
+    assert "auto" in rec.text and "saves about" in rec.text and "2 seeds" in rec.text
+    far = recommend(_curves(), target=0.95)
+    assert far.strategy == "auto" and "no strategy reached" in far.text
+    with pytest.raises(ValueError, match="target"):
+        recommend(_curves(), target=1.5)
