@@ -132,17 +132,19 @@ def propose_prototypes(
         )
     X_pool = np.asarray(X_pool, np.float32)
     mean = X_pool.mean(axis=0) if len(X_pool) else np.asarray(X_train, np.float32).mean(axis=0)
-    Xt = OS.center(X_train, mean)
-    model = PrototypeClassifier(temperature=TEMPERATURE)
+    # open set: centred embeddings, sharper temperature; closed set: the raw cosine model
+    shift = mean if open_set else np.zeros_like(mean)
+    Xt = OS.center(X_train, shift)
+    model = PrototypeClassifier(temperature=TEMPERATURE) if open_set else PrototypeClassifier()
     if X_negative is not None and y_negative is not None and len(y_negative):
-        model.fit(Xt, y, X_negative=OS.center(X_negative, mean),
+        model.fit(Xt, y, X_negative=OS.center(X_negative, shift),
                   y_negative=np.asarray(y_negative, dtype=object))
     else:
         model.fit(Xt, y)
     pool = np.asarray(pool_indices, dtype=np.int64).reshape(-1)
     if len(pool) != len(X_pool):
         raise ValueError(f"X_pool has {len(X_pool)} rows but pool_indices {len(pool)}.")
-    Xp = OS.center(X_pool, mean) if len(pool) else X_pool
+    Xp = OS.center(X_pool, shift) if len(pool) else X_pool
     probs = model.predict_proba(Xp) if len(pool) else np.zeros((0, len(model.classes_)))
     kept, reason = None, ""
     if open_set and len(pool):

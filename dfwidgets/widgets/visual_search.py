@@ -238,11 +238,13 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
         self._render_page()
         return len(idx)
 
-    def propose(self, method: str = "prototype", *, prompts: Any = None) -> pd.DataFrame:
+    def propose(self, method: str = "prototype", *, prompts: Any = None,
+                open_set: bool = False) -> pd.DataFrame:
         """Propose a label for every unlabeled item (``session.propose``) and show the
         preview: counts per class above ``min_confidence`` and samples at several
-        confidence levels. Nothing is written until :meth:`commit`."""
-        proposal = self.session.propose(method=method, prompts=prompts)
+        confidence levels; ``open_set=True`` leaves out items far from every example.
+        Nothing is written until :meth:`commit`."""
+        proposal = self.session.propose(method=method, prompts=prompts, open_set=open_set)
         self._preview()  # summary and samples first, then the method (the page draws on it)
         self.proposal_method = method
         kept = proposal["kept"] if "kept" in proposal.columns else True

@@ -85,7 +85,13 @@ def test_label_20_items_with_keyboard_survives_restart(lab, tmp_path, fmnist_tra
         lab.page.wait_for_timeout(100)
     got = lab.kernel_eval("{str(k): v for k, v in s.labels.items()}")
     assert {int(k): v for k, v in got.items()} == answers
-    assert lab.kernel_eval("s.focus") == shown  # the item on the stage is the Session's focus
+    # the item on the stage is the Session's focus (the page reports it by message, like
+    # the labels above, so it may arrive a moment after the last label)
+    for _ in range(100):
+        if lab.kernel_eval("s.focus") == shown:
+            break
+        lab.page.wait_for_timeout(100)
+    assert lab.kernel_eval("s.focus") == shown
 
     records = [r for r in key_latencies(stage) if r["key"] != "z"]  # not the undo
     lat = [r["ms"] for r in records]

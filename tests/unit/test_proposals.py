@@ -40,7 +40,7 @@ def test_prototype_proposal_covers_unlabeled_items_and_beats_chance(session, fmn
     correct = truth == prop["label"].to_numpy()
     assert correct.mean() > 0.4  # chance is 0.1
     # the items the open-set rule keeps (near an example) are right far more often
-    near = session.propose(method="prototype")
+    near = session.propose(method="prototype", open_set=True)
     kept = near[near["kept"]]
     truth = np.asarray(fmnist_test.classes, dtype=object)[fmnist_test.labels[kept["index"]]]
     assert len(kept) >= 3
@@ -236,7 +236,8 @@ def test_kept_examples_and_negatives_shape_the_default_proposal(session, fmnist_
     prop = session.propose(method="prototype")
     assert sorted(prop.attrs["classes"]) == sorted(names) and len(prop) == len(fmnist_test)
     emb = session.embeddings
-    expect = propose_prototypes(emb[[ex[n] for n in names]], names, emb, np.arange(len(emb)))
+    expect = propose_prototypes(emb[[ex[n] for n in names]], names, emb, np.arange(len(emb)),
+                                open_set=False)  # the Session's default: the closed set
     np.testing.assert_array_equal(prop["index"], expect["index"])
 
     mine = prop.loc[(prop["label"] == names[0]) & ~prop["index"].isin(list(ex.values())), "index"]
@@ -244,7 +245,7 @@ def test_kept_examples_and_negatives_shape_the_default_proposal(session, fmnist_
     session.add_negatives([wrong], names[0])
     again = session.propose(method="prototype")
     expect = propose_prototypes(emb[[ex[n] for n in names]], names, emb, np.arange(len(emb)),
-                                X_negative=emb[[wrong]], y_negative=[names[0]])
+                                X_negative=emb[[wrong]], y_negative=[names[0]], open_set=False)
     np.testing.assert_array_equal(again["index"], expect["index"])
     np.testing.assert_allclose(again["confidence"], expect["confidence"], rtol=1e-6)
     assert not again.equals(prop)
@@ -277,9 +278,15 @@ def test_propose_prototypes_labels_the_pool_most_confident_first():
     assert prop["confidence"].is_monotonic_decreasing
     truth = dict(zip(pool.tolist(), names[y]))
     assert all(truth[i] == lab for i, lab in zip(prop["index"], prop["label"]))
-    mean = X.mean(axis=0)  # the prototypes live in embeddings centred on the pool mean
+    # closed set: the classifier on the raw embeddings, exactly
+    ref = PrototypeClassifier().fit(centres, names).predict_proba(X).max(axis=1)
+    got = prop.set_index("index")["confidence"].reindex(pool).to_numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    # open set: the prototypes live in embeddings centred on the pool mean
+    mean = X.mean(axis=0)
     C, Xc = center(centres, mean), center(X, mean)
     T = proposals.TEMPERATURE
+    prop = proposals.propose_prototypes(centres, names, X, pool, open_set=True)
     ref = PrototypeClassifier(temperature=T).fit(C, names).predict_proba(Xc).max(axis=1)
     got = prop.set_index("index")["confidence"].reindex(pool).to_numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-6)
@@ -397,7 +404,7 @@ def test_none_of_these_leaves_out_items_far_from_every_example(session, fmnist_t
     two = {str(names[c]): rng.choice(np.flatnonzero(y == c), 5, replace=False).tolist()
            for c in (1, 7)}  # Trouser, Sneaker
     closed = session.propose(method="prototype", examples=two, open_set=False)
-    prop = session.propose(method="prototype", examples=two)
+    prop = session.propose(method="prototype", examples=two, open_set=True)
     assert prop.attrs["left_out"] == int((~prop["kept"]).sum()) > 0.9 * len(prop)
     assert "farther from every example" in prop.attrs["left_out_reason"]
     summary = session.examples.summary(min_confidence=0.9)
