@@ -161,6 +161,7 @@ def _umap_learn_coords(x: np.ndarray, *, init: np.ndarray, n_neighbors: int,
         n_jobs=1 if random_state is not None else min(2, os.cpu_count() or 1),
         low_memory=True, tqdm_kwds={"disable": not progress, "desc": f"UMAP of {n:,} items",
                                      "leave": False},
+        **kwargs,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no search index: transform unavailable" etc.

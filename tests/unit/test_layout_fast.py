@@ -39,6 +39,33 @@ def test_quality_matches_plain_umap_on_real_embeddings(emb, tmp_path):
     assert q_ours["knn_preservation"] > q_pca["knn_preservation"] + 0.1
 
 
+def test_umap_gets_the_faiss_graph_and_never_builds_its_own(emb, monkeypatch, tmp_path):
+    """The neighbour graph handed to umap-learn is faiss's (N, k) graph, so pynndescent
+    (a minute of JIT compiling in a fresh process) never runs."""
+    import pynndescent
+    import umap
+
+    seen = {}
+    real_fit = umap.UMAP.fit
+
+    def spy_fit(self, x, *args, **kwargs):
+        seen["knn"] = self.precomputed_knn
+        return real_fit(self, x, *args, **kwargs)
+
+    def no_nndescent(*args, **kwargs):
+        raise AssertionError("UMAP built its own neighbour graph")
+
+    monkeypatch.setattr(umap.UMAP, "fit", spy_fit)
+    monkeypatch.setattr(pynndescent.NNDescent, "__init__", no_nndescent)
+    x = emb[:600]
+    xy = layout_umap.umap_coords(x, init=x[:, :2].copy(), backend="umap-learn")
+    assert xy.shape == (600, 2) and np.isfinite(xy).all()
+    idx, dist = seen["knn"][0], seen["knn"][1]
+    want_idx, _ = exact_knn(x, k=15)
+    assert idx.shape == (600, 15) and (idx[:, 0] == np.arange(600)).all()
+    assert (idx == want_idx).mean() > 0.99
+
+
 def test_exact_knn_puts_each_row_first_even_with_duplicates(emb):
     x = np.concatenate([emb[:50], emb[:5]])  # rows 50..54 duplicate rows 0..4
     idx, dist = exact_knn(x, k=4)
