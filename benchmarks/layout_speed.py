@@ -1,6 +1,7 @@
 """UMAP layout speed, memory and quality: dfwidgets vs plain umap-learn, each in a fresh process.
 
-`python benchmarks/layout_speed.py` (defaults: --n 20000 --large 1000000 --subset 100000)
+`python benchmarks/layout_speed.py` (defaults: --n 20000 --large 1000000 --subset 100000;
+`--n 0` runs the large layout alone into its own section)
 
 * **20k** (real Fashion-MNIST train embeddings, offline backbone, 512-d): plain
   `umap.UMAP(metric="cosine").fit_transform` vs `dfw.compute_layout` (no layout cached),
@@ -34,6 +35,7 @@ import time
 import _results as bench
 
 SECTION = "UMAP layout: speed, memory, quality"
+SECTION_LARGE = "UMAP layout at a million items"
 T0 = time.perf_counter()
 
 
@@ -128,22 +130,46 @@ def main() -> None:
         args.kind = args.child
         child(args)
         return
-    import numpy as np
-
-    from dfwidgets.layout_quality import layout_quality
-
     load_start = bench.load_average()
     tmp = tempfile.mkdtemp(prefix="dfw_layout_bench_")
     env = dict(os.environ, BENCH_TMP=tmp)
     env.setdefault("DFW_CACHE_DIR", str(bench.REPO / ".dfw_cache"))
     env.pop("OMP_NUM_THREADS", None)  # both cores, like a user
-    x = _embeddings(args.n, False)
-    rows, res = [], {}
+    rows, res, notes = [], {}, []
+    if args.n:
+        x = _embeddings(args.n, False)
+        small(args, x, tmp, env, rows, res, notes)
+    else:  # the large run alone: one warm-up process fills its numba cache first
+        run("dfw", 3_000, os.path.join(tmp, "warmup.npy"), env,
+            layout_cache=os.path.join(tmp, "layout_warmup"))
 
-    def quality(path: str, xs) -> tuple[str, str]:
-        q = layout_quality(xs, np.load(path))
-        return f"{q['trustworthiness']:.3f}", f"{q['knn_preservation']:.3f}"
+    if args.large:
+        large_rows(args, tmp, env, rows, notes)
+    shutil.rmtree(tmp, ignore_errors=True)
+    md = [f"## {SECTION if args.n else SECTION_LARGE}", "",
+          (f"`{bench.command_line('layout_speed.py')}` - "
+           "each cell is a fresh Python process (time from process start to coordinates, "
+           "imports included, embeddings file read excluded); cold = empty numba cache, "
+           "warm = after one warm-up process of the same kind. Quality: trustworthiness and "
+           "10-NN preservation (cosine, 2,000 seeded queries). "
+           f"{bench.machine_note(load_start)}."), "",
+          bench.markdown_table(["items", "method", "run", "time", "peak memory",
+                                "trustworthiness", "10-NN kept"], rows), ""]
+    md += [f"- {note}" for note in notes]
+    bench.report(args, SECTION if args.n else SECTION_LARGE, "\n".join(md))
 
+
+def _quality(path: str, xs) -> tuple[str, str]:
+    import numpy as np
+
+    from dfwidgets.layout_quality import layout_quality
+
+    q = layout_quality(xs, np.load(path))
+    return f"{q['trustworthiness']:.3f}", f"{q['knn_preservation']:.3f}"
+
+
+def small(args, x, tmp: str, env: dict, rows: list, res: dict, notes: list) -> None:
+    """The 20k rows: plain vs dfwidgets, cold / warm, and a layout cache hit."""
     for phase in ("cold", "warmup", "warm"):
         for kind in ("plain", "dfw"):
             out = os.path.join(tmp, f"{kind}_{phase}.npy")
@@ -152,48 +178,44 @@ def main() -> None:
             if phase != "warmup":
                 name = "plain umap-learn" if kind == "plain" else "dfwidgets"
                 rows.append([f"{args.n:,}", name, phase, f"{r['process']:.1f} s",
-                             f"{r['peak_gb']:.2f} GB", *quality(out, x)])
+                             f"{r['peak_gb']:.2f} GB", *_quality(out, x)])
     hit = run("dfw", args.n, os.path.join(tmp, "hit.npy"), env,
               layout_cache=os.path.join(tmp, "layout_dfw_warm"))
     rows.append([f"{args.n:,}", "dfwidgets", "layout cache hit", f"{hit['process']:.1f} s",
                  f"{hit['peak_gb']:.2f} GB", "", ""])
     speedup = res["plain", "warm"]["process"] / res["dfw", "warm"]["process"]
-    notes = [(f"warm: dfwidgets {speedup:.1f}x faster than plain umap-learn "
-              f"({res['dfw', 'warm']['layout']:.1f} s in compute_layout itself).")]
-    if args.large:
-        large = os.path.join(tmp, "large.npy")
-        r = run("dfw_large", args.large, large, env, layout_cache=os.path.join(tmp, "lg"),
-                sample=args.sample)
-        ref = os.path.join(tmp, "subset.npy")
-        run("subset_full", args.large, ref, env, layout_cache=tmp, subset=args.subset)
-        xl = _embeddings(args.large, True)
-        pick = np.load(ref + ".idx.npy")
-        sub = xl[pick]
-        q_big = layout_quality(sub, np.load(large)[pick])
-        q_ref = layout_quality(sub, np.load(ref))
-        sample = args.sample or 50_000
-        rows.append([f"{args.large:,}", f"dfwidgets ({sample:,} sample + placement)", "warm",
-                     f"{r['process']:.1f} s", f"{r['peak_gb']:.2f} GB",
-                     f"{q_big['trustworthiness']:.3f}", f"{q_big['knn_preservation']:.3f}"])
-        rows.append([f"{args.subset:,} subset", "full UMAP of the subset (reference)", "warm",
-                     "", "", f"{q_ref['trustworthiness']:.3f}",
-                     f"{q_ref['knn_preservation']:.3f}"])
-        made = ("the 70,000 real Fashion-MNIST embeddings plus noise-jittered copies"
-                if args.large > 70_000 else "real Fashion-MNIST train+test embeddings")
-        notes.append(f"{args.large:,}: PCA first view after {r['first_view']:.2f} s; the "
-                     f"{args.large:,} rows are {made}; quality of the large layout is measured on a "
-                     f"seeded {args.subset:,} subset against a full UMAP of that subset.")
-    shutil.rmtree(tmp, ignore_errors=True)
-    md = [f"## {SECTION}", "", (f"`{bench.command_line('layout_speed.py')}` - "
-          "each cell is a fresh Python process (time from process start to coordinates, "
-          "imports included, embeddings file read excluded); cold = empty numba cache, "
-          "warm = after one warm-up process of the same kind. Quality: trustworthiness and "
-          "10-NN preservation (cosine, 2,000 seeded queries). "
-          f"{bench.machine_note(load_start)}."), "",
-          bench.markdown_table(["items", "method", "run", "time", "peak memory",
-                                "trustworthiness", "10-NN kept"], rows), ""]
-    md += [f"- {note}" for note in notes]
-    bench.report(args, SECTION, "\n".join(md))
+    notes.append(f"warm: dfwidgets {speedup:.1f}x faster than plain umap-learn "
+                 f"({res['dfw', 'warm']['layout']:.1f} s in compute_layout itself).")
+
+
+def large_rows(args, tmp: str, env: dict, rows: list, notes: list) -> None:
+    """The 1M row: sample + placement, its quality against a full UMAP of a subset."""
+    import numpy as np
+
+    from dfwidgets.layout_quality import layout_quality
+
+    large = os.path.join(tmp, "large.npy")
+    r = run("dfw_large", args.large, large, env, layout_cache=os.path.join(tmp, "lg"),
+            sample=args.sample)
+    ref = os.path.join(tmp, "subset.npy")
+    run("subset_full", args.large, ref, env, layout_cache=tmp, subset=args.subset)
+    xl = _embeddings(args.large, True)
+    pick = np.load(ref + ".idx.npy")
+    sub = xl[pick]
+    q_big = layout_quality(sub, np.load(large)[pick])
+    q_ref = layout_quality(sub, np.load(ref))
+    sample = args.sample or 50_000
+    rows.append([f"{args.large:,}", f"dfwidgets ({sample:,} sample + placement)", "warm",
+                 f"{r['process']:.1f} s", f"{r['peak_gb']:.2f} GB",
+                 f"{q_big['trustworthiness']:.3f}", f"{q_big['knn_preservation']:.3f}"])
+    rows.append([f"{args.subset:,} subset", "full UMAP of the subset (reference)", "warm",
+                 "", "", f"{q_ref['trustworthiness']:.3f}",
+                 f"{q_ref['knn_preservation']:.3f}"])
+    made = ("the 70,000 real Fashion-MNIST embeddings plus noise-jittered copies"
+            if args.large > 70_000 else "real Fashion-MNIST train+test embeddings")
+    notes.append(f"{args.large:,}: PCA first view after {r['first_view']:.2f} s; the "
+                 f"{args.large:,} rows are {made}; quality of the large layout is measured on a "
+                 f"seeded {args.subset:,} subset against a full UMAP of that subset.")
 
 
 if __name__ == "__main__":

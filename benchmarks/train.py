@@ -135,7 +135,7 @@ def main() -> None:
     extra = (f"\n\nOne epoch of the uncached recipe (whole backbone on augmented images) on "
              f"{args.labels[0]:,} labels: {uncached:.1f} s." if uncached is not None else "")
     md = (
-        f"## {SECTION}\n\n`{bench.command_line('benchmarks/train.py')}`: Fashion-MNIST, "
+        f"## {SECTION}\n\n`{bench.command_line('train.py')}`: Fashion-MNIST, "
         f"random training labels (seeds 0..), mean test accuracy on {args.test:,} random "
         f"test items; efficientnet_lite0 at 64 px on CPU, torch threads = {args.threads}; "
         f"fine-tuning = last {args.blocks} block(s) + head on cached activations, "

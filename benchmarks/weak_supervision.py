@@ -132,6 +132,7 @@ def main() -> None:
 
     import dfwidgets as dfw
     from dfwidgets.learn.weak_supervision import centred_rows
+    from dfwidgets.session.rules import AGREE_K, MIN_CONFIDENCE, WEAK_SHARE
 
     tr = dfw.datasets.fashion_mnist(split="train")
     te = dfw.datasets.fashion_mnist(split="test")
@@ -159,7 +160,9 @@ def main() -> None:
     note = (f"Fashion-MNIST, 60,000 training images as the pool, 10,000 test images, offline "
             f"backbone embeddings; seeds {args.seeds}; {args.clusters} k-means clusters, "
             f"examples threshold {args.threshold}; weak labels trained on: label-model "
-            f"probability >= 0.8, weighted by it (together at most 10x the hand labels). "
+            f"probability >= {MIN_CONFIDENCE:g} and the vote of the {AGREE_K} most similar hand "
+            f"labels agrees, weighted by the probability (together at most {WEAK_SHARE:g}x the "
+            f"hand labels). "
             f"`{bench.command_line('weak_supervision.py')}`, {time.perf_counter() - t0:.0f} s, "
             f"{bench.machine_note(load0)}.")
     bench.report(args, "weak_supervision", "## Weak supervision (rules + label model)\n\n"

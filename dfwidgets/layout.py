@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 Method = Literal["umap", "pca"]
 _PCA_DIMS = 50
-_PCA_FIT_ROWS = 50_000  # PCA is fitted on at most this many rows (seeded sample)
+_PCA_FIT_ROWS = 25_000  # PCA is fitted on at most this many rows (seeded sample)
 _SYNC_KEY_MAX = 50_000_000  # N*D up to which the cache is checked before fit() returns
 _VERSION = "2"
 _PLACE_NEIGHBOURS = 10  # transform: a new item sits among its 10 nearest laid-out items
@@ -52,15 +52,22 @@ def _check_embeddings(embeddings: Any, *, min_rows: int = 3) -> np.ndarray:
     if x.shape[0] < min_rows:
         raise ValueError(f"a layout needs at least {min_rows} items; got {x.shape[0]}.")
     x = x.astype(np.float32, copy=False)
-    bad = [lo + np.flatnonzero(~np.isfinite(x[lo:lo + _CHUNK]).all(axis=1))
-           for lo in range(0, len(x), _CHUNK)]
-    bad = np.concatenate(bad)
+    bad = np.concatenate([lo + _non_finite_rows(x[lo:lo + _CHUNK])
+                          for lo in range(0, len(x), _CHUNK)])
     if bad.size:
         raise ValueError(
             f"embeddings contain NaN or inf in {bad.size} rows (first: {bad[:5].tolist()}); "
             "re-embed those items or drop them."
         )
     return x
+
+
+def _non_finite_rows(chunk: np.ndarray) -> np.ndarray:
+    """Row numbers of ``chunk`` (n, D) holding NaN or inf. A row sum is finite when the row
+    is (one pass, no (n, D) mask); only a chunk with a non-finite sum is checked per value."""
+    if np.isfinite(chunk.sum(axis=1)).all():
+        return np.empty(0, dtype=np.int64)
+    return np.flatnonzero(~np.isfinite(chunk).all(axis=1))
 
 
 def _key(x: np.ndarray, params: dict) -> str:
@@ -184,11 +191,12 @@ class LayoutComputer:
         self.pca_embedding_ = self._project(x, 2)
 
     def _project(self, x: np.ndarray, dims: int) -> np.ndarray:
-        comps = self.pca_.components_[:dims].astype(np.float32).T
-        mean = self.pca_.mean_.astype(np.float32)
+        comps = np.ascontiguousarray(self.pca_.components_[:dims].T, dtype=np.float32)
+        shift = self.pca_.mean_.astype(np.float32) @ comps  # (x - mean) @ C = x @ C - mean @ C
         out = np.empty((len(x), comps.shape[1]), dtype=np.float32)
         for lo in range(0, len(x), _CHUNK):
-            out[lo:lo + _CHUNK] = (x[lo:lo + _CHUNK] - mean) @ comps
+            np.matmul(x[lo:lo + _CHUNK], comps, out=out[lo:lo + _CHUNK])
+        out -= shift
         return out
 
     def _reduced_rows(self) -> np.ndarray:

@@ -187,7 +187,7 @@ def fit_cached(backbone: nn.Module, head_fn: Callable[[np.ndarray, np.ndarray], 
     head; ``make_model(head)`` wraps backbone + head. Raises ``Cancelled`` (via
     ``check_cancel``) only before the probe exists; afterwards a cancel ends the run with
     the best state so far."""
-    from .finetune_parts import Cancelled, trainable_state
+    from .finetune_parts import BestEpoch, Cancelled
     from .finetune_tail import StageSplit, cut_for_blocks
 
     split = StageSplit(backbone, cut_for_blocks(backbone, blocks), image_size=image_size)
@@ -202,11 +202,9 @@ def fit_cached(backbone: nn.Module, head_fn: Callable[[np.ndarray, np.ndarray], 
     for p in tail:
         p.requires_grad_(True)
     val_loss, val_acc = evaluate_cached(split, head, vdata, val_y, device)
-    history = [dict(epoch=0, train_loss=np.nan, train_acc=np.nan, val_loss=val_loss,
-                    val_acc=val_acc, seconds=0.0)]
-    if on_epoch:
-        on_epoch(history[0])
-    best = (val_acc, -val_loss, 0, trainable_state(model))
+    keeper = BestEpoch(model, dict(epoch=0, train_loss=np.nan, train_acc=np.nan,
+                                   val_loss=val_loss, val_acc=val_acc, seconds=0.0),
+                       patience=patience, on_epoch=on_epoch)
     opt = torch.optim.AdamW([{"params": tail, "lr": lr},
                              {"params": list(head.parameters()), "lr": head_lr}],
                             weight_decay=weight_decay)
@@ -215,7 +213,7 @@ def fit_cached(backbone: nn.Module, head_fn: Callable[[np.ndarray, np.ndarray], 
         opt, max_lr=[lr, head_lr], total_steps=max(n_batches * epochs, 2), pct_start=0.15)
     scaler = torch.amp.GradScaler("cuda") if device.startswith("cuda") else None
     rng = np.random.default_rng(seed)
-    done, stale, cancelled = 0, 0, False
+    done, cancelled = 0, False
 
     def step() -> None:
         nonlocal done
@@ -233,19 +231,11 @@ def fit_cached(backbone: nn.Module, head_fn: Callable[[np.ndarray, np.ndarray], 
                                     check_cancel=check_cancel, on_batch=step)
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             val_loss, val_acc = evaluate_cached(split, head, vdata, val_y, device)
-            row = dict(epoch=epoch, train_loss=loss, train_acc=acc, val_loss=val_loss,
-                       val_acc=val_acc, seconds=seconds, cpu_seconds=cpu)
-            history.append(row)
-            if on_epoch:
-                on_epoch(row)
-            if (val_acc, -val_loss) > best[:2]:
-                best, stale = (val_acc, -val_loss, epoch, trainable_state(model)), 0
-            else:
-                stale += 1
-                if stale >= patience:
-                    break
+            if keeper.add(dict(epoch=epoch, train_loss=loss, train_acc=acc, val_loss=val_loss,
+                               val_acc=val_acc, seconds=seconds, cpu_seconds=cpu)):
+                break
     except Cancelled:
         cancelled = True
-    return CachedRun(model, history, best, cancelled, data.seconds + vdata.seconds,
+    return CachedRun(model, keeper.history, keeper.best, cancelled, data.seconds + vdata.seconds,
                      data.computed + vdata.computed, data.hits + vdata.hits, split.cut,
                      split.activation_shape)

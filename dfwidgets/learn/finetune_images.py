@@ -17,11 +17,11 @@ from torch import nn
 
 from .finetune_cached import CachedRun
 from .finetune_parts import (
+    BestEpoch,
     Cancelled,
     class_sampler,
     loss_and_accuracy,
     normalised_features,
-    trainable_state,
 )
 
 __all__ = ["fit_images"]
@@ -64,17 +64,15 @@ def fit_images(backbone: nn.Module, tail: list[nn.Parameter],
     model = make_model(head)
     n_classes = head.out_features
     val_loss, val_acc = loss_and_accuracy(model, x_val, val_y, device)
-    history = [dict(epoch=0, train_loss=np.nan, train_acc=np.nan, val_loss=val_loss,
-                    val_acc=val_acc, seconds=0.0)]
-    if on_epoch:
-        on_epoch(history[0])
-    best = (val_acc, -val_loss, 0, trainable_state(model))
+    keeper = BestEpoch(model, dict(epoch=0, train_loss=np.nan, train_acc=np.nan,
+                                   val_loss=val_loss, val_acc=val_acc, seconds=0.0),
+                       patience=patience, on_epoch=on_epoch)
     opt = torch.optim.AdamW([{"params": tail, "lr": lr},
                              {"params": list(head.parameters()), "lr": head_lr}],
                             weight_decay=weight_decay)
     sampler = class_sampler(y, n_classes, balanced=balanced, generator=gen)
     n_batches = int(np.ceil(len(y) / batch_size))
-    done, stale, cancelled = 0, 0, False
+    done, cancelled = 0, False
     loss_fn = nn.CrossEntropyLoss()
     try:
         for epoch in range(1, epochs + 1):
@@ -110,17 +108,10 @@ def fit_images(backbone: nn.Module, tail: list[nn.Parameter],
             head.eval()
             seconds = time.perf_counter() - te
             val_loss, val_acc = loss_and_accuracy(model, x_val, val_y, device)
-            row = dict(epoch=epoch, train_loss=float(np.mean(losses)), train_acc=correct / seen,
-                       val_loss=val_loss, val_acc=val_acc, seconds=seconds)
-            history.append(row)
-            if on_epoch:
-                on_epoch(row)
-            if (val_acc, -val_loss) > best[:2]:
-                best, stale = (val_acc, -val_loss, epoch, trainable_state(model)), 0
-            else:
-                stale += 1
-                if stale >= patience:
-                    break
+            if keeper.add(dict(epoch=epoch, train_loss=float(np.mean(losses)),
+                               train_acc=correct / seen, val_loss=val_loss, val_acc=val_acc,
+                               seconds=seconds)):
+                break
     except Cancelled:
         cancelled = True
-    return CachedRun(model, history, best, cancelled, 0.0, 0, 0, -1, (0, 0, 0))
+    return CachedRun(model, keeper.history, keeper.best, cancelled, 0.0, 0, 0, -1, (0, 0, 0))

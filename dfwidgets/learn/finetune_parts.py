@@ -18,7 +18,7 @@ from torch import nn
 from ..exported_model import _open_image, build_transform
 
 __all__ = [
-    "Cancelled", "as_pil_list", "class_sampler", "encode_labels", "eval_transform", "find_tail",
+    "BestEpoch", "Cancelled", "as_pil_list", "class_sampler", "encode_labels", "eval_transform", "find_tail",
     "head_from_coef", "loss_and_accuracy", "normalised_features", "probe_head",
     "stratified_split", "train_transform", "trainable_state", "verdict",
 ]
@@ -185,6 +185,39 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """Copies of the tensors of ``model`` that are being trained (``requires_grad``)."""
     names = {n for n, p in model.named_parameters() if p.requires_grad}
     return {n: t.detach().clone() for n, t in model.state_dict().items() if n in names}
+
+
+class BestEpoch:
+    """Early-stopping bookkeeping shared by the training loops: the epoch ``history``
+    (rows passed to ``on_epoch`` too), the best epoch by held-out (accuracy, -loss) with
+    copies of its trained tensors (epoch 0 = the probe head), and when to stop
+    (``patience`` epochs in a row without improvement)."""
+
+    def __init__(self, model: nn.Module, first: dict, *, patience: int,
+                 on_epoch: Callable[[dict], None] | None = None) -> None:
+        self.model, self.patience, self.on_epoch = model, int(patience), on_epoch
+        self.history: list[dict] = []
+        self.stale = 0
+        self.best: tuple = (first["val_acc"], -first["val_loss"], int(first["epoch"]),
+                            trainable_state(model))
+        self._record(first)
+
+    def _record(self, row: dict) -> None:
+        self.history.append(row)
+        if self.on_epoch:
+            self.on_epoch(row)
+
+    def add(self, row: dict) -> bool:
+        """Record an epoch row (keys epoch, val_acc, val_loss, ...); True when training
+        should stop."""
+        self._record(row)
+        if (row["val_acc"], -row["val_loss"]) > self.best[:2]:
+            self.best = (row["val_acc"], -row["val_loss"], int(row["epoch"]),
+                         trainable_state(self.model))
+            self.stale = 0
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
 
 
 def verdict(history: pd.DataFrame, *, n_val: int, probe_accuracy: float, best_epoch: int,

@@ -25,7 +25,9 @@ __all__ = ["RulesPanel"]
 log = logging.getLogger(__name__)
 
 RULES_CSS = """<style>
-.dfw-rules .dfw-rl-bar{display:inline-block;width:64px;height:8px;margin:0 4px;
+.dfw-rules .dfw-rl-stat{display:inline-block;white-space:nowrap;margin:2px 10px 2px 0;
+ font-size:90%}
+.dfw-rules .dfw-rl-bar{display:inline-block;width:44px;height:8px;margin:0 4px;
  background:var(--jp-layout-color3,#ddd);border-radius:4px;vertical-align:middle;overflow:hidden}
 .dfw-rules .dfw-rl-bar>span{display:block;height:100%}
 .dfw-rules .dfw-rl-cov>span{background:#4c78a8}.dfw-rules .dfw-rl-acc>span{background:#54a24b}
@@ -37,11 +39,14 @@ RULES_CSS = """<style>
 EVENTS = ("rules_changed", "labels_changed", "classes_changed", "selection_changed")
 
 
-def _bar(kind: str, share: float | None, title: str) -> str:
+def _bar(kind: str, share: float | None, title: str, *, caption: str) -> str:
+    """A captioned bar: "caption [====  ] 36%" that wraps as one piece."""
     width = 0 if share is None or not np.isfinite(share) else max(0.0, min(1.0, share)) * 100
     text = "n/a" if share is None or not np.isfinite(share) else f"{share:.0%}"
-    return (f'<span class="dfw-rl-bar dfw-rl-{kind}" title="{html.escape(title)}: {text}">'
-            f'<span style="width:{width:.0f}%"></span></span>{text}')
+    return (f'<span class="dfw-rl-stat" title="{html.escape(title)}: {text}">'
+            f'<span class="dfw-rl-muted">{caption}</span>'
+            f'<span class="dfw-rl-bar dfw-rl-{kind}"><span style="width:{width:.0f}%"></span>'
+            f'</span>{text}</span>')
 
 
 def row_html(row: pd.Series) -> str:
@@ -55,9 +60,10 @@ def row_html(row: pd.Series) -> str:
         f'<div class="dfw-rl-error">{html.escape(str(row["status"]))}</div>'
     return (f'<span class="dfw-rl-name">{html.escape(str(row["rule"]))}</span>{label} '
             f'<span class="dfw-rl-muted">({html.escape(str(row["kind"]))})</span><br>'
-            + _bar("cov", row["coverage"], "coverage") + " "
-            + _bar("acc", acc, f"accuracy {where}") + " "
-            + _bar("con", row["conflicts"], "conflicts") + status)
+            + _bar("cov", row["coverage"], "share of items it votes on", caption="covers")
+            + _bar("acc", acc, f"accuracy {where}", caption="right")
+            + _bar("con", row["conflicts"], "share of its votes another rule contradicts",
+                   caption="conflicts") + status)
 
 
 class RulesPanel(SessionView, W.VBox):
@@ -87,6 +93,7 @@ class RulesPanel(SessionView, W.VBox):
         for button in (self.region_button, self.examples_button, self.neighbours_button,
                        self.undo_button):
             button.layout.width = "auto"  # the whole description, not "Region fro…"
+            button.layout.flex = "0 0 auto"  # a narrow panel wraps the row, never squeezes it
         for part, css in ((self.class_box, "dfw-rl-class"), (self.region_button, "dfw-rl-region"),
                           (self.examples_button, "dfw-rl-examples"), (self.undo_button, "dfw-rl-undo"),
                           (self.weak_box, "dfw-rl-weak")):
@@ -100,11 +107,14 @@ class RulesPanel(SessionView, W.VBox):
         self.list_box = W.VBox()
         self.list_box.add_class("dfw-rl-list")
         self.weak_note = W.HTML()
+        def wrap() -> W.Layout:
+            return W.Layout(flex_flow="row wrap", align_items="center")
+
         self.children = [
             W.HTML(RULES_CSS),
-            W.HBox([self.class_box, self.region_button, self.selection_note]),
-            W.HBox([self.examples_button, self.threshold]),
-            W.HBox([self.neighbours_button, self.undo_button, self.weak_box]),
+            W.HBox([self.class_box, self.region_button, self.selection_note], layout=wrap()),
+            W.HBox([self.examples_button, self.threshold], layout=wrap()),
+            W.HBox([self.neighbours_button, self.undo_button, self.weak_box], layout=wrap()),
             self.message, self.list_box, self.weak_note]
         self._rows: dict[str, tuple[W.Checkbox, W.HTML, W.Button]] = {}
         self._refresh_soon = Throttle(self._on_event, interval=0.3)
@@ -179,7 +189,8 @@ class RulesPanel(SessionView, W.VBox):
         if list(self.class_box.options) != classes:
             self.class_box.options = classes
         n = len(self.session.selection)
-        self.selection_note.value = f'<span class="dfw-rl-muted">{n:,} selected</span>'
+        self.selection_note.value = (f'<span class="dfw-rl-muted" style="white-space:nowrap">'
+                                     f'{n:,} selected</span>')
         self.region_button.disabled = n == 0
         self.weak_box.value = bool(self.session.rules.train_with_weak)
         summary = self.run_safely(self.session.rules.summary, what="The rule summary")

@@ -268,3 +268,23 @@ def test_cancel_while_the_cache_is_built_stops_within_a_second(lite0, labeled, f
     assert elapsed < 1.0, f"cancel took {elapsed:.2f} s"
     assert ft.cancelled_ and ft.error_ is None and ft.model_ is None
     assert "cancelled before" in ft.verdict_
+
+
+def test_best_epoch_keeps_the_best_weights_and_stops_after_patience():
+    from dfwidgets.learn.finetune_parts import BestEpoch
+
+    model = torch.nn.Linear(2, 2)
+    seen = []
+    keeper = BestEpoch(model, {"epoch": 0, "val_acc": 0.5, "val_loss": 1.0}, patience=2,
+                       on_epoch=seen.append)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    assert not keeper.add({"epoch": 1, "val_acc": 0.7, "val_loss": 0.8})  # better: kept
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    # same accuracy, higher loss: not better
+    assert not keeper.add({"epoch": 2, "val_acc": 0.7, "val_loss": 0.9})
+    assert keeper.add({"epoch": 3, "val_acc": 0.6, "val_loss": 0.7})  # 2nd miss: stop
+    assert keeper.best[2] == 1 and keeper.best[0] == 0.7
+    assert torch.equal(keeper.best[3]["weight"], torch.ones(2, 2))
+    assert [r["epoch"] for r in seen] == [0, 1, 2, 3] == [r["epoch"] for r in keeper.history]

@@ -76,6 +76,21 @@ def test_rule_stats_and_confident_weak():
     assert idx.tolist() == [0] and y.tolist() == [0] and w.tolist() == [pytest.approx(0.9)]
 
 
+
+def test_knn_vote_follows_the_nearest_hand_labels():
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, 8, dtype=np.float32) * 5
+    src = np.concatenate([centres[c] + rng.normal(0, 0.1, (5, 8)) for c in range(4)]).astype(np.float32)
+    codes = np.repeat(np.arange(4), 5)
+    X = np.concatenate([centres[c] + rng.normal(0, 0.1, (3, 8)) for c in (2, 0, 3)]).astype(np.float32)
+    mean = src.mean(axis=0)
+    assert ws.knn_vote(X, mean, src, codes, k=3).tolist() == [2, 2, 2, 0, 0, 0, 3, 3, 3]
+    assert ws.knn_vote(X, mean, src, codes, k=3, chunk=2).tolist() == [2] * 3 + [0] * 3 + [3] * 3
+    # a tie (k=2, one source per class) goes to the nearest source
+    two = np.stack([centres[0], centres[1]])
+    assert ws.knn_vote(centres[1:2] + 0.01, mean, two, np.array([0, 1]), k=2).tolist() == [1]
+    assert (ws.knn_vote(X, mean, src[:0], codes[:0]) == ws.ABSTAIN).all()
+
 # ---------------------------------------------------------------- rules on a Session
 @pytest.fixture()
 def labeled(fmnist_session, fmnist_test):
