@@ -44,17 +44,6 @@ def log(msg: str, t0: float) -> None:
     print(f"[{time.perf_counter() - t0:6.0f} s] {msg}", flush=True)
 
 
-def labels_needed(ns: np.ndarray, acc: np.ndarray, target: float) -> float:
-    hit = np.flatnonzero(acc >= target)
-    if not len(hit):
-        return np.nan
-    i = int(hit[0])
-    if i == 0:
-        return float(ns[0])
-    frac = (target - acc[i - 1]) / (acc[i] - acc[i - 1])
-    return float(ns[i - 1] + frac * (ns[i] - ns[i - 1]))
-
-
 def sklearn_baseline(X, y, X_test, y_test, budgets, seed, batch):
     """The loop a user could write in 30 lines: PCA-128 + LogisticRegression + entropy."""
     from sklearn.decomposition import PCA
@@ -173,9 +162,12 @@ def main() -> None:
     curves = pd.concat(curves, ignore_index=True)
     mean = curves.pivot_table(index="n_labels", columns="strategy", values="accuracy",
                               aggfunc="mean", sort=True)
-    ns = mean.index.to_numpy(dtype=np.float64)
     shown = [r[1] for r in runs]
-    need = {k: {s: labels_needed(ns, mean[s].to_numpy(), v) for s in shown}
+    # labels needed on the mean curve: the library's own rule (learn/recommend.py), the one
+    # simulate(...).recommend() reports
+    from dfwidgets.learn.recommend import recommend
+
+    need = {k: recommend(curves, target=v).table["labels_needed"].to_dict()
             for k, v in targets.items()}
 
     # (2) baseline

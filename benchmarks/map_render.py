@@ -45,6 +45,7 @@ from pathlib import Path
 import _results as bench
 import numpy as np
 from PIL import Image
+from playwright.sync_api import Error as PlaywrightError
 
 sys.path.insert(0, str(bench.REPO / "tests" / "e2e"))
 
@@ -181,14 +182,17 @@ def run(sizes: list[int], libs: list[str], *, interact_n: int, timeout: float) -
                     try:
                         lab.run_cell(0, timeout=max(timeout, 600))
                         secs = time_to_drawn(lab, lib, timeout=timeout)
-                    except (TimeoutError, RuntimeError, AssertionError) as exc:
+                    except (TimeoutError, RuntimeError, AssertionError, PlaywrightError) as exc:
                         log.warning("%s at %d: %s", lib, n, exc)
                         secs = None
                     log.info("%s at %s points: %s", lib, f"{n:,}",
                              "failed" if secs is None else f"{secs:.2f} s")
                     rows.append({"lib": lib, "n": n, "s": secs})
                     if lib == "dfwidgets" and n == interact_n and secs is not None:
-                        inter = interact(lab)
+                        try:
+                            inter = interact(lab)
+                        except (TimeoutError, RuntimeError, AssertionError, PlaywrightError) as exc:
+                            log.warning("interaction at %d failed: %s", n, exc)
                         log.info("interaction at %d: %s", n, inter)
                     lab.server.shutdown_kernels()
     finally:
@@ -237,7 +241,9 @@ def render(rows: list, inter: dict, args: argparse.Namespace, load_start: float)
                f"**{inter['lasso_s'] * 1000:.0f} ms** after mouse-up; a recolour "
                f"(`m.color_by = other`, kernel) changed the pixels **{inter['recolor_s'] * 1000:.0f} ms** "
                "later (frames/s from requestAnimationFrame in the page; lasso and recolour "
-               "by wall clock, kernel and page on the same machine). Targets: >= 30 frames/s, "
+               "by wall clock, kernel and page on the same machine; while the view moves the map "
+               "draws a stratified subsample of at most 60,000 points and the full set once it "
+               "has been still for 160 ms, js/src/lib/map_motion.js). Targets: >= 30 frames/s, "
                "lasso <= 1 s, recolour <= 300 ms.\n")
     return md
 

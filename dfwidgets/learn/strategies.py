@@ -3,11 +3,10 @@
 Every strategy is a plain function ``(probs, embeddings, labeled_mask, k, rng) -> (k,)
 int64`` returning ``k`` distinct indices of unlabeled items, most wanted first:
 
-- ``probs``: (N, K) class probabilities for every item, or (S, N, K) samples from
-  :meth:`LinearProbe.predict_proba_mc` (required by ``bald``; the others average them).
-  ``None`` before any model exists: the uncertainty strategies then fall back to
-  ``typiclust`` (or ``random`` without embeddings) and log it.
-- ``embeddings``: (N, D) float; needed by ``coreset``, ``typiclust``, ``hybrid`` and by the
+- ``probs``: (N, K) class probabilities, or (S, N, K) samples from ``predict_proba_mc``
+  (needed by ``bald``; the others average them). ``None`` before any model: uncertainty
+  strategies fall back to ``typiclust`` (``random`` without embeddings) and log it.
+- ``embeddings``: (N, D) float; needed by the diversity/typicality strategies and by the
   near-duplicate filter (pass None to skip it for the others).
 - ``labeled_mask``: (N,) bool, True for items that must not be picked (labeled/excluded).
 - ``k``: batch size; more than the unlabeled items left raises ValueError.
@@ -28,8 +27,8 @@ import numpy as np
 from ._checks import check_embeddings, check_mask
 
 __all__ = ["DUPLICATE_COSINE", "STRATEGIES", "auto", "bald", "coreset", "entropy", "hybrid",
-           "least_confidence", "margin", "probcover", "random", "select", "typiclust",
-           "uncertainty_scores"]
+           "least_confidence", "margin", "probcover", "random", "select", "typical_margin",
+           "typiclust", "uncertainty_scores"]
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +73,8 @@ def _setup(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
     if k < 0:
         raise ValueError(f"k must be >= 0; got {k}")
     if k > len(pool):
-        raise ValueError(
-            f"asked for k={k} items but only {len(pool)} unlabeled items are left; "
-            f"ask for at most {len(pool)}"
-        )
+        raise ValueError(f"asked for k={k} items but only {len(pool)} unlabeled items are "
+                         f"left; ask for at most {len(pool)}")
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
     return probs, embeddings, pool, k, rng
@@ -307,11 +304,9 @@ def hybrid(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
     cluster is taken; ``random_share`` of the batch is uniformly random (exploration)."""
     probs, X, pool, k, rng = _setup(probs, embeddings, labeled_mask, k, rng,
                                     need_embeddings=True)
-    if probs is None:
+    if probs is None or k == 0:
         log.info("hybrid: no model probabilities yet (cold start); using typiclust")
         return typiclust(None, X, labeled_mask, k, rng)
-    if k == 0:
-        return np.empty(0, dtype=np.int64)
     if not 0 <= random_share < 1:
         raise ValueError(f"random_share must be in [0, 1); got {random_share}")
     score = uncertainty_scores(probs, kind)
@@ -334,8 +329,7 @@ def hybrid(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
 
 
 def probcover(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any) -> np.ndarray:
-    """ProbCover (Yehuda et al. 2022) on the 10-NN graph: typical, spread-out picks (see
-    ``learn/probcover.py``)."""
+    """ProbCover (Yehuda et al. 2022) on the 10-NN graph (``learn/probcover.py``)."""
     from .probcover import probcover_picks
 
     _, X, pool, k, rng = _setup(probs, embeddings, labeled_mask, k, rng, need_embeddings=True)
@@ -344,14 +338,41 @@ def probcover(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any) 
     return _take_distinct(np.concatenate([picks, rest]), X, k)
 
 
+def typical_margin(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
+                   n_candidates: int = 10_000) -> np.ndarray:
+    """Margin uncertainty x typicality (mean cosine similarity to the 10 nearest pool
+    neighbours, scaled to [0, 1]: uncertain items of dense regions, not outliers); the
+    ``n_candidates`` best are clustered into ``k``, the best of each cluster is taken."""
+    from .probcover import neighbour_table
+
+    probs, X, pool, k, rng = _setup(probs, embeddings, labeled_mask, k, rng,
+                                    need_embeddings=True)
+    if probs is None or k == 0:
+        return typiclust(None, X, labeled_mask, k, rng)
+    U = _unit(X)
+    nb = neighbour_table(X)
+    typ = np.einsum("id,ikd->i", U, U[nb]) / nb.shape[1]
+    typ = (typ - typ.min()) / max(float(typ.max() - typ.min()), 1e-12)
+    ranked = _rank_by(uncertainty_scores(probs, "margin") * typ, pool, rng)
+    cand = ranked[: max(k, min(n_candidates, len(ranked)))]
+    if k > 1 and len(cand) > k:
+        _, first = np.unique(_kmeans_labels(U[cand], k, rng), return_index=True)
+        chosen = cand[np.sort(first)]  # cand is sorted: the first member is the best
+    else:
+        chosen = cand[:k]
+    return _take_distinct(np.concatenate([chosen, ranked[~np.isin(ranked, chosen)]]), X, k)
+
+
 def auto(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
-         early: str = "typiclust", late: str = "hybrid", per_class: int = 10) -> np.ndarray:
-    """The default: ``early`` (representative picks) while fewer than ``per_class`` labels
-    per class are in (K = the model's classes, 10 before a model), then ``late``
-    (uncertainty with diversity). Chosen by measurement (benchmarks/RESULTS.md)."""
-    n_classes = 10 if probs is None else np.shape(probs)[-1]
-    use = early if probs is None or int(np.sum(labeled_mask)) < per_class * n_classes else late
-    return STRATEGIES[use](probs, embeddings, labeled_mask, k, rng)
+         early: str = "typiclust", middle: str = "typical_margin", late: str = "hybrid",
+         per_class: int = 10) -> np.ndarray:
+    """The default: ``early`` (representative picks) before a model exists, ``middle``
+    while fewer than ``per_class`` labels per class are in (K = the model's classes),
+    then ``late`` (uncertainty with diversity). Chosen by measurement (RESULTS.md)."""
+    if probs is None:
+        return STRATEGIES[early](probs, embeddings, labeled_mask, k, rng)
+    late_now = int(np.sum(labeled_mask)) >= per_class * np.shape(probs)[-1]
+    return STRATEGIES[late if late_now else middle](probs, embeddings, labeled_mask, k, rng)
 
 
 STRATEGIES: dict[str, Strategy] = {
@@ -364,6 +385,7 @@ STRATEGIES: dict[str, Strategy] = {
     "typiclust": typiclust,
     "hybrid": hybrid,
     "probcover": probcover,
+    "typical_margin": typical_margin,
     "auto": auto,
 }
 

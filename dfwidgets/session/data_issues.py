@@ -23,6 +23,7 @@ __all__ = ["DataIssues", "find_issues", "part"]
 log = logging.getLogger(__name__)
 
 K = 10  # neighbours per item in the graph
+OOF_FOLDS = 3  # out-of-fold folds: 3 fits of the linear probe instead of 5 (~2x faster)
 
 
 class DataIssues:
@@ -81,6 +82,9 @@ class DataIssues:
         try:
             report = self._compute()
         except Exception as exc:  # never silent: the Labeler and the header say it
+            if self._closed():
+                log.debug("the session closed during the data-issue search: %s", exc)
+                return
             self.status_ = {"state": "failed", "progress": 0.0, "error":
                             f"{type(exc).__name__}: {exc}", "message": "the search failed"}
             log.exception("data-issue search failed")
@@ -90,12 +94,17 @@ class DataIssues:
             return
         self.report_ = report
         self.status_ = {"state": "done", "progress": 1.0, "message": "done", "error": None}
-        s._events.emit("issues_changed", self.open_issues())
+        if not self._closed():
+            s._events.emit("issues_changed", self.open_issues())
+
+    def _closed(self) -> bool:
+        """The Session was closed (e.g. while a background search ran)."""
+        return bool(getattr(self._s._labels, "closed", False))
 
     # ------------------------------------------------------------------ inputs
     def graph(self) -> Any:
         """(N, N) CSR cosine-distance graph of the K nearest items (built once): the
-        Session's index when it is exact and small, else a faiss HNSW search."""
+        Session's index when it is exact and small, else a faiss inverted-file search."""
         if self._graph is None:
             from ..learn.data_issues import knn_graph, knn_search
 
@@ -137,7 +146,8 @@ class DataIssues:
         rows = rows[counts[codes[rows]] >= 2]
         if np.unique(codes[rows]).size < 2:
             return None
-        cls, probs = out_of_fold_probs(self._s._fit.model_features()[rows], codes[rows])
+        cls, probs = out_of_fold_probs(self._s._fit.model_features()[rows], codes[rows],
+                                       n_folds=OOF_FOLDS)
         out = np.zeros((len(codes), n_classes), dtype=np.float32)
         out[np.ix_(rows, np.asarray(cls, dtype=np.int64))] = probs
         return out
@@ -181,6 +191,13 @@ class DataIssues:
         if report is None:
             return None
         return int(report.loc[report["kind"] != "class_imbalance", "index"].nunique())
+
+    def neighbours(self, index: int, *, k: int = 5) -> np.ndarray:
+        """(<= k,) nearest items of item ``index`` in the neighbour graph, nearest first."""
+        graph = self.graph()
+        i = int(self._s.check_indices([index])[0])
+        row = graph.indices[graph.indptr[i]:graph.indptr[i + 1]]
+        return np.asarray(row[:k], dtype=np.int64)
 
     def skip_mask(self) -> np.ndarray:
         """(N,) bool: excluded items and the copies of duplicate groups (not the one to

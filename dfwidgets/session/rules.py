@@ -292,9 +292,9 @@ class Rules:
             self._weak_cache = (key, (probs, abstain))
             return probs.copy(), abstain.copy()
 
-    def use_in_fit(self, weak: bool) -> None:
-        """Remember whether fits add weak labels (``session.fit(weak=...)``)."""
-        if bool(weak) != self.train_with_weak:
+    def use_in_fit(self, weak: bool | None) -> None:
+        """Remember whether fits add weak labels (``session.fit(weak=...)``; None: keep)."""
+        if weak is not None and bool(weak) != self.train_with_weak:
             self.train_with_weak = bool(weak)
 
     def weak_training_set(self, idx: np.ndarray, y: np.ndarray, weight: np.ndarray, *,

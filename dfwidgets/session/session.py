@@ -229,11 +229,12 @@ class Session:
     model_features = property(lambda self: self._fit.model_features(), doc="(N, D) float32 "
                               "embeddings the model sees (neighbour-smoothed if smoothing).")
 
-    def fit(self, *, background: bool = False, weak: bool = False) -> Session:
+    def fit(self, *, background: bool = False, weak: bool | None = None) -> Session:
         """Train on the labels so far (audit items excluded); sets ``model_``, ``probs_``,
         ``uncertainty_``, ``predictions_`` and records a learning-curve point. With fewer
         than two labeled classes nothing is trained (``fit_status_`` says why).
-        ``background=True`` returns at once; ``weak=True``: + the rules' weak labels."""
+        ``background=True`` returns at once; ``weak=True``: + the rules' weak labels from now
+        on, ``weak=False``: hand labels only; None keeps the current choice."""
         self.rules.use_in_fit(weak)  # issue 18: this and later fits
         if background:
             self._fit.request(delay=0.0)

@@ -26,6 +26,7 @@ from ._common import bundle, resolve_session
 from .base import SessionView
 from .labeler_facts import item_facts, status_line
 from .labeler_messages import CLASS_KEYS, MODES, LabelerInput
+from .labeler_review import DataIssueReview
 from .labeler_selection import SelectionRestriction
 
 __all__ = ["Labeler"]
@@ -33,13 +34,16 @@ __all__ = ["Labeler"]
 log = logging.getLogger(__name__)
 
 
-class Labeler(LabelerInput, SelectionRestriction, SessionView, anywidget.AnyWidget):
+class Labeler(LabelerInput, DataIssueReview, SelectionRestriction, SessionView,
+              anywidget.AnyWidget):
     """Active-learning labeler over a :class:`~dfwidgets.session.Session`.
 
     ``Labeler(session, strategy="auto", batch=8)`` shows a queue fed by
     ``session.next_batch`` (a cold-start strategy until there is a model). Single mode:
     one large image, the model's top-3 guesses, class buttons. Grid mode: a page of
-    thumbnails. Review mode: suspected label errors to confirm or correct.
+    thumbnails. Review mode: suspected label errors to confirm or correct, and the
+    data-issue report (duplicate groups side by side, outliers with their neighbours:
+    exclude, keep this one, relabel; :mod:`.labeler_review`).
     Keys: 1-9, 0 (then letters) label, space / s skip, z / Backspace undo, arrows move
     in the grid, Enter confirms in review. ``restrict_to_selection=True`` (or the
     "Only the selection" toggle) labels only the Session's selection.
@@ -126,6 +130,7 @@ class Labeler(LabelerInput, SelectionRestriction, SessionView, anywidget.AnyWidg
         self._publish()
         self._restriction_note()
         self._update_status()
+        self._init_issue_review()
         if mode == "review":
             self._refresh_review()
 
@@ -295,6 +300,7 @@ class Labeler(LabelerInput, SelectionRestriction, SessionView, anywidget.AnyWidg
     def _refresh_review(self) -> None:
         self.busy = "finding suspected label errors"
         try:
+            self._start_issue_review()
             self._find_issues()
             with self._lock:
                 self.review_queue = self._pending_review()

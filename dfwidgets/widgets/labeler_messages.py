@@ -55,6 +55,8 @@ class LabelerInput:
                 self._add_class(content.get("name"))
             elif kind == "refresh_review":
                 self._refresh_review()
+            elif kind == "issue_action":
+                self._issue_action(content)
             else:
                 raise ValueError(f"Unknown message type {kind!r} from the Labeler view.")
         except Exception as exc:  # shown inline, never as a traceback

@@ -85,6 +85,8 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
     """Per class: {label, proposed, above_threshold, median_confidence, threshold}."""
     proposal_left_out = t.Dict().tag(sync=True)
     """Items the proposal leaves out ("none of these"): {count, reason} ({} = none)."""
+    only_near_examples = t.Bool(False).tag(sync=True)
+    """Proposals keep only items close to an example (open set; the page's checkbox)."""
     proposal_samples = t.List(t.Dict()).tag(sync=True)
     """Items to look at: {label, level, index, confidence} at several confidence levels."""
     selection_size = t.Int(0).tag(sync=True)
@@ -239,12 +241,14 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
         return len(idx)
 
     def propose(self, method: str = "prototype", *, prompts: Any = None,
-                open_set: bool = False) -> pd.DataFrame:
+                open_set: bool | None = None) -> pd.DataFrame:
         """Propose a label for every unlabeled item (``session.propose``) and show the
         preview: counts per class above ``min_confidence`` and samples at several
-        confidence levels; ``open_set=True`` leaves out items far from every example.
-        Nothing is written until :meth:`commit`."""
-        proposal = self.session.propose(method=method, prompts=prompts, open_set=open_set)
+        confidence levels; ``open_set=True`` leaves out items far from every example
+        (None: the ``only_near_examples`` checkbox). Nothing is written until :meth:`commit`."""
+        if open_set is None:
+            open_set = self.only_near_examples
+        proposal = self.session.propose(method=method, prompts=prompts, open_set=bool(open_set))
         self._preview()  # summary and samples first, then the method (the page draws on it)
         self.proposal_method = method
         kept = proposal["kept"] if "kept" in proposal.columns else True

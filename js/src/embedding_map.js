@@ -23,6 +23,7 @@ import { fitRect } from "./lib/map_fit.js";
 import { buildMapDom } from "./lib/map_dom.js";
 import { buildPoints, recodePoints, drawPoints as drawAll } from "./lib/map_points.js";
 import { mapRenderer, largeOptions } from "./lib/map_renderer.js";
+import { Motion } from "./lib/map_motion.js";
 import { fmt, renderLegend as drawLegend, fillInfo, fillIndex, placeTip as place, statusText } from "./lib/map_panels.js";
 
 function basePointSize(n) {
@@ -51,6 +52,8 @@ function render({ model, el }) {
   let selected = Array.from(toUint32(model.get("_selected")));
   let scatter = null;
   let gl = null; // lib/map_renderer.js: the WebGL renderer, the map's size
+  // lib/map_motion.js: a subsample is drawn while the view moves, the full set once it stops
+  const motion = new Motion({ onSettle: () => { if (scatter) scatter.redraw(); }, selection: () => selected });
   let recolors = 0; // colour redraws done (data-recolored: for probes)
   let pts = null; // regl-scatterplot's [x, y, code, coloured] per point (lib/map_points.js)
   let drawn = false;
@@ -109,7 +112,7 @@ function render({ model, el }) {
   let viewTimer = null;
 
   async function create(width, height) {
-    gl = mapRenderer(width, height);
+    gl = mapRenderer(width, height, motion);
     scatter = createScatterplot({
       renderer: gl.renderer, canvas, width, height, xScale, yScale,
       pointSize: [0.75, 1.2].map((f) => f * basePointSize(n())),
@@ -131,11 +134,13 @@ function render({ model, el }) {
     });
     scatter.subscribe("lassoStart", () => { lassoing = true; });
     scatter.subscribe("lassoEnd", () => { lassoing = false; });
+    scatter.subscribe("lassoExtend", () => motion.touch());
     scatter.subscribe("select", ({ points: pts }) => onSelect(Array.from(pts)));
     scatter.subscribe("deselect", () => onSelect([]));
     scatter.subscribe("pointover", (i) => showTip(i));
     scatter.subscribe("pointout", () => hideTip());
     scatter.subscribe("view", () => {
+      motion.touch();
       if (tip.style.display !== "none" && hovered >= 0) placeTip(hovered);
       clearTimeout(viewTimer);
       viewTimer = setTimeout(syncView, 150);
@@ -173,8 +178,11 @@ function render({ model, el }) {
       return;
     }
     lassoing = false;
-    selected = pts;
-    model.set("_selected", indicesToBytes(pts));
+    // sorted as sent, so the echo in "change:_selected" is equal and does not re-select
+    // (a second regl-scatterplot select() of every point: seconds at 1M)
+    const bytes = indicesToBytes(pts);
+    selected = Array.from(toUint32(bytes));
+    model.set("_selected", bytes);
     model.save_changes();
     updateSelCount();
   }
@@ -192,7 +200,11 @@ function render({ model, el }) {
   }
 
   let userView = false; // the user moved the view: resizes keep it
-  canvas.addEventListener("wheel", () => { userView = true; }, { passive: true });
+  canvas.addEventListener("wheel", () => { userView = true; motion.touch(); }, { passive: true });
+  let dragging = false; // a drag that began on the map moves the view (or draws a lasso)
+  canvas.addEventListener("mousedown", () => { dragging = true; });
+  const onMove = (e) => { if (dragging && e.buttons) motion.touch(); else dragging = false; };
+  window.addEventListener("mousemove", onMove, { passive: true });
   canvas.addEventListener("pointerdown", (e) => {
     if (modeBtns.pan.getAttribute("aria-pressed") === "true") userView = true;
     pointerMods = { add: isMac ? e.metaKey : e.ctrlKey, remove: e.altKey };
@@ -354,6 +366,8 @@ function render({ model, el }) {
 
   return () => {
     clearInterval(modeTimer);
+    window.removeEventListener("mousemove", onMove);
+    motion.destroy();
     clearTimeout(viewTimer);
     clearTimeout(helpTimer);
     ro.disconnect();

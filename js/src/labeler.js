@@ -8,6 +8,7 @@ import { listeners } from "./lib/events.js";
 import { labelerCss, LABELER_CSS_ID } from "./lib/labeler_style.js";
 import { LabelerImages } from "./lib/labeler_images.js";
 import { keyAction } from "./lib/labeler_keys.js";
+import { drawIssues, issueItems, ISSUES_CSS } from "./lib/labeler_issues.js";
 import {
   skeleton, mode, classes, keys, visible, showMessage, drawStatus, drawClasses, drawHelp, drawRestrict,
   drawStage, newPage, gridColumns, drawGrid, gridMissesImages,
@@ -18,6 +19,7 @@ const PRELOAD_OTHER = 16; // ... and from the other queue (review <-> label)
 
 function render({ model, el }) {
   injectStyle(LABELER_CSS_ID, labelerCss);
+  injectStyle(`${LABELER_CSS_ID}-issues`, ISSUES_CSS);
   const viewId = Math.random().toString(36).slice(2, 8);
   let seqCounter = 0;
   const nextSeq = () => `${viewId}:${++seqCounter}`;
@@ -32,6 +34,9 @@ function render({ model, el }) {
     grid: { page: [], marks: new Map(), cursor: 0, selected: new Set() },
     answerClass: (name, key) => answerClass(name, key),
   };
+  const issuesEl = document.createElement("div"); // review mode: the data-issue report
+  issuesEl.className = "dfw-lab-issues";
+  dom.body.before(issuesEl);
   const unIsolate = isolateKeys(root);
   el.append(root);
   const send = (content) => model.send(content);
@@ -41,11 +46,12 @@ function render({ model, el }) {
   function preload() {
     const queue = model.get("queue") || [];
     const review = model.get("review_queue") || [];
-    const [first, other] = mode(v) === "review" ? [review, queue] : [queue, review];
+    const [first, other] = mode(v) === "review" ? [[...issueItems(model), ...review], queue] : [queue, review];
     const want = [...new Set([...v.grid.page, ...first.slice(0, PRELOAD), ...other.slice(0, PRELOAD_OTHER)])]
       .filter((i) => !v.hidden.has(i) || v.grid.page.includes(i));
     v.images.load(want).then(() => {
       if (!alive) return;
+      if (mode(v) === "review") drawIssues(v, issuesEl, send);
       if (mode(v) === "grid") {
         if (gridMissesImages(v) || dom.gridEl.querySelector(".dfw-lab-empty")) drawGrid(v);
       } else if (v.shown == null || v.shown !== visible(v)[0]) {
@@ -236,7 +242,10 @@ function render({ model, el }) {
       drawStage(v);
     }
     drawHelp(v);
-    const keep = new Set([...(model.get("queue") || []), ...(model.get("review_queue") || []), ...v.grid.page]);
+    if (m === "review") drawIssues(v, issuesEl, send);
+    else issuesEl.replaceChildren();
+    const keep = new Set([...(model.get("queue") || []), ...(model.get("review_queue") || []), ...v.grid.page,
+      ...issueItems(model)]);
     v.images.prune(keep);
   }
 
@@ -255,6 +264,7 @@ function render({ model, el }) {
   ev.on("msg:custom", onCustom);
   ev.on("change:queue", onQueue);
   ev.on("change:review_queue", onQueue);
+  ev.on("change:issue_entries", onQueue);
   ev.on("change:mode", onMode);
   ev.on("change:status", onStatus);
   ev.on("change:busy", onStatus);

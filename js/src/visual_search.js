@@ -245,7 +245,7 @@ function render({ model, el }) {
   drawClasses(); drawExamples(); drawGrid(); drawMsg(); proposal.draw(); drawUseSelection();
   on(["selection_size", "active_class"], drawUseSelection);
   on(["proposal_method", "proposal_summary", "proposal_samples", "proposal_left_out", "min_confidence",
-    "text_enabled"], proposal.draw);
+    "only_near_examples", "text_enabled"], proposal.draw);
   on(["classes", "active_class"], () => { drawClasses(); drawGrid(); });
   on(["examples", "text_enabled", "text_reason"], drawExamples);
   on(["page_items", "selected", "page", "n_pages", "mode", "query_label"], drawGrid);

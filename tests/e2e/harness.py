@@ -492,9 +492,9 @@ _KEY_LATENCY_PROBE_JS = """
 """
 
 
-def lasso(page: Any, polygon: Any, *, step_ms: int = 30, settle_ms: int = 500) -> None:
-    """Draw a lasso as a person does: Shift held, mouse down at the first vertex, moved
-    through every vertex (8 steps each) back to the first, released."""
+def _draw_lasso(page: Any, polygon: Any, *, step_ms: int) -> float:
+    """Shift held, mouse down at the first vertex, moved through every vertex (8 steps
+    each) back to the first, released; returns ``time.time()`` just before mouse-up."""
     pts = [(float(x), float(y)) for x, y in polygon]
     page.mouse.move(*pts[0])
     page.keyboard.down("Shift")
@@ -502,8 +502,15 @@ def lasso(page: Any, polygon: Any, *, step_ms: int = 30, settle_ms: int = 500) -
     for x, y in [*pts[1:], pts[0]]:
         page.mouse.move(x, y, steps=8)
         page.wait_for_timeout(step_ms)
+    t_up = time.time()
     page.mouse.up()
     page.keyboard.up("Shift")
+    return t_up
+
+
+def lasso(page: Any, polygon: Any, *, step_ms: int = 30, settle_ms: int = 500) -> None:
+    """Draw a lasso as a person does (:func:`_draw_lasso`), then wait ``settle_ms``."""
+    _draw_lasso(page, polygon, step_ms=step_ms)
     page.wait_for_timeout(settle_ms)
 
 
@@ -681,15 +688,6 @@ def pixel_change_time(canvas: Any, *, timeout: float = 30.0) -> float:
 
 
 def timed_lasso(page: Any, polygon: Any, *, step_ms: int = 30) -> float:
-    """:func:`lasso`, returning ``time.time()`` just before the mouse button goes up."""
-    pts = [(float(x), float(y)) for x, y in polygon]
-    page.mouse.move(*pts[0])
-    page.keyboard.down("Shift")
-    page.mouse.down()
-    for x, y in [*pts[1:], pts[0]]:
-        page.mouse.move(x, y, steps=8)
-        page.wait_for_timeout(step_ms)
-    t_up = time.time()
-    page.mouse.up()
-    page.keyboard.up("Shift")
-    return t_up
+    """:func:`lasso` without the settle wait, returning ``time.time()`` just before the
+    mouse button goes up."""
+    return _draw_lasso(page, polygon, step_ms=step_ms)

@@ -10,27 +10,10 @@ import re
 
 import numpy as np
 from harness import LIGHT_THEME, drawn_fraction, lasso
+from kernel_code import fmnist_test_session
 
 N_SEED = 30  # labels given before (source "import"): every class, so Train has classes
 N_LABELS = 10
-
-
-def _setup(project) -> str:
-    return (
-        "import numpy as np, dfwidgets as dfw\n"
-        "src = dfw.datasets.fashion_mnist(split='test')\n"
-        "emb = dfw.embed(src, model='efficientnet_lite0', progress=False)\n"
-        f"s = dfw.Session.open({str(project)!r}, source=src, embeddings=emb,\n"
-        "                     model='efficientnet_lite0', auto_fit=False)\n"
-        "names = np.asarray(src.classes, dtype=object)\n"
-        "hold = set(s.holdout_indices().tolist())\n"
-        "rng = np.random.default_rng(0)\n"
-        "seed = [int(rng.choice([i for i in np.flatnonzero(src.labels == c) if i not in hold]))\n"
-        f"        for c in range(10) for _ in range({N_SEED // 10})]\n"
-        "s.label_many(seed, names[src.labels[seed]].tolist(), source='import')\n"
-        "s.fit()\n"
-        "len(src)"
-    )
 
 
 def _plot_pixels(lab, body) -> np.ndarray:
@@ -71,8 +54,9 @@ def _rgb(css: str) -> np.ndarray:
 
 def test_lasso_restrict_label_train_click_cell(lab, tmp_path, fmnist_test_emb, output_dir):
     # fmnist_test_emb: the embeddings are in the disk cache before the kernel asks for them
-    lab.open_notebook("workbench_e2e.ipynb", [_setup(tmp_path / "wb_project"),
-                                              "wb = dfw.Workbench(s)\nwb"])
+    setup = fmnist_test_session(tmp_path / "wb_project", n_seed=N_SEED, outside_holdout=True,
+                                fit=True)
+    lab.open_notebook("workbench_e2e.ipynb", [setup, "wb = dfw.Workbench(s)\nwb"])
     lab.set_theme(LIGHT_THEME)
     lab.run_cell(0, timeout=600)
     lab.run_cell(1)

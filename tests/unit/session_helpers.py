@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+N_SMALL = 3000  #: items in the ``small`` project of the Session tests (conftest.py)
+
 
 def label_truth(s, indices) -> None:
     """Label ``indices`` with their ground-truth class names (source "click")."""

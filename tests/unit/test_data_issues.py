@@ -73,6 +73,21 @@ def test_outlier_far_from_everything_is_flagged():
     assert out.set_index("index").loc[200, "score"] == out["score"].max()
 
 
+def test_a_small_cluster_far_from_the_rest_is_flagged_as_outliers():
+    """Items whose neighbours are each other (a batch from another domain) pass the
+    item-level kNN-distance rule; the cluster-level rule (an island of the graph) finds them."""
+    rng = np.random.default_rng(2)
+    bulk = np.concatenate([rng.normal(size=(300, 8)) * 0.15 + np.eye(8)[c] for c in range(3)])
+    stray = rng.normal(size=(20, 8)) * 0.05 + np.eye(8)[7]
+    x = np.concatenate([bulk, stray])
+    report = di.find_data_issues(graph=_graph(x))
+    out = set(report.loc[report["kind"] == "outlier", "index"])
+    assert set(range(900, 920)) <= out
+    assert len(out - set(range(900, 920))) <= 0.01 * len(bulk)
+    _score, item_level = di._outliers(_graph(x), None, island_fraction=0.0)
+    assert not item_level[900:].any()  # what the item-level rule alone misses
+
+
 def test_label_errors_and_class_imbalance():
     rng = np.random.default_rng(1)
     n = 300

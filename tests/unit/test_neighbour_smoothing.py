@@ -130,12 +130,18 @@ def test_smoothing_helps_a_probe_on_fashion_mnist(fmnist_train_emb, fmnist_train
     assert min(gains) > 0 and np.mean(gains) > 0.006, gains
 
 
-def test_session_fits_on_smoothed_features_and_can_turn_it_off(tmp_path, fmnist_train,
-                                                                 fmnist_train_emb,
-                                                                 cache) -> None:
+@pytest.fixture(scope="module")
+def items1200(fmnist_train, fmnist_train_emb):
+    """The first 1,200 Fashion-MNIST train items: (ImageSource, (1200, D) embeddings,
+    (1200,) ground-truth class codes)."""
     idx = np.arange(1200)
-    src, emb = fmnist_train.subset(idx), np.ascontiguousarray(fmnist_train_emb[idx])
-    gt = np.asarray(src.labels)
+    src = fmnist_train.subset(idx)
+    return src, np.ascontiguousarray(fmnist_train_emb[idx]), np.asarray(src.labels)
+
+
+def test_session_fits_on_smoothed_features_and_can_turn_it_off(tmp_path, items1200,
+                                                                 cache) -> None:
+    src, emb, gt = items1200
     with Session.open(tmp_path / "on", source=src, embeddings=emb, auto_fit=False,
                       smoothing=0.5) as s:
         assert s.smoothing == 0.5
@@ -152,12 +158,9 @@ def test_session_fits_on_smoothed_features_and_can_turn_it_off(tmp_path, fmnist_
         Session.open(tmp_path / "bad", source=src, embeddings=emb, smoothing=-1)
 
 
-def test_saved_model_with_other_smoothing_is_refitted(tmp_path, fmnist_train,
-                                                      fmnist_train_emb, cache,
+def test_saved_model_with_other_smoothing_is_refitted(tmp_path, items1200, cache,
                                                       caplog) -> None:
-    idx = np.arange(1200)
-    src, emb = fmnist_train.subset(idx), np.ascontiguousarray(fmnist_train_emb[idx])
-    gt = np.asarray(src.labels)
+    src, emb, gt = items1200
     with Session.open(tmp_path / "p", source=src, embeddings=emb, auto_fit=False,
                       smoothing=0.5) as s:
         for c, name in enumerate(src.classes):

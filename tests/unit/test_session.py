@@ -10,19 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from session_helpers import N_SMALL  # `session`: a Session over the `small` project (conftest)
 
 from dfwidgets.session import Session
 
 REPO = Path(__file__).resolve().parents[2]
-N_SMALL = 3000  # items in the `small` project (tests/unit/conftest.py)
-
-
-@pytest.fixture
-def session(tmp_path: Path, small):
-    src, emb = small
-    s = Session.open(tmp_path / "proj", source=src, embeddings=emb, auto_fit=False)
-    yield s
-    s.close()
 
 
 def truth(src, indices) -> list[str]:

@@ -11,20 +11,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from session_helpers import N_SMALL, label_truth
 
 from dfwidgets.session import Session
-from session_helpers import label_truth
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def session(tmp_path: Path, small):
-    src, emb = small
-    s = Session.open(tmp_path / "proj", source=src, embeddings=emb, auto_fit=False,
-                     model="efficientnet_lite0")
-    yield s
-    s.close()
+def session(fmnist_session):
+    """The ``small`` project's Session (conftest.py) with its embedder's name."""
+    return fmnist_session(N_SMALL, split="train", model="efficientnet_lite0")
 
 
 

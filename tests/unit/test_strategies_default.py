@@ -1,4 +1,4 @@
-"""Issue 16: the default strategy (auto = TypiClust early, then hybrid), simulate() as the
+"""Issue 16: the default strategy (auto = TypiClust, typical margin, then hybrid), simulate() as the
 Session loop (audit items, starved classes), and recommend() with its evidence."""
 
 from __future__ import annotations
@@ -40,12 +40,34 @@ def test_auto_switches_from_representative_to_uncertain(small) -> None:
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(10), size=len(emb)).astype(np.float32)
     mask = np.zeros(len(emb), dtype=bool)
-    mask[:30] = True  # 3 per class: still early -> typical picks
+    mask[:30] = True
+    # no model yet: representative picks
+    np.testing.assert_array_equal(S.auto(None, emb, mask, 10, 0),
+                                  S.typiclust(None, emb, mask, 10, 0))
+    # 3 per class: uncertain items of dense regions
     np.testing.assert_array_equal(S.auto(probs, emb, mask, 10, 0),
-                                  S.typiclust(probs, emb, mask, 10, 0))
+                                  S.typical_margin(probs, emb, mask, 10, 0))
     mask[:200] = True  # 20 per class: uncertainty with diversity
     np.testing.assert_array_equal(S.auto(probs, emb, mask, 10, 0),
                                   S.hybrid(probs, emb, mask, 10, 0))
+
+
+def test_typical_margin_prefers_typical_uncertain_items(small) -> None:
+    from dfwidgets.learn.probcover import neighbour_table
+
+    _, emb = small
+    n = len(emb)
+    probs = np.tile(np.asarray([[0.9, 0.1]], np.float32), (n, 1))
+    probs[: n // 2] = [0.5, 0.5]  # the first half is maximally uncertain
+    mask = np.zeros(n, dtype=bool)
+    picks = S.typical_margin(probs, emb, mask, 20, 0)
+    assert len(np.unique(picks)) == 20 and (picks < n // 2).all()
+    U = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    nb = neighbour_table(emb)
+    typ = np.einsum("id,ikd->i", U, U[nb]) / nb.shape[1]
+    # the picks are more typical than the uncertain items on average (no outliers)
+    assert typ[picks].mean() > typ[: n // 2].mean()
+    np.testing.assert_array_equal(picks, S.typical_margin(probs, emb, mask, 20, 0))
 
 
 def test_simulate_mirrors_the_session_loop(small) -> None:

@@ -229,5 +229,7 @@ def test_weak_labels_never_cover_audit_items_and_train_the_probe(labeled):
     assert s.rules.train_with_weak and s.rules.n_weak_trained > 20
     rec = s.curve.iloc[-1]
     assert rec["weak"] == s.rules.n_weak_trained and rec["n_train"] > 60
-    s.fit()
+    s.fit()  # a plain fit (the Trainer's Train button) keeps the choice
+    assert s.rules.train_with_weak and s.curve.iloc[-1]["weak"] == s.rules.n_weak_trained
+    s.fit(weak=False)
     assert s.curve.iloc[-1]["weak"] == 0 and not s.rules.train_with_weak

@@ -61,5 +61,52 @@ def test_review_mode_says_a_failed_search(session, monkeypatch):
         assert lab.message_level == "error"
         assert "failed" in lab.message and "index file is corrupt" in lab.message
         assert "No suspected" not in lab.message
+        assert s.issues.wait(120)  # review mode also started the data-issue search
+    finally:
+        lab.close()
+
+
+def _action(lab, **content) -> None:
+    """What lib/labeler_issues.js sends for a button of the report's review."""
+    lab._on_msg(lab, {"type": "issue_action", **content}, [])
+
+
+def test_review_mode_walks_a_duplicate_group(session):
+    import dfwidgets as dfw
+
+    s = session
+    s.label_many([150], ["a"], source="import")  # the labeled copy is the one to keep
+    lab = dfw.Labeler(s, mode="review")
+    try:
+        assert s.issues.wait(120)
+        entries = lab.issue_entries
+        dup = [e for e in entries if e["kind"] == "exact_duplicate"]
+        assert len(dup) == 1 and sorted(dup[0]["items"]) == [7, 150]
+        entry = dup[0]
+        assert entry["keep"] == 150 and entry["items"][0] == 150  # shown first, side by side
+        assert lab.issue_total >= 1 and all(e["items"] for e in entries)
+        assert all(len(e["neighbours"]) == 5 for e in entries if e["kind"] == "outlier")
+        # facts of the group's items were sent, so the page can fetch and caption them
+        _action(lab, action="keep", key=entry["key"], index=42)  # not in the group
+        assert lab.message_level == "error" and "not part of" in lab.message
+        assert not s.excluded_mask().any()
+        _action(lab, action="shred", key=entry["key"], index=7)
+        assert "Unknown review action" in lab.message
+        _action(lab, action="keep", key=entry["key"], index=7)  # the user keeps the other
+        mask = s.excluded_mask()
+        assert mask[150] and not mask[7] and mask.sum() == 1
+        assert entry["key"] not in [e["key"] for e in lab.issue_entries]
+        assert lab.message == ""
+        assert s.undo_exclude(source="review") == 1
+        assert not s.excluded_mask().any()
+        assert entry["key"] in [e["key"] for e in lab.issue_entries]  # the group is back
+        _action(lab, action="exclude", key=entry["key"], index=7)
+        assert s.excluded_mask()[7]
+        s.undo_exclude(source="review")
+        _action(lab, action="relabel", key=entry["key"], index=7, label="b")
+        assert "Unknown class 'b'" in lab.message and s.label_array()[7] < 0
+        s.add_class("b")
+        _action(lab, action="relabel", key=entry["key"], index=7, label="b")
+        assert s.classes[s.label_array()[7]] == "b"
     finally:
         lab.close()

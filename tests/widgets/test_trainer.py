@@ -16,13 +16,8 @@ N_ITEMS = 4000
 
 
 @pytest.fixture()
-def session(tmp_path, fmnist_train, fmnist_train_emb):
-    idx = np.arange(N_ITEMS)
-    src = fmnist_train.subset(idx)
-    s = dfw.Session.open(tmp_path / "proj", source=src, embeddings=fmnist_train_emb[idx],
-                         auto_fit=False)
-    yield s
-    s.close()
+def session(fmnist_session):
+    return fmnist_session(N_ITEMS, split="train")
 
 
 def _label_random(s, n, seed):
@@ -140,7 +135,16 @@ def test_finetune_run_reports_which_model_is_kept(session):
     _label_random(session, 60, seed=9)
     n_labels = int((session.label_array() >= 0).sum())
     assert not tr.epochs_shown  # no empty epoch chart before fine-tuning
+    live = []  # (still training?, epoch chart shown?, points drawn) at each epoch's report
+    draw = tr._on_epoch
+
+    def watch(row):
+        draw(row)
+        live.append((tr.training, tr.epochs_shown, len(tr.epoch_fig.data[1].x)))
+
+    tr._on_epoch = watch
     tr.train(mode="finetune", wait=True)
+    assert live == [(True, True, 1), (True, True, 2)]  # drawn while it trains, not after
     assert tr.epochs_shown
     ft = tr.finetuner_
     assert ft is not None and ft.error_ is None and len(ft.history_) == 2
@@ -181,3 +185,4 @@ def test_finetune_advice_is_shown_before_the_user_waits(session):
     assert advice["pays"] is False and advice["from_labels"] == 2000
     # the fine-tuned runs are the second series on the accuracy-vs-labels chart
     assert list(tr.curve_fig.data[3].x) == [500, 2000, 10000]
+

@@ -11,12 +11,17 @@ export function proposalPanel(model, { send, loadImages }) {
   const propZero = h("button", { class: "dfw-btn", text: "Propose zero-shot" });
   const thr = h("input", { class: "dfw-input dfw-vs-thr", type: "number", min: "0", max: "1", step: "0.05",
     "aria-label": "minimum confidence" });
+  const near = h("input", { type: "checkbox", "aria-label": "only items close to an example" });
+  const nearBox = h("label", { class: "dfw-label", title: "Leave out items far from every example "
+    + "(\"none of these\"); they keep no label. Takes effect on the next proposal." },
+    near, " only items close to an example");
   const commitBtn = h("button", { class: "dfw-btn dfw-primary" });
   const undoProp = h("button", { class: "dfw-btn", text: "Undo last commit" });
   const body = h("div", { class: "dfw-vs-prop-body" });
   const el = h("div", { class: "dfw-vs-prop" },
     h("div", { class: "dfw-vs-prop-bar" }, h("span", { class: "dfw-label", text: "Label everything:" }),
-      propProto, propZero, h("span", { class: "dfw-label", text: "min. confidence" }), thr, commitBtn, undoProp),
+      propProto, propZero, nearBox, h("span", { class: "dfw-label", text: "min. confidence" }), thr, commitBtn,
+      undoProp),
     body);
   propProto.addEventListener("click", () => send({ type: "propose", method: "prototype" }));
   propZero.addEventListener("click", () => send({ type: "propose", method: "zero-shot" }));
@@ -24,6 +29,7 @@ export function proposalPanel(model, { send, loadImages }) {
     const v = Number(thr.value);
     if (Number.isFinite(v)) { model.set("min_confidence", Math.min(1, Math.max(0, v))); model.save_changes(); }
   });
+  near.addEventListener("change", () => { model.set("only_near_examples", near.checked); model.save_changes(); });
   commitBtn.addEventListener("click", () => send({ type: "commit" }));
   undoProp.addEventListener("click", () => send({ type: "undo_proposal" }));
 
@@ -69,6 +75,7 @@ export function proposalPanel(model, { send, loadImages }) {
     propZero.disabled = !textOn;
     propZero.title = textOn ? "CLIP similarity to each class name" : model.get("text_reason");
     if (document.activeElement !== thr) thr.value = String(model.get("min_confidence"));
+    near.checked = !!model.get("only_near_examples");
     const total = summary.reduce((a, r) => a + r.above_threshold, 0);
     commitBtn.textContent = method ? `Commit ${total.toLocaleString()} labels` : "Commit";
     commitBtn.disabled = !method || !total;

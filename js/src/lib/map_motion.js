@@ -1,0 +1,154 @@
+// Cheaper frames while the map's view moves (issue 15: pan/zoom at 1M+ points).
+// Without a GPU (SwiftShader) drawing a frame costs in proportion to the points drawn:
+// ~1.5 s for 1M points on 2 busy cores. While the view moves (wheel, drag, a zoom
+// transition, a lasso being drawn) the map therefore draws a stratified subsample of at
+// most MOVING_POINTS points (and of the selection), with density opacity scaled up to
+// match, and the full set once the view has been still for SETTLE_MS. Nothing is
+// re-uploaded on pan/zoom: the point state texture stays, only the view matrix changes;
+// the subsample's index buffer is built once per point count.
+//
+// regl-scatterplot has no option for this, so its regl is wrapped (motionRegl): point
+// draw commands get a `count` / `stateIndex` buffer / `opacityDensity` that switch to
+// the subsample while `motion.moving`. The body pass is told apart from the selection
+// passes by its `globalState` uniform (0 normal, 1 active, 3 background, 2 hover).
+
+/** Points drawn per pass while the view moves. */
+export const MOVING_POINTS = 60000;
+/** Milliseconds without movement before the full set is drawn again. */
+export const SETTLE_MS = 160;
+
+const BODY = 0;
+const SELECTED = new Set([1, 3]);
+/** Above this many selected points the selection is drawn without its outline and inner
+ * border passes (at 600k selected points they are overlapping blobs that tripled the
+ * frame's cost), only in the active colour. */
+export const OUTLINE_LIMIT = 50000;
+
+/** When the view last moved, and a full redraw once it settles. */
+export class Motion {
+  constructor({ budget = MOVING_POINTS, settleMs = SETTLE_MS, onSettle = () => {}, selection = () => null } = {}) {
+    this.budget = budget;
+    this.settleMs = settleMs;
+    this.onSettle = onSettle;
+    this.selection = selection; // () => the selected indices as drawn (array), for its subsample
+    this.until = 0;
+    this.timer = null;
+    this.cache = new Map(); // key -> {buffer, count, scale}
+    this.passes = 0; // selection draw commands made so far (wrapCommand)
+  }
+
+  get moving() { return performance.now() < this.until; }
+
+  /** The view moves now: cheap frames until it has been still for settleMs, or for 1.5
+   * gaps between moves when moves come slower than that (a busy machine: otherwise a
+   * full frame would start between two moves and make the next gap longer still). */
+  touch() {
+    const now = performance.now();
+    const gap = now - (this.last || -Infinity);
+    this.last = now;
+    const wait = Math.max(this.settleMs, gap < 1500 ? 1.5 * gap : 0);
+    this.until = now + wait;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => { this.timer = null; this.onSettle(); }, wait + 20);
+  }
+
+  /** {buffer, count, scale} of the subsample for a pass of `n` points, or null (draw all). */
+  sub(regl, kind, n, res, eps) {
+    if (!this.moving || n <= this.budget) return null;
+    let indices = null;
+    let key = `${kind}:${n}:${res}`;
+    if (kind === "selected") {
+      const sel = this.selection();
+      if (!sel || sel.length !== n) return null;
+      if (this.cache.get("selected")?.sel === sel && this.cache.get("selected").key === key) {
+        return this.cache.get("selected");
+      }
+      indices = stratified(n, this.budget).map((i) => sel[i]);
+      key = "selected";
+    } else if (this.cache.has(key)) {
+      return this.cache.get(key);
+    } else {
+      indices = stratified(n, this.budget);
+    }
+    const old = this.cache.get(key);
+    if (old) old.buffer.destroy();
+    const entry = { buffer: regl.buffer({ usage: "static", type: "float", data: texCoords(indices, res, eps) }),
+      count: indices.length, scale: n / indices.length, key: `${kind}:${n}:${res}`, sel: kind === "selected" ? this.selection() : null };
+    this.cache.set(key, entry);
+    return entry;
+  }
+
+  destroy() {
+    clearTimeout(this.timer);
+    for (const e of this.cache.values()) e.buffer.destroy();
+    this.cache.clear();
+  }
+}
+
+/** `k` indices spread over 0..n-1: one random index in each of k equal strata
+ * (Uint32Array, sorted): every part of the data keeps its share, whatever its order. */
+export function stratified(n, k) {
+  const out = new Uint32Array(k);
+  let seed = 12345;
+  for (let j = 0; j < k; j++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const lo = Math.floor((j * n) / k);
+    const hi = Math.floor(((j + 1) * n) / k);
+    out[j] = lo + (seed % Math.max(1, hi - lo));
+  }
+  return out;
+}
+
+/** regl-scatterplot's state-texture coordinates of `indices` (x, y interleaved). */
+export function texCoords(indices, res, eps) {
+  const out = new Float32Array(indices.length * 2);
+  for (let j = 0; j < indices.length; j++) {
+    const i = indices[j];
+    out[2 * j] = (i % res) / res + eps;
+    out[2 * j + 1] = Math.floor(i / res) / res + eps;
+  }
+  return out;
+}
+
+/** A point draw command's options with the subsample while moving (see the top). */
+function wrapCommand(opts, regl, motion) {
+  const u = opts && opts.uniforms;
+  const attr = opts && opts.attributes && opts.attributes.stateIndex;
+  if (!u || !attr || opts.primitive !== "points" || typeof opts.count !== "function") return opts;
+  const kind = u.globalState === BODY ? "body" : SELECTED.has(u.globalState) ? "selected" : null;
+  if (!kind || typeof u.stateTexRes !== "function" || typeof attr.buffer !== "function") return opts;
+  const { count, uniforms } = { count: opts.count, uniforms: u };
+  // regl-scatterplot makes the selection passes in the order outline, inner border, body
+  const border = kind === "selected" && (motion.passes += 1) < 3;
+  const pick = (c, p) => motion.sub(regl, kind, count(c, p), uniforms.stateTexRes(c, p), uniforms.stateTexEps(c, p));
+  const out = {
+    ...opts,
+    count: (c, p) => {
+      const n = count(c, p);
+      if (border && n > OUTLINE_LIMIT) return 0;
+      const s = pick(c, p); return s ? s.count : n;
+    },
+    attributes: { ...opts.attributes, stateIndex: { ...attr, buffer: (c, p) => { const s = pick(c, p); return s ? s.buffer : attr.buffer(c, p); } } },
+  };
+  if (kind === "body" && typeof u.opacityDensity === "function") {
+    out.uniforms = { ...u, opacityDensity: (c, p) => {
+      const a = u.opacityDensity(c, p); const s = pick(c, p); return s ? Math.min(1, a * s.scale) : a; } };
+  }
+  return out;
+}
+
+/** `regl` whose commands draw the subsample while `motion.moving`; everything else passes
+ * through. The renderer's float frame buffer becomes 8-bit (a quarter of the bytes per
+ * pixel to blend and read back each frame: the per-frame cost without a GPU). */
+export function motionRegl(regl, motion) {
+  return new Proxy(regl, {
+    apply: (target, self, args) => target(wrapCommand(args[0], regl, motion), ...args.slice(1)),
+    get: (target, prop) => {
+      if (prop === "framebuffer") {
+        return (o, ...rest) => target.framebuffer(o && o.colorType === "float" && !o.color && !o.colors
+          ? { ...o, colorType: "uint8" } : o, ...rest);
+      }
+      return target[prop];
+    },
+  });
+}
