@@ -7,29 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 from harness import LIGHT_THEME, lasso
+from kernel_code import fmnist_test_session
 
 N_SEED = 30
 
 
-def _setup(project) -> str:
-    return (
-        "import numpy as np, dfwidgets as dfw\n"
-        "src = dfw.datasets.fashion_mnist(split='test')\n"
-        "emb = dfw.embed(src, model='efficientnet_lite0', progress=False)\n"
-        f"s = dfw.Session.open({str(project)!r}, source=src, embeddings=emb,\n"
-        "                     model='efficientnet_lite0', auto_fit=False)\n"
-        "names = np.asarray(src.classes, dtype=object)\n"
-        "rng = np.random.default_rng(0)\n"
-        "seed = [int(rng.choice(np.flatnonzero(src.labels == c))) for c in range(10)\n"
-        f"        for _ in range({N_SEED // 10})]\n"
-        "s.label_many(seed, names[src.labels[seed]].tolist(), source='import')\n"
-        "len(src)"
-    )
-
-
 def test_region_rule_from_a_lasso(lab, tmp_path, fmnist_test_emb, output_dir):
-    lab.open_notebook("rules_e2e.ipynb", [_setup(tmp_path / "rules_project"),
-                                          "wb = dfw.Workbench(s, map_layout='pca')\nwb"])
+    setup = fmnist_test_session(tmp_path / "rules_project", n_seed=N_SEED)
+    lab.open_notebook("rules_e2e.ipynb", [setup, "wb = dfw.Workbench(s, map_layout='pca')\nwb"])
     lab.set_theme(LIGHT_THEME)
     lab.run_cell(0, timeout=600)
     lab.run_cell(1)
