@@ -69,15 +69,9 @@ def _searcher(base: np.ndarray, k: int):
             top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
             return np.take_along_axis(sims, top, axis=1), top
         return search
-    d = base.shape[1]
-    if len(base) < _IVF_FROM:
-        index = faiss.IndexFlatIP(d)
-    else:
-        nlist = int(4 * np.sqrt(len(base)))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(base)
-        index.nprobe = 8
-    index.add(base)
+    from .learn.knn_index import inner_product_index
+
+    index = inner_product_index(base, ivf_from=_IVF_FROM, nprobe=8)
     return lambda q: index.search(q, k)
 
 

@@ -74,22 +74,11 @@ def knn_search(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     under 1% of the items, so 60,000 x 512 takes seconds where an exact product or an
     HNSW graph takes minutes (recall@10 in ``benchmarks/data_issues.py``).
     """
-    import faiss
+    from .knn_index import inner_product_index
 
     x = np.ascontiguousarray(x, dtype=np.float32)
-    n, dim = x.shape
-    if n <= 20_000:
-        index = faiss.IndexFlatIP(dim)
-        index.add(x)
-        return index.search(x, min(k, n))
-    nlist = int(4 * np.sqrt(n))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.niter = 10
-    index.cp.max_points_per_centroid = 32
-    index.train(x)
-    index.add(x)
-    index.nprobe = 8
-    return index.search(x, min(k, n))
+    index = inner_product_index(x, ivf_from=20_001, train_iterations=10, points_per_list=32)
+    return index.search(x, min(k, len(x)))
 
 
 def pixel_neighbours(thumbs: np.ndarray, *, k: int = 10) -> np.ndarray:
