@@ -35,6 +35,27 @@ def neighbour_table(X: np.ndarray, *, k: int = KNN) -> np.ndarray:
     return table
 
 
+def typicality(X: np.ndarray, *, k: int = KNN, chunk: int = 4096) -> np.ndarray:
+    """(N,) float mean cosine similarity of each row of ``X`` to its ``k`` nearest rows,
+    scaled to [0, 1]; computed in chunks (never an (N, k, D) array) and cached with the
+    neighbour table of the same pool."""
+    key = ("typicality", X.shape, X.dtype.str, k, X[:: max(1, len(X) // 64)].tobytes())
+    with _LOCK:
+        typ = _CACHE.get(key)
+    if typ is not None:
+        return typ
+    table = neighbour_table(X, k=k)
+    unit = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    typ = np.empty(len(X), dtype=unit.dtype)
+    for lo in range(0, len(X), chunk):
+        nb = table[lo:lo + chunk]
+        typ[lo:lo + chunk] = np.einsum("id,ikd->i", unit[lo:lo + chunk], unit[nb]) / nb.shape[1]
+    typ = (typ - typ.min()) / max(float(typ.max() - typ.min()), 1e-12)
+    with _LOCK:
+        _CACHE[key] = typ
+    return typ
+
+
 def probcover_picks(X: np.ndarray, labeled_mask: np.ndarray, k: int,
                     rng: np.random.Generator, *, knn: int = KNN) -> np.ndarray:
     """(k,) int64 unlabeled items by greedy coverage of the kNN graph, best first.

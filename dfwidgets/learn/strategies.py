@@ -343,17 +343,14 @@ def typical_margin(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: 
     """Margin uncertainty x typicality (mean cosine similarity to the 10 nearest pool
     neighbours, scaled to [0, 1]: uncertain items of dense regions, not outliers); the
     ``n_candidates`` best are clustered into ``k``, the best of each cluster is taken."""
-    from .probcover import neighbour_table
+    from .probcover import typicality
 
     probs, X, pool, k, rng = _setup(probs, embeddings, labeled_mask, k, rng,
                                     need_embeddings=True)
     if probs is None or k == 0:
         return typiclust(None, X, labeled_mask, k, rng)
     U = _unit(X)
-    nb = neighbour_table(X)
-    typ = np.einsum("id,ikd->i", U, U[nb]) / nb.shape[1]
-    typ = (typ - typ.min()) / max(float(typ.max() - typ.min()), 1e-12)
-    ranked = _rank_by(uncertainty_scores(probs, "margin") * typ, pool, rng)
+    ranked = _rank_by(uncertainty_scores(probs, "margin") * typicality(X), pool, rng)
     cand = ranked[: max(k, min(n_candidates, len(ranked)))]
     if k > 1 and len(cand) > k:
         _, first = np.unique(_kmeans_labels(U[cand], k, rng), return_index=True)
