@@ -164,7 +164,9 @@ class LabelQueue:
         """Re-rank after a model update: keep the first ``hold`` items, refetch the rest.
 
         The expensive ``next_batch`` call runs without the lock, so answers keep flowing;
-        the result is filtered again against answers given meanwhile. Returns the new order.
+        the first ``hold`` items still queued when it returns stay in front (the item on the
+        page's stage never changes under the user), the rest is the new ranking, filtered
+        against answers given meanwhile. Returns the new order.
         """
         with self._lock:
             front = list(self._items[: self.hold])
@@ -173,7 +175,9 @@ class LabelQueue:
         new = self._fetch(k, exclude)
         with self._lock:
             labeled = self._labeled_mask()
-            kept = [i for i in front if i in self._items]
+            # the front as it is now: answers given during the fetch took items off it, and
+            # the page already shows the next ones: those stay where they are
+            kept = list(self._items[: self.hold])
             seen = set(kept) | self._answered | self._skipped
             fresh = [i for i in new if i not in seen and not labeled[i] and self._inside(i)]
             self._items = kept + fresh

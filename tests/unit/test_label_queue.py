@@ -122,6 +122,28 @@ def test_reorder_after_model_update_keeps_front_and_never_repeats(session):
     assert np.median(margin[new[2:]]) < np.median(margin[unlabeled])
 
 
+def test_reorder_keeps_what_is_on_stage_when_answers_arrive_during_the_fetch(session):
+    """A fast person answers while the new ranking is computed: the items the page shows
+    next (the queue's front after those answers) must not be swapped for new ones."""
+    q = LabelQueue(session, strategy="margin", batch=8, ahead=12, hold=3)
+    q.fill()
+    _label_true(q, 30)
+    session.fit()
+    fetch = q._fetch
+
+    def answer_three_then_fetch(k, exclusions):  # answers land while next_batch runs
+        for _ in range(3):
+            i = q.current
+            q.answer([i], _truth(session, i))
+        return fetch(k, exclusions)
+
+    q._fetch = answer_three_then_fetch
+    before = q.items  # front [a, b, c] answered during the fetch; d, e, f are on the page next
+    new = q.reorder()
+    assert new[:3] == before[3:6]
+    assert not set(new) & set(before[:3]) and len(set(new)) == len(new)
+
+
 def test_exhausted_queue_offers_skipped_items_again(session):
     src = session.source
     small = src.subset(np.arange(12))
