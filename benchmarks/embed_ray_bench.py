@@ -8,8 +8,10 @@ Sub-commands of ``benchmarks/embed_speed.py`` (this module holds their code):
 ``ray``: Fashion-MNIST test images (cycled past 10,000) as PNG files and as a uint8 array,
 embedded with efficientnet_lite0 into an empty cache by the local engine (torch 2 threads,
 DataLoader workers for files) and by ``engine="ray"`` on a local Ray with the same CPUs
-(1 model actor with 2 torch threads, decode tasks). Ray is started before timing; actor
-start-up and model loading are inside the Ray time. Target: Ray <= 1.15 x local.
+(1 model actor with 2 torch threads; decoding in the actor, the library's CPU default, or
+``--decode tasks`` in Ray tasks). Ray is started before timing (``start_ray``: the RFC 3987
+grammar is not built in Ray's processes); actor start-up and model loading are inside the
+Ray time. Target: Ray <= 1.15 x local.
 
 ``ray-memory``: ``embed_to_parquet`` over a Parquet file of N paths (the image files cycled;
 ids unique), each run in a fresh subprocess with an empty cache; the peak resident memory
@@ -71,13 +73,20 @@ def run_ray(args: argparse.Namespace) -> None:
     """Local vs Ray on the same cores (files and arrays), cold cache each time."""
     import importlib
 
-    import ray
-
     import dfwidgets as dfw
     from dfwidgets.data import ImageSource
+    from dfwidgets.embed_ray_import import start_ray
 
     engine_mod = importlib.import_module("dfwidgets.embed_ray")
     real_rows = engine_mod.embed_rows
+    base_options = engine_mod.RayOptions
+
+    class Options(base_options):  # where Ray decodes: --decode (default: the library's)
+        def __init__(self, **kwargs) -> None:
+            kwargs.setdefault("decode", args.decode)
+            super().__init__(**kwargs)
+
+    engine_mod.RayOptions = Options
     first_batch: list[float] = []
 
     def timed_rows(*a, **k):  # when the first batch reaches the driver (start-up done)
@@ -90,8 +99,9 @@ def run_ray(args: argparse.Namespace) -> None:
     start_load = bench.load_average()
     bench.limit_threads(args.threads, blas=False)
     t0 = time.perf_counter()
-    ray.init(num_cpus=args.threads, include_dashboard=False, log_to_driver=False)
+    ray = start_ray(num_cpus=args.threads, include_dashboard=False, log_to_driver=False)
     ray_init = time.perf_counter() - t0
+    _, _, _, decode = Options().resolve(ray)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="dfw-embed-bench-"))
     paths = write_pngs(work / "png", args.n)
     sources = {"PNG files": lambda: ImageSource.from_paths(paths, check=False),
@@ -130,7 +140,8 @@ def run_ray(args: argparse.Namespace) -> None:
         f"{args.n:,} Fashion-MNIST images, empty cache each run, batch {args.batch_size}, best of "
         f"{args.repeats} interleaved runs. Local: torch {args.threads} threads (+ DataLoader "
         f"workers for files). Ray: `ray.init(num_cpus={args.threads})` (started before timing: "
-        f"{ray_init:.0f} s), 1 model actor with {args.threads} torch threads, decoding on Ray tasks; "
+        f"{ray_init:.0f} s, `dfwidgets.embed_ray_import.start_ray`), 1 model actor with "
+        f"{args.threads} torch threads, decoding in {'the actor' if decode == 'actors' else 'Ray tasks'}; "
         "actor start and model load are inside the Ray time; "
         f"{bench.machine_note(start_load)}.\n\n"
         + bench.markdown_table(["source", "images", "local", "Ray", "Ray overhead",
@@ -195,9 +206,9 @@ def child(argv: list[str]) -> None:
 
     torch.set_num_threads(a.threads)
     if a.engine == "ray":
-        import ray
+        from dfwidgets.embed_ray_import import start_ray
 
-        ray.init(num_cpus=a.threads, include_dashboard=False, log_to_driver=False)
+        ray = start_ray(num_cpus=a.threads, include_dashboard=False, log_to_driver=False)
     t0 = time.perf_counter()
     dfw.embed_to_parquet(a.table, a.out, model="efficientnet_lite0", engine=a.engine,
                          cache_dir=a.cache, progress=False)
@@ -217,6 +228,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--sources", nargs="+", default=["png", "uint8"])
     p.add_argument("--workdir", default=None, help="keep the PNG files here between runs")
+    p.add_argument("--decode", choices=["actors", "tasks"], default=None,
+                   help="decode in the model actor or in Ray tasks (default: the library's)")
     p = sub.add_parser("ray-memory", help="peak memory of embed_to_parquet as N grows")
     p.add_argument("--sizes", type=int, nargs="+", default=[20000, 200000])
     p.add_argument("--files", type=int, default=20000)

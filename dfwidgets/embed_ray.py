@@ -1,8 +1,9 @@
 """The ``engine="ray"`` of :func:`dfwidgets.embed` and :func:`dfwidgets.embed_to_parquet`.
 
-A Ray Data pipeline: rows (item position, path) -> **decode** on CPU tasks (file bytes ->
-RGB -> the embedder's transform -> float32 pixels) -> the **model** in an actor pool (one
-embedder per actor, ``gpus_per_actor`` GPUs each when the cluster has them) -> the driver,
+A Ray Data pipeline: rows (item position, path) -> **decode** (file bytes -> RGB -> the
+embedder's transform -> float32 pixels) on CPU tasks feeding GPU actors, or inside CPU actors
+(``RayOptions.decode``) -> the **model** in an actor pool (one embedder per actor,
+``gpus_per_actor`` GPUs each when the cluster has them) -> the driver,
 which writes vectors to the content-addressed embedding cache every few thousand rows (an
 interrupted run keeps what it computed) and shows a progress bar over completed rows.
 Actors that die are restarted and their batches retried by Ray (``max_restarts`` /
@@ -18,17 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
-import importlib.util
 import inspect
 import logging
-import sys
-import types
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+
+from dfwidgets.embed_ray_import import iri_grammar_on_first_use as _iri_grammar_on_first_use
+from dfwidgets.embed_ray_import import stand_in_on_pythonpath
 
 __all__ = ["RAY_INSTALL_HINT", "RayOptions", "compute_ray", "embed_rows", "ray_available", "require_ray"]
 
@@ -50,44 +50,6 @@ def ray_available() -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _iri_grammar_on_first_use() -> Iterator[None]:
-    """While Ray is imported: ``import ray`` imports jsonschema, whose format checkers
-    import ``rfc3987_syntax`` when it is installed (it comes with Jupyter), and that module
-    builds an Earley parser for RFC 3987 at import: ~70% of ``import ray`` (~7 of ~10 s).
-    Here jsonschema gets a function that imports the real module on its first IRI check
-    (same results, the cost moves to first use); the stand-in leaves ``sys.modules``
-    afterwards. No-op when jsonschema or rfc3987_syntax is already imported or missing."""
-    name = "rfc3987_syntax"
-    if (name in sys.modules or "jsonschema" in sys.modules
-            or importlib.util.find_spec(name) is None):
-        yield
-        return
-    lazy = types.ModuleType(name, "imports rfc3987_syntax on first use (dfwidgets.embed_ray)")
-
-    def real() -> Any:
-        if sys.modules.get(name) is lazy:
-            del sys.modules[name]
-        return importlib.import_module(name)
-
-    def is_valid_syntax(term: str, value: str) -> bool:
-        return real().is_valid_syntax(term, value)
-
-    def other(attr: str) -> Any:  # e.g. the import system's __path__: not a package
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return getattr(real(), attr)
-
-    lazy.is_valid_syntax = is_valid_syntax  # type: ignore[attr-defined]
-    lazy.__getattr__ = other  # type: ignore[method-assign]
-    sys.modules[name] = lazy
-    try:
-        yield
-    finally:
-        if sys.modules.get(name) is lazy:
-            del sys.modules[name]
-
-
 def require_ray() -> Any:
     """Import Ray (connecting with ``ray.init()`` if no cluster is joined yet) -> ``ray``.
 
@@ -104,26 +66,35 @@ def require_ray() -> Any:
         ) from exc
     if not ray.is_initialized():
         log.info("starting / joining Ray with ray.init() (RAY_ADDRESS=cluster address)")
-        ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        with stand_in_on_pythonpath():  # Ray's processes import Ray: see embed_ray_import
+            ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     return ray
 
 
 class RayOptions:
     """How the pipeline is laid out: ``actors`` model replicas (default: one per GPU of the
     cluster, else one per 2 CPUs), ``gpus_per_actor`` (default 1 when the cluster has GPUs,
-    else 0), ``threads`` torch threads per CPU actor, ``batch_size`` rows per model call."""
+    else 0), ``threads`` torch threads per CPU actor, ``batch_size`` rows per model call,
+    ``decode``: ``"tasks"`` (CPU tasks feed the actors) or ``"actors"`` (each actor decodes
+    its own batches: no extra worker processes, each of which imports Ray and torch).
+    Default: tasks when the actors use GPUs, else actors (CPU actors and decode tasks would
+    share the same cores)."""
 
     def __init__(self, *, batch_size: int = 64, actors: int | None = None,
-                 gpus_per_actor: float | None = None, threads: int | None = None) -> None:
+                 gpus_per_actor: float | None = None, threads: int | None = None,
+                 decode: str | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if actors is not None and actors < 1:
             raise ValueError(f"actors must be >= 1, got {actors}")
+        if decode not in (None, "tasks", "actors"):
+            raise ValueError(f'decode must be "tasks", "actors" or None, got {decode!r}')
         self.batch_size, self.actors, self.gpus_per_actor, self.threads = (
             batch_size, actors, gpus_per_actor, threads)
+        self.decode = decode
 
-    def resolve(self, ray: Any) -> tuple[int, float, int | None]:
-        """(actors, gpus per actor, torch threads) for the cluster ``ray`` is connected to."""
+    def resolve(self, ray: Any) -> tuple[int, float, int | None, str]:
+        """(actors, gpus per actor, torch threads, decode) for the cluster ``ray`` is on."""
         res = ray.cluster_resources()
         gpus, cpus = float(res.get("GPU", 0)), float(res.get("CPU", 1))
         per = self.gpus_per_actor if self.gpus_per_actor is not None else (1.0 if gpus else 0.0)
@@ -136,7 +107,7 @@ class RayOptions:
         threads = self.threads
         if threads is None and per == 0:
             threads = max(1, int(cpus // actors))
-        return actors, per, threads
+        return actors, per, threads, self.decode or ("tasks" if per > 0 else "actors")
 
 
 # ----------------------------------------------------------------------------- decode tasks
@@ -227,10 +198,12 @@ def decode_batch(batch: dict[str, np.ndarray], *, transform: Any, mode: str, dat
 # ----------------------------------------------------------------------------- model actors
 class EmbedActor:
     """One embedder per actor: rows with ``pixels`` -> rows with ``vector`` (D,) float32
-    (zeros where nothing was computed) and ``computed``."""
+    (zeros where nothing was computed) and ``computed``. With ``decode`` (the keyword
+    arguments of :func:`decode_batch` but the transform) the actor decodes the rows first."""
 
     def __init__(self, make_embedder: Callable[..., Any], model: Any, pretrained: str | None,
-                 forward: Callable[..., None], threads: int | None) -> None:
+                 forward: Callable[..., None], threads: int | None,
+                 decode: dict[str, Any] | None = None) -> None:
         import torch
 
         if threads:
@@ -238,11 +211,13 @@ class EmbedActor:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.embedder = make_embedder(model, pretrained=pretrained, device=device)
         self.device = getattr(self.embedder, "device", None) or device
-        self.forward = forward
+        self.forward, self.decode = forward, decode
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
+        if self.decode is not None:
+            batch = decode_batch(batch, transform=self.embedder.transform, **self.decode)
         pixels, shapes = batch["pixels"], batch["shape"]
         n = len(pixels)
         todo = np.flatnonzero([len(p) > 0 for p in pixels])
@@ -310,25 +285,28 @@ def embed_rows(rows: Any, *, mode: str, embedder: Any, model: Any, pretrained: s
     modes, ``path`` columns) and yield result batches (numpy dicts with ``pos``,
     ``vector`` (B,D), ``computed``, ``problem``, and ``hash`` in stream mode), in
     completion order, as they finish. ``embedder``: the driver's instance (its transform
-    goes to the decode tasks); ``model``/``pretrained``: what each actor builds."""
+    goes to the decode tasks, if any); ``model``/``pretrained``: what each actor builds.
+    Decoding runs in CPU tasks or in the model actors (``options.decode``)."""
     ray = require_ray()
-    actors, gpus, threads = options.resolve(ray)
-    data_ref = ray.put(data) if data is not None else None
-    known_ref = ray.put(known) if known is not None and len(known) else None
-    log.info("Ray pipeline: %d model actor(s), %s GPU each, batch %d", actors, gpus,
-             options.batch_size)
+    actors, gpus, threads, decode = options.resolve(ray)
+    decode_kwargs = {"mode": mode, "placeholder_size": placeholder_size,
+                     "data_ref": ray.put(data) if data is not None else None,
+                     "known_ref": ray.put(known) if known is not None and len(known) else None}
+    log.info("Ray pipeline: %d model actor(s), %s GPU each, batch %d, decoding in %s",
+             actors, gpus, options.batch_size, decode)
+    actor_kwargs = {"make_embedder": make_embedder, "model": model, "pretrained": pretrained,
+                    "forward": forward, "threads": threads}
     with _quiet_ray_data():
-        ds = rows.map_batches(
-            decode_batch, batch_size=options.batch_size, num_cpus=_DECODE_CPUS,
-            fn_kwargs={"transform": embedder.transform, "mode": mode, "data_ref": data_ref,
-                       "known_ref": known_ref, "placeholder_size": placeholder_size},
-        ).map_batches(
-            EmbedActor, batch_size=options.batch_size,
-            fn_constructor_kwargs={"make_embedder": make_embedder, "model": model,
-                                   "pretrained": pretrained, "forward": forward,
-                                   "threads": threads},
-            **_map_kwargs(actors, gpus),
-        )
+        if decode == "tasks":  # next to CPU actors: only the CPUs they leave (no new workers)
+            spare = float(ray.cluster_resources().get("CPU", 1)) - (0 if gpus else actors)
+            limit = {} if gpus else {"compute": ray.data.TaskPoolStrategy(size=max(1, int(spare)))}
+            rows = rows.map_batches(decode_batch, batch_size=options.batch_size,
+                                    num_cpus=_DECODE_CPUS, **limit,
+                                    fn_kwargs={"transform": embedder.transform, **decode_kwargs})
+        else:  # nested in a dict, the refs reach decode_batch unresolved (it ray.get()s them)
+            actor_kwargs["decode"] = decode_kwargs
+        ds = rows.map_batches(EmbedActor, batch_size=options.batch_size,
+                              fn_constructor_kwargs=actor_kwargs, **_map_kwargs(actors, gpus))
         yield from ds.iter_batches(batch_size=None, batch_format="numpy")
 
 

@@ -2,7 +2,8 @@
 Fashion-MNIST and the same cache, resume after an interrupted run (model calls counted in
 the actors) with a worker killed mid-run in the same resumed run, a corrupt file, and the
 Parquet round trip into Session.open (the named model built in the actors, equal to the
-local engine, in both). One local Ray for the module: every Ray run starts fresh model actors
+local engine, in both); decoding in the model actors (the CPU default) and, in the corrupt
+file test, in Ray tasks (the GPU layout). One local Ray for the module: every Ray run starts fresh model actors
 (a Python process importing Ray and torch each), so runs are shared where a test can
 prove two things with one."""
 
@@ -24,6 +25,7 @@ import pytest
 import dfwidgets as dfw
 from dfwidgets.data import ImageSource
 from dfwidgets.embed_cache import EmbeddingCache
+from dfwidgets.embed_ray_import import STAND_IN_PATH, start_ray
 
 embed_mod = importlib.import_module("dfwidgets.embed")
 embed_ray = importlib.import_module("dfwidgets.embed_ray")
@@ -38,7 +40,7 @@ def ray_local():
     pytest.importorskip("ray.data")
     for attempt in (1, 2):  # Ray's raylet gives its agents a fixed 15 s to start
         try:  # (ray-project/ray#65983): on a loaded machine the first start can fail
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            start_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
             break
         except Exception:
             ray.shutdown()
@@ -138,6 +140,34 @@ def test_the_iri_grammar_is_built_on_first_use_with_the_same_answers():
     assert out.stdout.strip() == "[True, False, True, False]"
 
 
+def test_ray_processes_get_a_stand_in_that_builds_the_grammar_on_first_use():
+    """The processes of a Ray that dfwidgets starts find dfwidgets/_ray_path first on their
+    PYTHONPATH: jsonschema imports without building the grammar, answers come from the
+    real package, and the driver's environment is restored after start-up."""
+    pytest.importorskip("rfc3987_syntax")
+    code = textwrap.dedent("""
+        import sys
+        import jsonschema
+        assert "rfc3987_syntax.syntax_helpers" not in sys.modules, "grammar built at import"
+        check = jsonschema.FormatChecker()
+        print([check.conforms(v, f) for v, f in [
+            ("http://example.com/\u00e4?x=1", "iri"), ("no spaces allowed", "iri"),
+            ("../a/b", "iri-reference"), ("http://[bad", "iri-reference")]])
+        assert "_ray_path" not in sys.modules["rfc3987_syntax"].__file__  # the real one
+    """)
+    env = {**os.environ, "PYTHONPATH": STAND_IN_PATH}
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
+                         text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[True, False, True, False]"
+    from dfwidgets.embed_ray_import import stand_in_on_pythonpath
+
+    before = os.environ.get("PYTHONPATH")
+    with stand_in_on_pythonpath():
+        assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == STAND_IN_PATH
+    assert os.environ.get("PYTHONPATH") == before
+
+
 def test_local_engine_streams_a_parquet_of_paths_and_reads_back_by_id(tmp_path, monkeypatch):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
@@ -209,7 +239,16 @@ def test_interrupted_run_resumes_only_the_missing_items_through_a_dying_worker(
     assert calls == [] and np.array_equal(again, emb)
 
 
-def test_a_corrupt_file_is_reported_like_the_local_engine(ray_local, fmnist_small, tmp_path):
+def test_a_corrupt_file_is_reported_like_the_local_engine(ray_local, fmnist_small, tmp_path,
+                                                         monkeypatch):
+    """Decoding in Ray tasks (the layout with GPU actors); the other Ray tests decode in the
+    model actors (the CPU default)."""
+
+    class TaskDecoding(embed_ray.RayOptions):
+        def __init__(self, **kwargs):
+            super().__init__(decode="tasks", **kwargs)
+
+    monkeypatch.setattr(embed_ray, "RayOptions", TaskDecoding)
     folder = tmp_path / "imgs"
     _write_images(folder, fmnist_small.array[:12])
     good = (folder / "img000.png").read_bytes()
