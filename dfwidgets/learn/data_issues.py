@@ -19,21 +19,25 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["COLUMNS", "KINDS", "NEAR_DUPLICATE_DISTANCE", "find_data_issues", "knn_graph",
-           "knn_search", "pixel_neighbours", "thumbnails"]
+           "knn_search", "pixel_distance", "pixel_neighbours", "thumbnails"]
 
 log = logging.getLogger(__name__)
 
 KINDS = ("exact_duplicate", "near_duplicate", "outlier", "label_error", "class_imbalance")
 COLUMNS = ("index", "kind", "score", "group", "suggestion", "suggested")
-NEAR_DUPLICATE_DISTANCE = 0.006  # 1 - best shifted pixel correlation of two copies
-THUMB = 24  # thumbnail edge for the pixel check
+NEAR_DUPLICATE_DISTANCE = 0.008  # 1 - best shifted pixel correlation of two copies
+THUMB = 32  # thumbnail edge for the pixel check
+CANDIDATES = 5  # near-duplicate candidates per item from each of embeddings and pixels
+SHIFT = 1  # pixels a copy may be moved by (each way) in the pixel check
 OUTLIER_THRESHOLD = 0.1  # item level: mean kNN distance above Q3 + 9 IQR
 ISLAND_FRACTION = 0.05  # cluster level: k-NN graph components of at most 5% of the items
 Progress = Callable[[float, str], None]
 
 
 def thumbnails(images: Any, *, size: int = THUMB) -> np.ndarray:
-    """uint8/float images (N, H, W[, C]) -> (N, size, size) float32 grey thumbnails."""
+    """uint8/float images (N, H, W[, C]) -> (N, size, size) float32 grey thumbnails;
+    square images of at most ``size`` px keep their own size (no resampling: a copy moved
+    by one pixel stays one pixel away, which the pixel check's shifts match exactly)."""
     import torch
 
     a = np.asarray(images)
@@ -41,6 +45,8 @@ def thumbnails(images: Any, *, size: int = THUMB) -> np.ndarray:
         a = a[..., :3].mean(axis=-1)
     if a.ndim != 3:
         raise ValueError(f"images must be (N, H, W) or (N, H, W, C); got shape {a.shape}")
+    if a.shape[1] == a.shape[2] <= size:
+        return np.ascontiguousarray(a, dtype=np.float32)
     x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[:, None]
     return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
                                            align_corners=False)[:, 0].numpy()
@@ -51,18 +57,47 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-6)
 
 
-def _shifted_distance(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, *,
-                      chunk: int = 8192) -> np.ndarray:
-    """1 - max over shifts of one pixel of the correlation of thumbnails a[i], b[i] (M,)."""
-    n = thumbs.shape[1]
-    core = _unit_rows(thumbs[:, 1:-1, 1:-1].reshape(len(thumbs), -1)).astype(np.float32)
-    shifted = np.stack([
-        _unit_rows(thumbs[:, 1 + dy:n - 1 + dy, 1 + dx:n - 1 + dx].reshape(len(thumbs), -1))
-        .astype(np.float32) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=1)  # 4.6 MB/1k
+def pixel_distance(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, *, shift: int = SHIFT,
+                   chunk: int = 8192) -> np.ndarray:
+    """(M,) 1 - the best correlation of the centre of ``thumbs[a[i]]`` with a window of
+    ``thumbs[b[i]]`` moved by up to ``shift`` pixels each way; thumbs (N, s, s) grey.
+
+    Each window is compared after removing its brightness and contrast (zero mean, unit
+    norm), so a copy shifted by a pixel, brightened or re-encoded scores ~0 while a natural
+    look-alike does not. Window sums are computed once per item; per pair only the dot
+    products remain (one grouped convolution: 9 of (s-2)^2 for ``shift=1``).
+    """
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(thumbs, dtype=np.float32))
+    s = t.shape[-1]
+    r, c = int(shift), s - 2 * int(shift)
+    if t.ndim != 3 or t.shape[1] != s or c < 2 or r < 0:
+        raise ValueError(f"thumbs must be (N, s, s) with s > 2 * shift + 1 and shift >= 0; "
+                         f"got shape {tuple(t.shape)}, shift {shift}")
+    offsets = [(dy, dx) for dy in range(2 * r + 1) for dx in range(2 * r + 1)]
+    # per item and offset: norm of the window around its mean (integral images)
+    cum = torch.nn.functional.pad(t, (1, 0, 1, 0)).cumsum(1).cumsum(2)
+    cum2 = torch.nn.functional.pad(t * t, (1, 0, 1, 0)).cumsum(1).cumsum(2)
+
+    def box(z: Any, dy: int, dx: int) -> Any:
+        return z[:, dy + c, dx + c] - z[:, dy, dx + c] - z[:, dy + c, dx] + z[:, dy, dx]
+
+    sums = torch.stack([box(cum, dy, dx) for dy, dx in offsets], 1)
+    norms = (torch.stack([box(cum2, dy, dx) for dy, dx in offsets], 1) - sums ** 2 / c ** 2)
+    norms = norms.clamp_min(0).sqrt() + 1e-6  # (N, S)
+    a = torch.from_numpy(np.asarray(a, dtype=np.int64))
+    b = torch.from_numpy(np.asarray(b, dtype=np.int64))
     out = np.empty(len(a), dtype=np.float32)
-    for i in range(0, len(a), chunk):
-        sim = np.einsum("ip,ijp->ij", core[a[i:i + chunk]], shifted[b[i:i + chunk]])
-        out[i:i + chunk] = 1.0 - sim.max(axis=1)
+    with torch.no_grad():
+        for i in range(0, len(a), chunk):
+            ai, bi = a[i:i + chunk], b[i:i + chunk]
+            core = t[ai, r:s - r, r:s - r]
+            core = core - core.mean((1, 2), keepdim=True)
+            core = core / (core.flatten(1).norm(dim=1)[:, None, None] + 1e-6)
+            dots = torch.nn.functional.conv2d(t[bi][None], core[:, None],
+                                              groups=len(ai))[0].flatten(1)  # (B, S)
+            out[i:i + chunk] = (1 - (dots / norms[bi]).amax(1)).numpy()
     return np.clip(out, 0.0, 2.0)
 
 
@@ -206,26 +241,31 @@ def find_data_issues(
 def _near_duplicates(graph: Any, thumbs: np.ndarray | None, exact: np.ndarray,
                      prefer: np.ndarray, distance: float, offset: int
                      ) -> tuple[list[dict], int]:
-    """Near-duplicate groups: candidate pairs (pixel-checked if thumbs) closer than
-    ``distance``, joined into groups (connected components), as Datalab's near_duplicate."""
-
+    """Near-duplicate groups, in two stages: candidate pairs (each item's 5 nearest in the
+    embedding graph and, with thumbs, its 5 nearest 8x8 pixel layouts), then confirmed on pixels
+    (:func:`pixel_distance` < ``distance``; without thumbs the embedding distance decides);
+    confirmed pairs joined into groups (connected components), as Datalab's near_duplicate."""
     n = graph.shape[0]
     k = graph.nnz // n
-    emb_idx = graph.indices.reshape(n, k)
-    if thumbs is not None:
-        cand = np.sort(np.concatenate([emb_idx, pixel_neighbours(thumbs, k=k)], axis=1), 1)
-        rows_i = np.repeat(np.arange(n), cand.shape[1])
-        dist = _shifted_distance(thumbs, rows_i, np.maximum(cand, 0).ravel()).reshape(cand.shape)
-        dist[:, 1:][cand[:, 1:] == cand[:, :-1]] = np.inf  # found by both: once
-        g = knn_graph(cand, dist)
-        g = knn_graph(g.indices.reshape(n, -1)[:, :k], g.data.reshape(n, -1)[:, :k])
+    cand = graph.indices.reshape(n, k)
+    if thumbs is None:
+        pairs = np.c_[np.repeat(np.arange(n), k), cand.ravel()]
+        dist = graph.data.astype(np.float32)
     else:
-        g = graph
-    d = g.data.reshape(n, -1)
-    close = d < distance
-    pairs = np.c_[np.repeat(np.arange(n), close.sum(axis=1)), g.indices.reshape(n, -1)[close]]
+        cand = np.concatenate([cand[:, :CANDIDATES], pixel_neighbours(thumbs, k=CANDIDATES)],
+                              axis=1)
+        pairs = np.sort(np.c_[np.repeat(np.arange(n), cand.shape[1]), cand.ravel()], axis=1)
+        pairs = pairs[(pairs[:, 0] != pairs[:, 1]) & (pairs[:, 0] >= 0)]
+        key = np.unique(pairs[:, 0] * n + pairs[:, 1])  # found twice (stages, ends): once
+        pairs = np.c_[key // n, key % n]
+        dist = pixel_distance(thumbs, pairs[:, 0], pairs[:, 1])
+    close = dist < distance
+    pairs, dist = pairs[close], dist[close]
+    best = np.full(n, np.inf, dtype=np.float32)
+    np.minimum.at(best, pairs[:, 0], dist)
+    np.minimum.at(best, pairs[:, 1], dist)
     pairs = pairs[(exact[pairs[:, 0]] < 0) | (exact[pairs[:, 0]] != exact[pairs[:, 1]])]
-    score = np.clip(1 - d[:, 0] / max(2 * distance, 1e-9), 0, 1)  # 1 = identical
+    score = np.clip(1 - best / max(2 * distance, 1e-9), 0, 1)  # 1 = identical
     return _group_rows("near_duplicate", _groups(n, pairs.reshape(-1, 2)), score, prefer,
                        offset)
 

@@ -118,9 +118,10 @@ class DataIssues:
         return self._graph
 
     def thumbs(self) -> np.ndarray | None:
-        """(N, 24, 24) grey thumbnails (array sources at once; others decoded once)."""
+        """(N, 32, 32) grey thumbnails from the source (its array at once; else each item
+        decoded once through the source)."""
         if self._thumbs is None:
-            from ..learn.data_issues import thumbnails
+            from ..learn.data_issues import THUMB, thumbnails
 
             src = self._s.source
             arr = getattr(src, "array", None)
@@ -129,7 +130,7 @@ class DataIssues:
             else:
                 chunks, n = [], len(src)
                 for lo in range(0, n, 1024):
-                    imgs = [np.asarray(src[i].convert("L").resize((24, 24)))
+                    imgs = [np.asarray(src[i].convert("L").resize((THUMB, THUMB)))
                             for i in range(lo, min(n, lo + 1024))]
                     chunks.append(thumbnails(np.stack(imgs)))
                     self._stage(0.1 + 0.15 * min(1.0, (lo + 1024) / n), "reading images")
