@@ -2,15 +2,17 @@
 
     python benchmarks/train.py [--labels 500 2000 10000] [--seeds 3] [--seeds-large 1]
                                [--test 2000] [--epochs 8] [--blocks 1] [--views 2]
-                               [--threads 2] [--uncached]
+                               [--threads 2] [--maps 2 3] [--uncached]
 
 For each label count and seed: random training labels from the train split, accuracy on
 the same random *test* items (never used for training or early stopping). The probe is a
 LinearProbe on the cached embeddings (all the labels). Fine-tuning is the Trainer's
 recipe: FineTuner with the activation cache (frozen front run once per image and view,
 in a fresh cache folder so the build is timed), the last ``--blocks`` blocks + head
-trained (LP-FT), early stopping on a held-out 20% of the labels; the Trainer keeps the
-fine-tuned model only when it beats the probe on those held-out labels ("kept").
+trained (LP-FT), the head also reading the unpooled maps of ``--maps`` stages (``--maps``
+with no value: the plain embedding), early stopping on a held-out 20% of the labels; the
+Trainer keeps the fine-tuned model only when it beats the plain probe on those held-out
+labels ("kept").
 ``--uncached`` also times one epoch of the uncached recipe (whole backbone on
 RandomResizedCrop images every epoch) at the first label count, for comparison.
 Accuracy columns do not depend on load; time columns do (rerun on a quiet machine).
@@ -48,7 +50,7 @@ def _run(train_src, test_src, te_idx, x_te, embeddings, n: int, seed: int, args)
     with tempfile.TemporaryDirectory(prefix="dfw-act-") as cache_dir:
         ft = FineTuner("efficientnet_lite0", epochs=args.epochs, blocks=args.blocks,
                        views=args.views, patience=args.patience, lr=args.lr,
-                       head_lr=args.head_lr, batch_size=args.batch_size,
+                       head_lr=args.head_lr, batch_size=args.batch_size, maps=tuple(args.maps),
                        threads=args.threads, random_state=seed, progress=False,
                        cache_dir=cache_dir, device="cpu")
         t = time.perf_counter()
@@ -59,6 +61,8 @@ def _run(train_src, test_src, te_idx, x_te, embeddings, n: int, seed: int, args)
     row = {"n": n, "seed": seed, "probe": probe_acc, "tuned": tuned,
            "kept": tuned if ft.improved_ else probe_acc, "improved": bool(ft.improved_),
            "best_epoch": int(ft.best_epoch_), "epochs": len(epochs),
+           "val_probe": float(ft.probe_accuracy_), "val_head0": float(ft.head_probe_accuracy_),
+           "val_best": float(ft.best_accuracy_),
            "cache_s": float(ft.cache_seconds_), "epoch_s": float(epochs.mean()),
            "epoch_cpu_s": float(ft.history_["cpu_seconds"].iloc[1:].mean()),
            "total_s": total, "probe_s": probe_s}
@@ -82,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--labels", type=int, nargs="+", default=[500, 2000, 10000])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed..")
     parser.add_argument("--seeds-large", type=int, default=1,
                         help="seeds at label counts above 5,000 (slow on 2 cores)")
     parser.add_argument("--test", type=int, default=2000)
@@ -92,6 +97,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--head-lr", type=float, default=3e-4)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--maps", type=int, nargs="*", default=[2, 3],
+                        help="stages whose unpooled maps the fine-tuned head reads (none: "
+                             "the plain embedding)")
     parser.add_argument("--uncached", action="store_true")
     bench.add_threads_option(parser, default=2, help="torch threads")
     bench.add_output_options(parser)
@@ -111,7 +119,8 @@ def main() -> None:
     t0 = time.perf_counter()
     rows = []
     for n in args.labels:
-        for seed in range(args.seeds_large if n > 5000 else args.seeds):
+        for seed in range(args.first_seed,
+                          args.first_seed + (args.seeds_large if n > 5000 else args.seeds)):
             rows.append(_run(train_src, test_src, te_idx, x_te, embeddings, n, seed, args))
     uncached = _uncached_epoch(train_src, args.labels[0], args) if args.uncached else None
 
@@ -139,6 +148,7 @@ def main() -> None:
         f"random training labels (seeds 0..), mean test accuracy on {args.test:,} random "
         f"test items; efficientnet_lite0 at 64 px on CPU, torch threads = {args.threads}; "
         f"fine-tuning = last {args.blocks} block(s) + head on cached activations, "
+        f"head also reads the maps of stages {args.maps or 'none'}, "
         f"{args.views} cached views, up to {args.epochs} epochs, early stopping on 20% "
         f"held-out labels (patience {args.patience}), lr {args.lr:g}; "
         f"{bench.machine_note(load_start)}; all runs {time.perf_counter() - t0:.0f} s.\n\n"

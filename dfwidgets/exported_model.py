@@ -393,4 +393,7 @@ def build_backbone(architecture: dict) -> nn.Module:
         ) from exc
     import copy
 
-    return copy.deepcopy(embedder.module).cpu()
+    module = copy.deepcopy(embedder.module).cpu()
+    if architecture.get("maps"):  # a fine-tuned head that also reads stage maps
+        module.maps = tuple(int(m) for m in architecture["maps"])
+    return module

@@ -58,13 +58,22 @@ class PooledStages(nn.Module):
     1280-d features). With ``balance=True`` each stage's pooled vector is L2-normalised
     before concatenation, so the wide deep stages do not drown the shallow ones in
     cosine similarity.
+
+    ``maps`` (default none, as for embeddings) also appends the flattened, unpooled
+    output map of those stages right after the stage's pooled vector (L2-normalised with
+    ``balance``): the fine-tuned model's head reads where things are, not only what
+    (see :mod:`dfwidgets.learn.finetune`). The output width then depends on the input size.
     """
 
-    def __init__(self, model: nn.Module, *, stages: Sequence[int | str], balance: bool) -> None:
+    def __init__(self, model: nn.Module, *, stages: Sequence[int | str], balance: bool,
+                 maps: Sequence[int] = ()) -> None:
         super().__init__()
         self.model = model
         self.stages = tuple(stages)
         self.balance = balance
+        self.maps = tuple(int(m) for m in maps)
+        if not set(self.maps) <= {s for s in self.stages if s != "head"}:
+            raise ValueError(f"maps {self.maps} must be among the pooled stages {self.stages}.")
         # timm efficientnet: feature stage i ends at blocks index feature_info[i+1]["module"]
         block_ends = [
             int(info["module"].split(".")[1]) for info in model.feature_info if "blocks" in info["module"]
@@ -76,17 +85,19 @@ class PooledStages(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
         x = m.bn1(m.conv_stem(x))
-        pooled: dict[int | str, torch.Tensor] = {}
+        pooled: dict[object, torch.Tensor] = {}
         for b, block in enumerate(m.blocks):
             x = block(x)
             stage = self._stage_of_block.get(b)
             if stage is not None and stage in self.stages:
                 pooled[stage] = x.mean(dim=(2, 3))
+                if stage in self.maps:
+                    pooled[("map", stage)] = x.flatten(1)
             if b == self._last_block:
                 break
         if "head" in self.stages:
             pooled["head"] = m.bn2(m.conv_head(x)).mean(dim=(2, 3))
-        parts = [pooled[s] for s in self.stages]
+        parts = [pooled[k] for s in self.stages for k in (s, ("map", s)) if k in pooled]
         if self.balance:
             parts = [nn.functional.normalize(p, dim=1) for p in parts]
         return torch.cat(parts, dim=1)

@@ -172,6 +172,7 @@ class CachedRun:
     hits: int
     cut: int
     shape: tuple[int, int, int]
+    plain_probe: float | None = None
 
 
 def fit_cached(backbone: nn.Module, head_fn: Callable[[np.ndarray, np.ndarray], nn.Module],
@@ -188,7 +189,7 @@ def fit_cached(backbone: nn.Module, head_fn: Callable[[np.ndarray, np.ndarray], 
     ``check_cancel``) only before the probe exists; afterwards a cancel ends the run with
     the best state so far."""
     from .finetune_parts import BestEpoch, Cancelled
-    from .finetune_tail import StageSplit, cut_for_blocks
+    from .finetune_tail import StageSplit, cut_for_blocks, embedding_columns
 
     split = StageSplit(backbone, cut_for_blocks(backbone, blocks), image_size=image_size)
     opts = dict(model_key=model_key, image_size=image_size, shift=shift, device=device,
@@ -196,7 +197,16 @@ def fit_cached(backbone: nn.Module, head_fn: Callable[[np.ndarray, np.ndarray], 
     data = build_activations(split, train[0], transform, views=views, **opts)
     vdata = build_activations(split, val[0], transform, views=1, dtype="float32", **opts)
     y, val_y = train[1], val[1]
-    head = head_fn(evaluate_cached(split, None, data, y, device, features=True), y).to(device)
+    feats = evaluate_cached(split, None, data, y, device, features=True)
+    head = head_fn(feats, y).to(device)
+    plain = None
+    if getattr(backbone, "maps", ()):  # the bar to beat: the probe on the plain embedding
+        cols = embedding_columns(backbone, image_size=image_size).numpy()
+        plain_head = head_fn(_renorm(feats[:, cols]), y).to(device)
+        val_feats = evaluate_cached(split, None, vdata, val_y, device, features=True)
+        with torch.no_grad():
+            pred = plain_head(torch.as_tensor(_renorm(val_feats[:, cols]), device=device))
+        plain = float((pred.argmax(1).cpu().numpy() == val_y).mean())
     model = make_model(head)
     tail = [p for m in split.tail_modules() for p in m.parameters()]
     for p in tail:
@@ -238,4 +248,9 @@ def fit_cached(backbone: nn.Module, head_fn: Callable[[np.ndarray, np.ndarray], 
         cancelled = True
     return CachedRun(model, keeper.history, keeper.best, cancelled, data.seconds + vdata.seconds,
                      data.computed + vdata.computed, data.hits + vdata.hits, split.cut,
-                     split.activation_shape)
+                     split.activation_shape, plain)
+
+
+def _renorm(x: np.ndarray) -> np.ndarray:
+    """(n, D) rows scaled to unit length."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -221,7 +221,7 @@ class BestEpoch:
 
 
 def verdict(history: pd.DataFrame, *, n_val: int, probe_accuracy: float, best_epoch: int,
-            improved: bool, cancelled: bool) -> str:
+            improved: bool, cancelled: bool, best_accuracy: float | None = None) -> str:
     """One honest sentence on which model was kept and why, from the epoch ``history``
     (column ``val_acc``; row 0 = the probe) and the held-out numbers."""
     from .evaluate import wilson_interval
@@ -233,15 +233,19 @@ def verdict(history: pd.DataFrame, *, n_val: int, probe_accuracy: float, best_ep
         return prefix + (f"No fine-tuning epoch finished; kept the linear probe "
                          f"({probe:.1%} on {n} held-out labels).")
     top = float(tuned.max())
+    if improved and best_accuracy is not None:
+        top = float(best_accuracy)
     lo_p, hi_p = wilson_interval(round(probe * n), n)
     lo_t, hi_t = wilson_interval(round(top * n), n)
     noise = (f" The difference is within the noise of {n} held-out labels (95% intervals "
              f"{lo_p:.0%}-{hi_p:.0%} vs {lo_t:.0%}-{hi_t:.0%}).")
     overlap = lo_t <= hi_p and lo_p <= hi_t
     if improved:
+        which = (": its head on the stage maps, before any block was trained"
+                 if best_epoch == 0 else "")
         return prefix + (f"Fine-tuning reached {top:.1%} on {n} held-out labels vs "
                          f"{probe:.1%} for the linear probe: kept the fine-tuned model "
-                         f"(epoch {best_epoch}).") + (noise if overlap else "")
+                         f"(epoch {best_epoch}{which}).") + (noise if overlap else "")
     how = "worse" if top < probe else "no better"
     return prefix + (f"Fine-tuning reached at best {top:.1%} on {n} held-out labels vs "
                      f"{probe:.1%} for the linear probe: kept the linear probe "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["StageSplit", "cut_for_blocks", "splittable", "view_batch"]
+__all__ = ["StageSplit", "cut_for_blocks", "embedding_columns", "splittable", "view_batch"]
 
 
 def splittable(module: nn.Module) -> bool:
@@ -30,6 +30,20 @@ def _stage_ends(module: nn.Module) -> list[int]:
     """Block index where each feature stage ends (timm feature_info order)."""
     return [int(info["module"].split(".")[1]) for info in module.model.feature_info
             if "blocks" in info["module"]]
+
+
+def embedding_columns(module: nn.Module, *, image_size: int) -> torch.Tensor:
+    """(D,) bool: which feature columns of a pooled-stages ``module`` (with ``maps``) are
+    the pooled embedding itself (the probe's features); the others are stage maps.
+    From timm's feature_info (channels, reduction; a stage map is ceil(S / reduction) on
+    a side), without running the network."""
+    info = [i for i in module.model.feature_info if "blocks" in i["module"]]
+    maps = getattr(module, "maps", ())
+    cols: list[bool] = []
+    for s in (int(s) for s in module.stages):
+        c, side = int(info[s]["num_chs"]), -(-int(image_size) // int(info[s]["reduction"]))
+        cols += [True] * c + ([False] * (c * side * side) if s in maps else [])
+    return torch.tensor(cols)
 
 
 def cut_for_blocks(module: nn.Module, blocks: int) -> int:
@@ -83,13 +97,18 @@ class StageSplit(nn.Module):
             x = block(x)
             stage = self._stage_of_block.get(b)
             if stage in self._front_stages:
-                pooled[stage] = self._pool(x)
+                pooled[stage] = self._pool(x, stage)
         empty = x.new_zeros((x.shape[0], 0))
         return x, torch.cat([pooled[s] for s in self._front_stages], 1) if pooled else empty
 
-    def _pool(self, x: torch.Tensor) -> torch.Tensor:
-        p = x.mean(dim=(2, 3))
-        return nn.functional.normalize(p, dim=1) if self.backbone.balance else p
+    def _pool(self, x: torch.Tensor, stage: int) -> torch.Tensor:
+        """The stage's part of the features: pooled vector, then its map if in ``maps``."""
+        parts = [x.mean(dim=(2, 3))]
+        if stage in getattr(self.backbone, "maps", ()):
+            parts.append(x.flatten(1))
+        if self.backbone.balance:
+            parts = [nn.functional.normalize(p, dim=1) for p in parts]
+        return torch.cat(parts, 1)
 
     def forward(self, act: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
         """Activation at the cut (B,C,H,W) + prefix (B,P) -> backbone features (B,D)."""
@@ -100,7 +119,7 @@ class StageSplit(nn.Module):
             x = m.blocks[b](x)
             stage = self._stage_of_block.get(b)
             if stage is not None and stage in self._stages:
-                parts.append(self._pool(x))
+                parts.append(self._pool(x, stage))
         return torch.cat(parts, dim=1)
 
 

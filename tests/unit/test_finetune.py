@@ -51,7 +51,8 @@ def _val_accuracy(model, images, y) -> float:
 def test_finetune_changes_the_model_and_keeps_the_better(lite0, labeled, held_out, fmnist_train):
     images, y = labeled
     before = {n: p.detach().clone() for n, p in lite0.module.named_parameters()}
-    ft = FineTuner(lite0, epochs=1, blocks=1, threads=1, progress=False, lr=3e-4, head_lr=1e-3)
+    ft = FineTuner(lite0, epochs=1, blocks=1, threads=1, progress=False, lr=3e-4, head_lr=1e-3,
+                   maps=())  # epoch 0 = the plain probe
     ft.fit(images, y, classes=fmnist_train.classes, val=held_out)
     hist = ft.history_
     assert list(hist["epoch"]) == [0, 1] and ft.n_val_ == 200
@@ -73,7 +74,7 @@ def test_finetune_changes_the_model_and_keeps_the_better(lite0, labeled, held_ou
 def test_verdict_is_honest_when_finetuning_is_worse(lite0, labeled, held_out, fmnist_train):
     images, y = labeled
     # a learning rate far too high wrecks the features: fine-tuning must lose to the probe
-    ft = FineTuner(lite0, epochs=1, threads=1, progress=False, lr=0.5, head_lr=0.5)
+    ft = FineTuner(lite0, epochs=1, threads=1, progress=False, lr=0.5, head_lr=0.5, maps=())
     ft.fit(images[:120], y[:120], classes=fmnist_train.classes, val=held_out)
     hist = ft.history_
     assert hist["val_acc"][1] < hist["val_acc"][0]
@@ -247,6 +248,11 @@ def test_advice_names_where_finetuning_starts_to_pay():
     assert finetune_advice(5000, runs)["pays"] is True
     never = finetune_advice(300, runs[:1], reference=())
     assert never["pays"] is False and "has not beaten" in never["text"]
+    # below the smallest measured count, where it already paid: said as not measured
+    below = finetune_advice(100, reference=((500, 0.80, 0.84), (2000, 0.85, 0.88)))
+    assert below["pays"] is None and below["from_labels"] == 500
+    assert "not measured" in below["text"] and "below 500 labels" in below["text"]
+    assert "84.0% vs 80.0%" in below["text"]
 
 
 def test_cancel_while_the_cache_is_built_stops_within_a_second(lite0, labeled, fmnist_train,
@@ -288,3 +294,34 @@ def test_best_epoch_keeps_the_best_weights_and_stops_after_patience():
     assert keeper.best[2] == 1 and keeper.best[0] == 0.7
     assert torch.equal(keeper.best[3]["weight"], torch.ones(2, 2))
     assert [r["epoch"] for r in seen] == [0, 1, 2, 3] == [r["epoch"] for r in keeper.history]
+
+
+def test_the_head_on_stage_maps_is_measured_against_the_plain_probe(lite0, labeled, held_out,
+                                                                    fmnist_train, tmp_path):
+    from dfwidgets.learn.finetune_tail import StageSplit, cut_for_blocks, embedding_columns
+    from dfwidgets.learn.linear_probe import LinearProbe
+
+    images, y = labeled[0][:120], labeled[1][:120]
+    val_images, val_y = held_out[0][:80], held_out[1][:80]
+    ft = FineTuner(lite0, epochs=1, views=1, threads=1, progress=False, cache_dir=tmp_path,
+                   maps=(2, 3))
+    ft.fit(images, y, classes=fmnist_train.classes, val=(val_images, val_y))
+    assert ft.model_.architecture["maps"] == [2, 3]
+    # the bar is the Trainer's probe: a LinearProbe on the plain embedding
+    x = torch.stack([lite0.transform(im) for im in images + val_images])
+    with torch.no_grad():
+        emb = torch.nn.functional.normalize(lite0.module(x), dim=1).numpy()
+    probe = LinearProbe(classes=list(range(10))).fit(emb[:120], y)
+    plain = float((probe.predict(emb[120:]) == val_y).mean())
+    assert ft.probe_accuracy_ == pytest.approx(plain, abs=2 / 80)
+    assert ft.head_probe_accuracy_ == pytest.approx(ft.history_["val_acc"][0], abs=1e-9)
+    assert ft.improved_ == (ft.best_accuracy_ > ft.probe_accuracy_)
+    # with maps the features are wider; their pooled columns are the embedding itself
+    with torch.no_grad():
+        wide = ft.model_.backbone(x[:4])
+        cols = embedding_columns(ft.model_.backbone, image_size=64)
+        split = StageSplit(ft.model_.backbone, cut_for_blocks(ft.model_.backbone, 2),
+                           image_size=64)
+        assert torch.allclose(split(*split.front(x[:4])), wide, atol=1e-5)
+    assert wide.shape[1] == len(cols) > 512 and int(cols.sum()) == 512
+    assert lite0.module.maps == () and lite0.module(x[:2]).shape[1] == 512  # embedder unchanged
