@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Recommendation", "recommend"]
+__all__ = ["Recommendation", "labels_needed", "recommend"]
 
 
 @dataclass
@@ -33,7 +33,10 @@ class Recommendation:
     text: str = ""
 
 
-def _needed(n: np.ndarray, acc: np.ndarray, target: float) -> float:
+def labels_needed(n: np.ndarray, acc: np.ndarray, target: float) -> float:
+    """Labels for accuracy ``target`` on the curve ``acc`` (M,) at label counts ``n`` (M,),
+    ascending: the first budget reaching it, linearly interpolated from the one before;
+    NaN if none does."""
     hit = np.flatnonzero(acc >= target)
     if not len(hit):
         return math.nan
@@ -60,11 +63,11 @@ def recommend(curves: pd.DataFrame, *, target: float | None = None) -> Recommend
     rows = {}
     for name in mean.columns:
         per_seed = [
-            _needed(g["n_labels"].to_numpy(float), g["accuracy"].to_numpy(float), target)
+            labels_needed(g["n_labels"].to_numpy(float), g["accuracy"].to_numpy(float), target)
             for _, g in curves[curves["strategy"] == name].sort_values("n_labels")
             .groupby("seed")]
         seeds = np.asarray(per_seed, dtype=float)
-        rows[name] = {"labels_needed": _needed(n, mean[name].to_numpy(float), target),
+        rows[name] = {"labels_needed": labels_needed(n, mean[name].to_numpy(float), target),
                       "low": float(np.min(seeds)) if len(seeds) else math.nan,
                       "high": float(np.max(seeds)) if len(seeds) else math.nan,
                       "final_accuracy": float(final[name])}

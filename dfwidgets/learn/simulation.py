@@ -49,24 +49,16 @@ class SimulationResult:
 
     def labels_needed(self, target: float) -> pd.Series:
         """Per strategy, labels needed for mean accuracy (over seeds) >= ``target``,
-        linearly interpolated between budgets; NaN if no budget reached it."""
+        linearly interpolated between budgets (learn/recommend.py's rule, the one
+        :meth:`recommend` reports); NaN if no budget reached it."""
+        from .recommend import labels_needed
+
         if not 0 < target < 1:
             raise ValueError(f"target must be an accuracy in (0, 1); got {target}")
         mean = self.mean_curves()
-        out = {}
         n = mean.index.to_numpy(dtype=np.float64)
-        for strategy in mean.columns:
-            acc = mean[strategy].to_numpy(dtype=np.float64)
-            hit = np.flatnonzero(acc >= target)
-            if not len(hit):
-                out[strategy] = np.nan
-                continue
-            i = int(hit[0])
-            if i == 0:
-                out[strategy] = n[0]
-                continue
-            frac = (target - acc[i - 1]) / (acc[i] - acc[i - 1])
-            out[strategy] = n[i - 1] + frac * (n[i] - n[i - 1])
+        out = {s: labels_needed(n, mean[s].to_numpy(dtype=np.float64), target)
+               for s in mean.columns}
         return pd.Series(out, name="labels_needed", dtype=np.float64)
 
     def savings(self, target: float) -> pd.DataFrame:
