@@ -1,7 +1,8 @@
 """UMAP layout speed, memory and quality: dfwidgets vs plain umap-learn, each in a fresh process.
 
 `python benchmarks/layout_speed.py` (defaults: --n 20000 --large 1000000 --subset 100000;
-`--n 0` runs the large layout alone into its own section)
+`--n 0` runs the large layout alone into its own section; `--first-view 1000000` only
+times the PCA first view of the 1M rows in 3 fresh processes and prints it)
 
 * **20k** (real Fashion-MNIST train embeddings, offline backbone, 512-d): plain
   `umap.UMAP(metric="cosine").fit_transform` vs `dfw.compute_layout` (no layout cached),
@@ -69,7 +70,7 @@ def child(args: argparse.Namespace) -> None:
     """One measurement in this fresh process; prints JSON, saves coordinates to --out."""
     import numpy as np
 
-    x = _embeddings(args.n, args.kind in ("dfw_large", "subset_full"))
+    x = _embeddings(args.n, args.kind in ("dfw_large", "subset_full", "first_view"))
     from dfwidgets import layout_umap
 
     if args.sample:
@@ -81,6 +82,11 @@ def child(args: argparse.Namespace) -> None:
         import umap
 
         xy = umap.UMAP(metric="cosine").fit_transform(x)
+    elif args.kind == "first_view":  # the PCA first view alone (import of layout included)
+        from dfwidgets.layout import LayoutComputer
+
+        xy = LayoutComputer(method="pca", cache=False, progress=False).fit(x).embedding_
+        res["first_view"] = time.perf_counter() - t
     elif args.kind in ("dfw", "dfw_large"):
         from dfwidgets.layout import LayoutComputer
 
@@ -124,11 +130,17 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--layout-cache", help=argparse.SUPPRESS)
+    ap.add_argument("--first-view", type=int, default=0, metavar="N",
+                    help="only time the PCA first view of N items (3 fresh processes; "
+                         "prints, writes nothing)")
     bench.add_output_options(ap)
     args = ap.parse_args()
     if args.child:
         args.kind = args.child
         child(args)
+        return
+    if args.first_view:
+        first_view_only(args.first_view)
         return
     load_start = bench.load_average()
     tmp = tempfile.mkdtemp(prefix="dfw_layout_bench_")
@@ -186,6 +198,19 @@ def small(args, x, tmp: str, env: dict, rows: list, res: dict, notes: list) -> N
     speedup = res["plain", "warm"]["process"] / res["dfw", "warm"]["process"]
     notes.append(f"warm: dfwidgets {speedup:.1f}x faster than plain umap-learn "
                  f"({res['dfw', 'warm']['layout']:.1f} s in compute_layout itself).")
+
+
+def first_view_only(n: int) -> None:
+    """`--first-view N`: the PCA first view of N items, 3 fresh processes, no UMAP."""
+    tmp = tempfile.mkdtemp(prefix="dfw_first_view_")
+    env = dict(os.environ, BENCH_TMP=tmp)
+    env.setdefault("DFW_CACHE_DIR", str(bench.REPO / ".dfw_cache"))
+    load = bench.load_average()
+    times = [run("first_view", n, os.path.join(tmp, "fv.npy"), env, layout_cache=tmp)
+             ["first_view"] for _ in range(3)]
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"PCA first view of {n:,} x 512: " + ", ".join(f"{t:.2f} s" for t in times)
+          + f" (median {sorted(times)[1]:.2f} s; load {load} -> {bench.load_average()})")
 
 
 def large_rows(args, tmp: str, env: dict, rows: list, notes: list) -> None:

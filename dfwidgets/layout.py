@@ -1,6 +1,7 @@
 """2-D coordinates for the embedding map: PCA at once, UMAP (cosine) cached on disk.
 
 ``compute_layout`` is the one-shot function; ``LayoutComputer`` gives a PCA view at once
+(numpy: covariance of a sample + eigh, one projection pass that also finds NaN/inf rows)
 and computes UMAP (``layout_umap``: faiss neighbour graph, both cores, cuML on a GPU, a
 sample + placement above 50,000 items) in a background thread, calling back when it is
 done, and places new items with ``transform`` (among their nearest laid-out items).
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 Method = Literal["umap", "pca"]
 _PCA_DIMS = 50
-_PCA_FIT_ROWS = 25_000  # PCA is fitted on at most this many rows (seeded sample)
+_PCA_FIT_ROWS = 20_000  # PCA is fitted on at most this many rows (seeded sample)
 _SYNC_KEY_MAX = 50_000_000  # N*D up to which the cache is checked before fit() returns
 _VERSION = "2"
 _PLACE_NEIGHBOURS = 10  # transform: a new item sits among its 10 nearest laid-out items
@@ -42,7 +43,8 @@ class LayoutFailed(RuntimeError):
     """The UMAP layout could not be made; the message says why and what to do."""
 
 
-def _check_embeddings(embeddings: Any, *, min_rows: int = 3) -> np.ndarray:
+def _check_embeddings(embeddings: Any, *, min_rows: int = 3, finite: bool = True
+                      ) -> np.ndarray:
     x = np.asarray(embeddings)
     if x.ndim != 2:
         raise ValueError(
@@ -52,6 +54,8 @@ def _check_embeddings(embeddings: Any, *, min_rows: int = 3) -> np.ndarray:
     if x.shape[0] < min_rows:
         raise ValueError(f"a layout needs at least {min_rows} items; got {x.shape[0]}.")
     x = x.astype(np.float32, copy=False)
+    if not finite:  # the caller checks (LayoutComputer.fit: inside the PCA projection)
+        return x
     bad = np.concatenate([lo + _non_finite_rows(x[lo:lo + _CHUNK])
                           for lo in range(0, len(x), _CHUNK)])
     if bad.size:
@@ -68,6 +72,19 @@ def _non_finite_rows(chunk: np.ndarray) -> np.ndarray:
     if np.isfinite(chunk.sum(axis=1)).all():
         return np.empty(0, dtype=np.int64)
     return np.flatnonzero(~np.isfinite(chunk).all(axis=1))
+
+
+def pca_fit(rows: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """PCA of ``rows`` (n, D): mean (D,) float64 and components (k, D) float32, largest
+    variance first, each signed so its largest-magnitude entry is positive (as
+    scikit-learn's ``svd_flip``). Covariance (D, D) in one BLAS call + ``numpy.linalg.eigh``."""
+    mean = rows.mean(axis=0, dtype=np.float64)
+    centred = rows - mean.astype(np.float32)
+    cov = (centred.T @ centred).astype(np.float64) / max(len(rows) - 1, 1)
+    _, vecs = np.linalg.eigh(cov)  # ascending eigenvalues
+    comps = vecs[:, ::-1][:, :n_components].T
+    signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
+    return mean, np.ascontiguousarray(comps * signs[:, None], dtype=np.float32)
 
 
 def _key(x: np.ndarray, params: dict) -> str:
@@ -145,7 +162,7 @@ class LayoutComputer:
         called once the final layout is ready (from the worker thread)."""
         if self.method not in ("umap", "pca"):
             raise ValueError(f"method must be 'umap' or 'pca'; got {self.method!r}.")
-        x = _check_embeddings(embeddings)
+        x = _check_embeddings(embeddings, finite=False)  # NaN/inf: found by _fit_pca
         self._x = x
         self.n_features_in_ = x.shape[1]
         self.umap_embedding_: np.ndarray | None = None
@@ -176,27 +193,35 @@ class LayoutComputer:
         return self
 
     def _fit_pca(self, x: np.ndarray) -> None:
-        """``pca_`` fitted on at most 50,000 rows; ``pca_embedding_`` (N, 2) projected in
-        chunks (about 1 s for 1,000,000 x 512)."""
-        from sklearn.decomposition import PCA
-
+        """``pca_components_`` (k, D) / ``pca_mean_`` (D,) from a seeded sample of at most
+        ``_PCA_FIT_ROWS`` rows (numpy: covariance + eigh, no scikit-learn import);
+        ``pca_embedding_`` (N, 2) in one pass that also finds NaN/inf rows."""
         n, d = x.shape
         rows = x
         if n > _PCA_FIT_ROWS:
-            pick = np.sort(np.random.default_rng(0).choice(n, _PCA_FIT_ROWS, replace=False))
-            rows = x[pick]
-        n_comp = int(min(_PCA_DIMS, d, len(rows)))
-        solver = "covariance_eigh" if len(rows) > 2 * d else "full"
-        self.pca_ = PCA(n_components=n_comp, svd_solver=solver).fit(rows)
-        self.pca_embedding_ = self._project(x, 2)
+            rows = x[np.sort(np.random.default_rng(0).choice(n, _PCA_FIT_ROWS, replace=False))]
+        if not np.isfinite(rows).all():
+            _check_embeddings(x, finite=True)  # raises, naming every bad row
+        self.pca_mean_, self.pca_components_ = pca_fit(rows, min(_PCA_DIMS, d, len(rows)))
+        self.pca_embedding_ = self._project(x, 2, check=True)
 
-    def _project(self, x: np.ndarray, dims: int) -> np.ndarray:
-        comps = np.ascontiguousarray(self.pca_.components_[:dims].T, dtype=np.float32)
-        shift = self.pca_.mean_.astype(np.float32) @ comps  # (x - mean) @ C = x @ C - mean @ C
-        out = np.empty((len(x), comps.shape[1]), dtype=np.float32)
-        for lo in range(0, len(x), _CHUNK):
-            np.matmul(x[lo:lo + _CHUNK], comps, out=out[lo:lo + _CHUNK])
-        out -= shift
+    def _project(self, x: np.ndarray, dims: int, *, check: bool = False) -> np.ndarray:
+        """(N, dims) float32 = (x - mean) @ components[:dims].T without a centred copy.
+        ``check``: a row-sum column rides along (NaN/inf propagate to it); rows where it is
+        not finite are checked value by value and reported."""
+        comps = self.pca_components_[:dims].T
+        if check:
+            comps = np.concatenate([comps, np.ones((comps.shape[0], 1), np.float32)], axis=1)
+        comps = np.ascontiguousarray(comps, dtype=np.float32)
+        shift = self.pca_mean_.astype(np.float32) @ comps  # (x - m) @ C = x @ C - m @ C
+        with np.errstate(over="ignore", invalid="ignore"):  # bad rows are checked below
+            out = x @ comps  # one BLAS pass over x; (N, dims [+1]) is small
+        if check:
+            suspect = np.flatnonzero(~np.isfinite(out).all(axis=1))
+            if suspect.size and not np.isfinite(x[suspect]).all():
+                _check_embeddings(x, finite=True)  # raises, naming every bad row
+            out = np.ascontiguousarray(out[:, :dims])
+        out -= shift[:dims]
         return out
 
     def _reduced_rows(self) -> np.ndarray:

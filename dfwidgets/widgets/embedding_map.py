@@ -209,6 +209,15 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
             data = np.unique(arr).tobytes()  # sorted, unique: the form the page sends
         return data
 
+    def _page_selection(self, content: dict, buffers: list) -> bytes:
+        """A "select" message's buffer as uint32 bytes: indices, or (``bits``) a mask of
+        ``_n`` bits, little bit order (the smaller of the two for large selections)."""
+        data = bytes(buffers[0]) if buffers else b""
+        if not content.get("bits"):
+            return data
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), count=self._n, bitorder="little")
+        return np.flatnonzero(bits).astype(np.uint32).tobytes()
+
     def _on_page_selection(self, change: dict) -> None:
         """The lasso/box changed ``_selected``: make it the Session's selection."""
         arr = np.frombuffer(change["new"], dtype=np.uint32)
@@ -354,6 +363,8 @@ class EmbeddingMap(SessionView, anywidget.AnyWidget):
             elif kind == "label_selection":
                 self.run_safely(self.label_selection, str(content.get("label", "")),
                                 what="Labeling the selection")
+            elif kind == "select":  # the page's lasso/box: one buffer, not a (throttled) sync
+                self._selected = self._page_selection(content, buffers)
             elif kind == "undo_bulk":
                 n = self.session.undo(source="bulk")
                 self._say(f"Undid the last bulk labeling ({n:,} items)." if n else

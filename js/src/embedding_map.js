@@ -9,7 +9,8 @@
 // Python -> JS only: _focus (the Session's focused item, a ring) and _highlight (uint32
 // bytes, the Session's highlighted items, outlined), drawn by lib/map_overlay.js.
 import createScatterplot from "regl-scatterplot";
-import { toFloat32, toUint8, toUint32, indicesToBytes } from "./lib/codecs.js";
+import { toFloat32, toUint8, toUint32, toBytes, indicesToBytes } from "./lib/codecs.js";
+import { fastLasso, packBits, sameIndices } from "./lib/map_lasso.js";
 import { isolateKeys, isMac } from "./lib/keyboard.js";
 import { onThemeChange, resolveColor } from "./lib/theme.js";
 import { linearScale } from "./lib/scale.js";
@@ -21,7 +22,7 @@ import { MAP_CSS, MAP_CSS_EXTRA, MAP_CSS_ID } from "./lib/map_style.js";
 import { MapOverlay } from "./lib/map_overlay.js";
 import { fitRect } from "./lib/map_fit.js";
 import { buildMapDom } from "./lib/map_dom.js";
-import { buildPoints, recodePoints, drawPoints as drawAll } from "./lib/map_points.js";
+import { buildPoints, recodePoints, recolorInPlace, drawPoints as drawAll } from "./lib/map_points.js";
 import { mapRenderer, largeOptions } from "./lib/map_renderer.js";
 import { Motion } from "./lib/map_motion.js";
 import { fmt, renderLegend as drawLegend, fillInfo, fillIndex, placeTip as place, statusText } from "./lib/map_panels.js";
@@ -58,6 +59,8 @@ function render({ model, el }) {
   let pts = null; // regl-scatterplot's [x, y, code, coloured] per point (lib/map_points.js)
   let drawn = false;
   let lassoing = false;
+  let sentLasso = null; // the lasso's selection as sent at mouse-up (lib/map_lasso.js)
+  let unLasso = () => {};
   let pointerMods = { add: false, remove: false };
   let hovered = -1;
   let helpTimer = null;
@@ -74,13 +77,13 @@ function render({ model, el }) {
 
   body.style.height = `${model.get("height")}px`;
 
-  // the whole point set (new coordinates) or, with `recolor`, only new colour codes:
-  // the arrays are recoloured in place and the spatial index is reused
-  // draws run one after another (regl-scatterplot ignores a draw while one is running)
+  // all points (new coordinates) or, with `recolor`, new colour codes (in place:
+  // lib/map_points.js); one draw at a time (regl-scatterplot drops a draw while drawing)
   let drawing = Promise.resolve();
   function drawPoints({ recolor = false, ...opts } = {}) {
     const next = drawing.catch(() => {}).then(() => {
       const reuse = recolor && pts !== null && pts.length === n();
+      if (reuse && recolorInPlace(scatter, motion, codes, n())) return undefined;
       if (reuse) recodePoints(pts, codes);
       else pts = buildPoints(coords, codes, n());
       return drawAll(scatter, pts, codes, { sameCoords: reuse, ...opts });
@@ -133,8 +136,11 @@ function render({ model, el }) {
       ...themeColors(),
     });
     scatter.subscribe("lassoStart", () => { lassoing = true; });
-    scatter.subscribe("lassoEnd", () => { lassoing = false; });
+    scatter.subscribe("lassoEnd", () => { lassoing = false; sentLasso = null; });
     scatter.subscribe("lassoExtend", () => motion.touch());
+    Object.assign(root, { dfwScatter: scatter, dfwMotion: motion }); // for probes; not an API
+    unLasso = fastLasso(scatter, { coords: () => coords, n, current: () => selected, send: sendSelection,
+      mergeKey: isMac ? "metaKey" : "ctrlKey", stats: root.dataset });
     scatter.subscribe("select", ({ points: pts }) => onSelect(Array.from(pts)));
     scatter.subscribe("deselect", () => onSelect([]));
     scatter.subscribe("pointover", (i) => showTip(i));
@@ -152,7 +158,6 @@ function render({ model, el }) {
     if (selected.length) scatter.select(selected, { preventEvent: true });
     drawn = true;
     root.dataset.drawn = "true";
-    root.dfwScatter = scatter; // for probes (frame rate, tests); not an API
     overlay.attach(scatter);
     syncView();
   }
@@ -181,9 +186,18 @@ function render({ model, el }) {
     // sorted as sent, so the echo in "change:_selected" is equal and does not re-select
     // (a second regl-scatterplot select() of every point: seconds at 1M)
     const bytes = indicesToBytes(pts);
-    selected = Array.from(toUint32(bytes));
-    model.set("_selected", bytes);
-    model.save_changes();
+    const sent = sentLasso;
+    sentLasso = null;
+    if (sent && sameIndices(toUint32(bytes), sent)) return; // sent at mouse-up already
+    sendSelection(toUint32(bytes));
+  }
+
+  // ascending Uint32Array in a message (a sync waits for the last sync's reply); echo: no-op
+  function sendSelection(indices) {
+    if (lassoing) sentLasso = indices;
+    selected = Array.from(indices);
+    const bits = indices.length * 32 > n(); // a bit mask is smaller (lib/map_lasso.js)
+    model.send({ type: "select", bits }, undefined, [toBytes(bits ? packBits(indices, n()) : indices)]);
     updateSelCount();
   }
 
@@ -368,6 +382,7 @@ function render({ model, el }) {
     clearInterval(modeTimer);
     window.removeEventListener("mousemove", onMove);
     motion.destroy();
+    unLasso();
     clearTimeout(viewTimer);
     clearTimeout(helpTimer);
     ro.disconnect();

@@ -378,3 +378,27 @@ def test_a_large_map_draws_hovers_lazily_and_lassoes(lab):
     assert n_both >= 0.98 * n_inside and n_sel <= 1.02 * n_inside, (n_sel, n_inside, n_both)
     assert t_sel - t_up < 10.0, f"the lasso took {t_sel - t_up:.1f} s to reach Python"
     assert "selected" in lab.cell(1).locator(".dfw-map-selcount").inner_text()
+    # the page sent its own lassoed set at mouse-up (lib/map_lasso.js); what
+    # regl-scatterplot draws as selected is the same set, so nothing was sent twice
+    page.wait_for_function("() => document.querySelector('.dfw-map').dfwScatter"
+                           ".get('selectedPoints').length > 0", timeout=60_000)
+    page.wait_for_timeout(1000)
+    drawn_sel = page.evaluate("() => [...document.querySelector('.dfw-map').dfwScatter"
+                              ".get('selectedPoints')].sort((a, b) => a - b)")
+    assert drawn_sel == lab.kernel_eval("s.selection.tolist()"), "drawn != Python's selection"
+    assert lab.kernel_eval("len(_T)") == 1, "the selection reached Python more than once"
+
+    # ---- recolour in place (state texture rewritten, no draw()) ---------------------
+    # colours by `other`, then back by `cat`: once still, the pixels are those that
+    # regl-scatterplot's own draw() made for `cat` (the in-place path writes the same values)
+    lab.kernel_exec("s.select([])")
+    page.wait_for_timeout(1500)
+    before = _plot_pixels(lab, body)
+    for colors, k in (("(cat + 3) % 8", 1), ("cat", 2)):
+        lab.kernel_exec(f"m.color_by = {colors}")
+        page.wait_for_function(f"() => document.querySelector('.dfw-map').dataset.recolored == '{k}'",
+                               timeout=60_000)
+        page.wait_for_timeout(1500)  # the full set after the moving frame
+        after = _plot_pixels(lab, body)
+        changed = (np.abs(after.astype(int) - before.astype(int)).sum(-1) > 30).mean()
+        assert (changed > 0.01) if k == 1 else (changed < 0.001), (k, changed)

@@ -327,3 +327,34 @@ def test_the_status_line_says_why_a_layout_failed(tmp_path, monkeypatch):
         m2.close()
     finally:
         s.close()
+
+
+def test_the_lasso_arrives_as_one_binary_message(m, session, sent):
+    """The page sends a lasso/box selection as a custom message with one uint32 buffer
+    (not a widget sync, which waits for the kernel's reply to the previous sync)."""
+    log = sent(m)
+    events: list[np.ndarray] = []
+    session.on("selection_changed", events.append)
+    picked = np.arange(0, N, 3, dtype=np.uint32)
+    m._handle_msg({"content": {"data": {"method": "custom", "content": {"type": "select"}}},
+                   "buffers": [memoryview(picked.tobytes())]})
+    np.testing.assert_array_equal(session.selection, picked)
+    assert len(events) == 1 and m._selected == picked.tobytes()
+    # the echo to the page is the trait update (a buffer), no JSON list of indices
+    assert not any(isinstance(v, list) and len(v) > 100 for msg, _ in log for v in msg.values())
+    # out of range: the selection stays, the page shows why
+    m._handle_msg({"content": {"data": {"method": "custom", "content": {"type": "select"}}},
+                   "buffers": [memoryview(np.array([N + 3], np.uint32).tobytes())]})
+    np.testing.assert_array_equal(session.selection, picked)
+    assert "out of range" in m._message["text"] and m._message["kind"] == "error"
+    # an empty buffer list clears it
+    m._handle_msg({"content": {"data": {"method": "custom", "content": {"type": "select"}}},
+                   "buffers": []})
+    assert session.selection.size == 0 and len(events) == 2
+    # a large selection comes as a bit mask (N bits, little bit order)
+    mask = np.zeros(N, bool)
+    mask[picked] = True
+    m._handle_msg({"content": {"data": {"method": "custom",
+                                        "content": {"type": "select", "bits": True}}},
+                   "buffers": [memoryview(np.packbits(mask, bitorder="little").tobytes())]})
+    np.testing.assert_array_equal(session.selection, picked)

@@ -35,6 +35,7 @@ export class Motion {
     this.timer = null;
     this.cache = new Map(); // key -> {buffer, count, scale}
     this.passes = 0; // selection draw commands made so far (wrapCommand)
+    this.textures = new Map(); // side -> {tex, data, res}: float RGBA textures made (motionRegl)
   }
 
   get moving() { return performance.now() < this.until; }
@@ -82,6 +83,7 @@ export class Motion {
     clearTimeout(this.timer);
     for (const e of this.cache.values()) e.buffer.destroy();
     this.cache.clear();
+    this.textures.clear();
   }
 }
 
@@ -144,6 +146,15 @@ export function motionRegl(regl, motion) {
   return new Proxy(regl, {
     apply: (target, self, args) => target(wrapCommand(args[0], regl, motion), ...args.slice(1)),
     get: (target, prop) => {
+      if (prop === "texture") { // remember square float RGBA textures by size: the point state
+        return (o, ...rest) => { // texture (x, y, value A, value B per point) is recoloured in place
+          const tex = target.texture(o, ...rest);
+          if (o && o.type === "float" && o.data instanceof Float32Array && o.shape && o.shape[2] === 4) {
+            motion.textures.set(o.shape[0], { tex, data: o.data, res: o.shape[0] });
+          }
+          return tex;
+        };
+      }
       if (prop === "framebuffer") {
         return (o, ...rest) => target.framebuffer(o && o.colorType === "float" && !o.color && !o.colors
           ? { ...o, colorType: "uint8" } : o, ...rest);

@@ -2,7 +2,11 @@
 // JSON: coordinates (float32 x,y interleaved) and colour codes (uint8). regl-scatterplot
 // takes an array of [x, y, valueA, valueB]; it is built once per layout and recoloured in
 // place, and a recolour reuses the spatial index (KDBush) of the drawn coordinates, so
-// only the colour state texture is rebuilt (a few tens of ms at 1M points).
+// only the colour state texture is rebuilt (a few tens of ms at 1M points). Above
+// FAST_RECOLOR points a recolour skips regl-scatterplot's draw() altogether
+// (recolorInPlace): the value channels of its point state texture are rewritten from the
+// Uint8Array of codes and the texture re-uploaded; the first frame after it is a moving
+// (subsampled) one, so the new colours show at once and the full set follows.
 
 /** Above this many points the draw order (grey under colour) is left alone: it costs a
  * Set of all indices inside regl-scatterplot, and density opacity already helps. */
@@ -50,4 +54,35 @@ export async function drawPoints(scatter, pts, codes, { sameCoords = false, ...o
     ...(index ? { spatialIndex: index } : {}), ...opts,
   });
   scatter.set({ pointOrder: drawOrder(codes, pts.length) });
+}
+
+/** Point counts from which a recolour rewrites the state texture in place. */
+export const FAST_RECOLOR = 50000;
+
+/** Recolour the drawn points of `scatter` to `codes` (Uint8Array, n) without a draw():
+ * value A = code, value B = code ? 1 : 0 written into the point state texture that
+ * lib/map_motion.js's regl wrapper saw made (`motion.textures`), re-uploaded; then a
+ * cheap frame (motion.touch) and the full set once still. False (nothing done) when
+ * there is no such texture; `pts` stay as they were (recodePoints brings them up to
+ * date before any later draw() that reuses them). */
+export function recolorInPlace(scatter, motion, codes, n) {
+  const res = Math.max(2, Math.ceil(Math.sqrt(n)));
+  const st = motion.textures.get(res);
+  if (n < FAST_RECOLOR || !st || st.data.length < 4 * n) return false;
+  const d = st.data;
+  for (let i = 0; i < n; i++) {
+    const c = codes[i] || 0;
+    d[4 * i + 2] = c;
+    d[4 * i + 3] = c ? 1 : 0;
+  }
+  try {
+    st.tex({ data: d, shape: [res, res, 4], type: "float" });
+  } catch (err) { // destroyed (a new draw is on its way): let draw() do it
+    motion.textures.delete(res);
+    return false;
+  }
+  scatter.set({ pointOrder: drawOrder(codes, n) });
+  motion.touch();
+  scatter.redraw();
+  return true;
 }
