@@ -11,7 +11,7 @@ backbone embeddings) gets ``budget`` random hand labels and these rules, through
   label in it: no region). Variant "looked": named by what a user sees in it (the true
   majority class of the region), as someone looking at the thumbnails would;
 * an examples rule per class with hand labels (``--threshold``);
-* a neighbours rule (k=10).
+* a neighbours rule (k=10: the hand labels spread over the 10-NN graph).
 
 Reported: coverage; accuracy on covered items of the label model (Snorkel's LabelModel),
 majority vote, and the best single rule (on its own items, and the label model on its
@@ -132,7 +132,8 @@ def main() -> None:
 
     import dfwidgets as dfw
     from dfwidgets.learn.weak_supervision import centred_rows
-    from dfwidgets.session.rules import AGREE_K, MIN_CONFIDENCE, WEAK_SHARE
+    from dfwidgets.session.rules import CLASS_SHARE, WEAK_SHARE
+    from dfwidgets.session.rules_votes import REGION_AGREE
 
     tr = dfw.datasets.fashion_mnist(split="train")
     te = dfw.datasets.fashion_mnist(split="test")
@@ -159,10 +160,11 @@ def main() -> None:
     table = summarise(rows)
     note = (f"Fashion-MNIST, 60,000 training images as the pool, 10,000 test images, offline "
             f"backbone embeddings; seeds {args.seeds}; {args.clusters} k-means clusters, "
-            f"examples threshold {args.threshold}; weak labels trained on: label-model "
-            f"probability >= {MIN_CONFIDENCE:g} and the vote of the {AGREE_K} most similar hand "
-            f"labels agrees, weighted by the probability (together at most {WEAK_SHARE:g}x the "
-            f"hand labels). "
+            f"examples threshold {args.threshold}; a region abstains when at most "
+            f"{REGION_AGREE:.0%} of the hand labels inside it have its class; the "
+            f"neighbours rule is label spreading over the 10-NN graph; weak labels trained on: "
+            f"the most confident {CLASS_SHARE:.0%} of each class's label-model labels, weighted "
+            f"by the probability (together at most {WEAK_SHARE:g}x the hand labels). "
             f"`{bench.command_line('weak_supervision.py')}`, {time.perf_counter() - t0:.0f} s, "
             f"{bench.machine_note(load0)}.")
     bench.report(args, "weak_supervision", "## Weak supervision (rules + label model)\n\n"

@@ -6,7 +6,7 @@ A *vote matrix* ``L`` is (N, R) int64: rule r's class code for item i, or ``ABST
 AAAI 2019: rule accuracies learned from their agreements, no ground truth needed; extra
 ``dfwidgets[weak]``), ``method="majority"`` is the baseline (ties split evenly). The
 class balance comes from the hand labels. Rule kinds that need only arrays live here too
-(examples, prompt, neighbours); the Session (``session/rules.py``) feeds them.
+(examples, prompt; the neighbours rule is learn/label_spreading.py); the Session (``session/rules.py``) feeds them.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 __all__ = [
-    "ABSTAIN", "METHODS", "WeakLabelModel", "centred_rows", "class_balance", "confident_weak",
-    "example_votes", "knn_vote", "majority_vote", "neighbour_votes", "prompt_votes", "rule_stats",
+    "ABSTAIN", "METHODS", "WeakLabelModel", "centred_rows", "class_balance", "confident_by_class",
+    "confident_weak",
+    "example_votes", "knn_vote", "majority_vote", "prompt_votes", "rule_stats",
 ]
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,24 @@ def confident_weak(probs: np.ndarray, eligible: np.ndarray, *, threshold: float 
     return idx.astype(np.int64), probs[idx].argmax(axis=1).astype(np.int64), conf[idx]
 
 
+def confident_by_class(probs: np.ndarray, eligible: np.ndarray, *, share: float = 0.5
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like :func:`confident_weak`, but the cut is per class: of the ``eligible`` (N,)
+    items whose top class is c, the ``share`` most confident (so a class the rules are
+    less sure of still gets weak labels). -> (idx (M,) int64, codes (M,), weight (M,))."""
+    if not 0.0 < float(share) <= 1.0:
+        raise ValueError(f"share must be in (0, 1]; got {share}.")
+    probs = np.asarray(probs, np.float32)
+    conf, top = probs.max(axis=1), probs.argmax(axis=1)
+    pool = np.flatnonzero(np.asarray(eligible, bool))
+    keep = []
+    for c in np.unique(top[pool]):
+        m = pool[top[pool] == c]
+        keep.append(m[np.argsort(-conf[m], kind="stable")[:int(np.ceil(share * len(m)))]])
+    idx = np.sort(np.concatenate(keep)) if keep else np.empty(0, np.int64)
+    return idx.astype(np.int64), top[idx].astype(np.int64), conf[idx]
+
+
 def knn_vote(X: np.ndarray, mean: np.ndarray, sources: np.ndarray, source_codes: np.ndarray,
              *, k: int = 3, chunk: int = 8192) -> np.ndarray:
     """(N,) int64 class vote of the ``k`` most similar ``sources`` (M, D) rows (codes (M,))
@@ -248,18 +267,3 @@ def prompt_votes(X: np.ndarray, text: np.ndarray, code: int, *, top: float = 0.0
     out = np.full(len(s), ABSTAIN, np.int64)
     out[np.argpartition(-s, k - 1)[:k]] = code
     return out
-
-
-def neighbour_votes(n: int, sources: np.ndarray, source_codes: np.ndarray,
-                    neighbours: np.ndarray, cardinality: int) -> np.ndarray:
-    """(N,) votes: each source item (M,) votes its class for its neighbours (M, k) (-1 =
-    none); an item gets the class with most votes (ABSTAIN on a tie or no vote)."""
-    counts = np.zeros((n, cardinality), np.int32)
-    nb = np.asarray(neighbours, np.int64)
-    codes = np.repeat(np.asarray(source_codes, np.int64), nb.shape[1]) if nb.ndim == 2 else nb
-    flat = nb.reshape(-1)
-    ok = flat >= 0
-    np.add.at(counts, (flat[ok], codes[ok]), 1)
-    top = counts.max(axis=1)
-    unique = (counts == top[:, None]).sum(axis=1) == 1
-    return np.where((top > 0) & unique, counts.argmax(axis=1), ABSTAIN).astype(np.int64)

@@ -6,7 +6,7 @@
     r.add_region(session.selection, "Sneaker")      # a lasso: "mostly sneakers here"
     r.add_examples("Bag", threshold=0.8)            # like a labeled example of Bag
     r.add_prompt("a photo of a handbag", "Bag")     # CLIP models only
-    r.add_neighbours(k=10)                          # labeled items vote for their neighbours
+    r.add_neighbours(k=10)                          # hand labels spread over the kNN graph
     r.add_function(lambda item: "boot" in item.path, "Ankle boot", name="filename says boot")
     r.summary(); r.disable("filename says boot"); r.remove(...); r.undo()
     probs, abstain = session.weak_labels()          # (N, K) + (N,) from the label model
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..learn import weak_supervision as ws
-from .rules_votes import FunctionRun, rule_votes, run_function
+from .rules_votes import FunctionRun, region_check, region_status, rule_votes, run_function
 
 if TYPE_CHECKING:
     from .session import Session
@@ -49,8 +49,12 @@ MIN_CONFIDENCE = 0.8
 #: the weak labels of one fit weigh together at most this many times the hand labels
 #: (measured on Fashion-MNIST, benchmarks/weak_supervision.py: 1 beat 3 and 10 at 30 labels)
 WEAK_SHARE = 1.0
-#: a weak label is trained on only if the vote of its AGREE_K most similar hand labels agrees
-AGREE_K = 3
+#: a weak label is trained on only if the vote of its AGREE_K most similar hand labels
+#: agrees (0: off; the neighbours rule is label spreading now, itself a neighbourhood vote)
+AGREE_K = 0
+#: per-class cut: the most confident share of each class's weak labels is trained on (None:
+#: the MIN_CONFIDENCE cut); measured with the spreading neighbours rule: 1.0 beat 0.25/0.5
+CLASS_SHARE: float | None = 1.0
 
 
 class Rules:
@@ -127,7 +131,9 @@ class Rules:
 
     # ------------------------------------------------------------------ adding rules
     def add_region(self, indices: Any, label: str, *, name: str | None = None) -> str:
-        """Items ``indices`` (e.g. ``session.selection``) vote ``label``. Returns the name."""
+        """Items ``indices`` (e.g. ``session.selection``) vote ``label``, unless the hand
+        labels inside disagree (see rules_votes.REGION_AGREE: then it abstains and ``summary()`` says
+        why). Returns the name."""
         empty = indices is None or (not isinstance(indices, np.ndarray) or indices.dtype != bool) \
             and len(np.atleast_1d(np.asarray(indices))) == 0
         idx = np.empty(0, np.int64) if empty else self._s.check_indices(indices)
@@ -166,7 +172,8 @@ class Rules:
                          name, f"prompt: {text.strip()!r} -> {label}")
 
     def add_neighbours(self, *, k: int = 10, name: str | None = None) -> str:
-        """Each hand-labeled item votes its class for its ``k`` nearest items."""
+        """The hand labels spread over the ``k``-nearest-neighbour graph (label spreading,
+        Zhou et al. 2004): every item they reach votes its most likely class."""
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k must be a positive integer, e.g. 10; got {k!r}.")
         return self._add("neighbours", None, {"k": int(k)}, name, f"{k} nearest neighbours")
@@ -308,8 +315,11 @@ class Rules:
             return idx, y, weight
         probs, abstain = self.weak_labels()
         eligible = ~abstain & (self._s.label_array() < 0) & ~self._s.excluded_mask()
-        w_idx, w_y, w_conf = ws.confident_weak(probs, eligible, threshold=MIN_CONFIDENCE)
-        if len(w_idx) and len(idx):
+        if CLASS_SHARE is not None:
+            w_idx, w_y, w_conf = ws.confident_by_class(probs, eligible, share=CLASS_SHARE)
+        else:
+            w_idx, w_y, w_conf = ws.confident_weak(probs, eligible, threshold=MIN_CONFIDENCE)
+        if AGREE_K and len(w_idx) and len(idx):
             X = self._s.embeddings
             mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
             agree = ws.knn_vote(X[w_idx], mean, X[idx], y, k=AGREE_K) == w_y
@@ -358,6 +368,11 @@ class Rules:
         label = rule.get("label")
         if label is not None and label not in self._s.classes:
             return f"class {label!r} no longer exists: this rule abstains"
+        if rule["kind"] == "region" and label in self._s.classes:
+            agree, n = region_check(self._s, self._s._labels.known_indices(
+                rule["params"].get("ids", [])), self._s.classes.index(label))
+            if region_status(agree, n, label):
+                return region_status(agree, n, label)
         if rule["kind"] == "function":
             if rule["name"] not in self._functions:
                 return (f"not attached: call session.rules.add_function(fn, {label!r}, "

@@ -18,7 +18,8 @@ from ..learn import weak_supervision as ws
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["FunctionRun", "RuleItem", "rule_votes"]
+__all__ = ["REGION_AGREE", "FunctionRun", "RuleItem", "region_backed", "region_check",
+           "region_status", "rule_votes"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def rule_votes(session: Session, rule: dict[str, Any], functions: dict[str, Any]
     code = codes.get(label, -1)
     if kind == "region":
         idx = session._labels.known_indices(p.get("ids", []))
-        out[idx] = code
+        if region_checked(session, idx, code):
+            out[idx] = code
         return out
     if kind == "examples":
         return example_rule_votes(session, code, threshold=float(p.get("threshold", 0.8)))
@@ -89,6 +91,39 @@ def rule_votes(session: Session, rule: dict[str, Any], functions: dict[str, Any]
             run = runs[rule["name"]] = run_function(session, functions[rule["name"]], label)
         return out if run is None else run.votes
     raise ValueError(f"unknown rule kind {kind!r}")
+
+
+#: a region abstains when the hand labels inside it (not audit items) disagree with its
+#: name: fewer than this share of them have its class. A region with no hand labels inside
+#: votes: the user's word is all there is.
+REGION_AGREE = 0.5
+
+
+def region_check(session: Session, idx: np.ndarray, code: int) -> tuple[int, int]:
+    """(hand labels inside the region items ``idx`` with class ``code``, all hand labels
+    inside), audit items left out."""
+    inside = session.label_array()[idx][~session.audit_mask()[idx]]
+    inside = inside[inside >= 0]
+    return int((inside == code).sum()), len(inside)
+
+
+def region_backed(agree: int, n: int) -> bool:
+    """True unless the ``n`` hand labels inside a region disagree with its class (only
+    ``agree`` of them have it: not more than ``REGION_AGREE`` of them)."""
+    return n == 0 or agree > REGION_AGREE * n
+
+
+def region_status(agree: int, n: int, label: str) -> str:
+    """Why a region abstains ("" while it votes), for ``summary()``."""
+    if region_backed(agree, n):
+        return ""
+    return (f"abstains: only {agree} of {n} hand labels inside say {label!r}; it votes "
+            f"again when more than {REGION_AGREE:.0%} of them do")
+
+
+def region_checked(session: Session, idx: np.ndarray, code: int) -> bool:
+    """True if the region's own hand labels back its class (see REGION_AGREE)."""
+    return region_backed(*region_check(session, idx, code))
 
 
 def example_rule_votes(session: Session, code: int, *, threshold: float) -> np.ndarray:
@@ -111,13 +146,19 @@ def example_rule_votes(session: Session, code: int, *, threshold: float) -> np.n
 
 
 def neighbour_rule_votes(session: Session, *, k: int) -> np.ndarray:
-    """Each hand-labeled item (not audit) votes its class for its ``k`` nearest items."""
+    """Hand labels (not audit) spread over the pool's ``k``-nearest-neighbour graph
+    (label spreading, Zhou et al. 2004: learn/label_spreading.py); each item reached votes
+    its top class (the labeled items their own)."""
+    from ..learn.label_spreading import spread_labels
+    from ..learn.probcover import neighbour_table
+
     n = len(session.ids)
     src = _sources(session)
-    if len(src) == 0:
+    if len(src) == 0 or n < 2:
         return np.full(n, ws.ABSTAIN, np.int64)
-    _, nb = session.nearest_to_items(src, k=min(k, n - 1), exclude_self=True)
-    return ws.neighbour_votes(n, src, session.label_array()[src], nb, len(session.classes))
+    table = neighbour_table(session.embeddings, k=min(k, n - 1))
+    scores = spread_labels(table, src, session.label_array()[src], len(session.classes))
+    return np.where(scores.sum(axis=1) > 0, scores.argmax(axis=1), ws.ABSTAIN).astype(np.int64)
 
 
 def run_function(session: Session, fn: Any, label: str | None) -> FunctionRun:

@@ -21,7 +21,7 @@ import pandas as pd
 from ._common import resolve_session
 from .base import SessionView
 from .trainer_items import TrainerItems
-from .trainer_plots import TRAINER_CSS, TrainerPlots, saving_text, stop_text
+from .trainer_plots import TRAINER_CSS, TrainerPlots, saving_text, stop_text, weak_text
 
 __all__ = ["Trainer"]
 
@@ -85,7 +85,8 @@ class Trainer(TrainerItems, SessionView, W.VBox):
         self.mode_toggle = W.ToggleButtons(
             options=[("Linear probe", "probe"), ("Fine-tune", "finetune")], value=mode,
             tooltips=["Logistic regression on the cached embeddings (seconds)",
-                      "Train the backbone's last blocks on cached activations (seconds per epoch)"],
+                      ("A head on the frozen features and stage maps, then the backbone's last "
+                      "blocks, on cached activations (seconds per epoch)")],
             style={"button_width": "110px"})
         small = {"layout": W.Layout(width="140px"), "style": {"description_width": "50px"}}
         self.epochs_input = W.BoundedIntText(value=epochs, min=1, max=50, description="epochs",
@@ -303,8 +304,19 @@ class Trainer(TrainerItems, SessionView, W.VBox):
     def _refresh_curve(self) -> None:
         rep = self.session.training.curve_report(target=self.target)
         self.plots.draw_curve(rep)
-        self.saving_html.value = saving_text(rep["saving"]) + getattr(self, "_advice", "")
+        weak = weak_text(rep["points"]["n_labels"].tolist(), self._weak_per_point(rep["points"]))
+        self.saving_html.value = (saving_text(rep["saving"]) + weak
+                                  + getattr(self, "_advice", ""))
         self.stop_html.value = stop_text(rep["stop"])
+
+    def _weak_per_point(self, points: Any) -> list[int]:
+        """Weak-labeled items trained on at each curve point (the latest record per label
+        count, as the points); 0 where the records have none."""
+        curve = self.session.curve
+        if curve is None or not len(curve) or "weak" not in curve or not len(points):
+            return [0] * len(points)
+        last = curve.groupby("n_labels")["weak"].last().fillna(0)
+        return [int(last.get(n, 0)) for n in points["n_labels"].tolist()]
 
     def show_recommendation(self, result: Any, *, target: float | None = None) -> str:
         """Say which strategy to use, in words under the curve, from a simulation

@@ -15,12 +15,15 @@ from typing import Any
 
 from .plot_style import COLORS, new_figure, plot_css, sync_state
 
-__all__ = ["TRAINER_CSS", "TrainerPlots", "saving_text", "stop_text"]
+__all__ = ["TRAINER_CSS", "TrainerPlots", "saving_text", "stop_text", "weak_text"]
 
 EPOCH_TRACES = (("train loss", "train_loss", COLORS["loss"], "dot", False),
                 ("held-out loss", "val_loss", COLORS["loss"], "solid", False),
                 ("train accuracy", "train_acc", COLORS["accuracy"], "dot", True),
                 ("held-out accuracy", "val_acc", COLORS["accuracy"], "solid", True))
+#: confusion cells: from see-through to blue, so the page (light or dark) shows through and
+#: the cell text takes the theme's font colour (TRAINER_CSS)
+CONFUSION_SCALE = [[0.0, "rgba(31,119,180,0)"], [1.0, "rgba(31,119,180,0.85)"]]
 FIG_MIN_WIDTH = 300  #: px (.dfw-tr-fig's flex basis): figures fill their box and wrap below it
 
 #: the Trainer's look (JupyterLab CSS variables: light and dark themes)
@@ -39,6 +42,7 @@ TRAINER_CSS = """
 .dfw-trainer .dfw-tr-fig { flex: 1 1 300px; min-width: 0; max-width: 100%; }
 .dfw-trainer .dfw-tr-fig > * { flex: 1 1 auto; min-width: 0; width: 100%; }
 .dfw-trainer .js-plotly-plot .modebar-container { display: none !important; }
+.dfw-trainer .js-plotly-plot .heatmaplayer text { fill: var(--jp-ui-font-color1) !important; }
 {plots}.dfw-trainer .dfw-tr-thumbs img { border: 1px solid var(--jp-border-color2); border-radius: 3px;
   image-rendering: pixelated; }
 </style>
@@ -83,7 +87,7 @@ class TrainerPlots:
             self.epoch_fig.add_scatter(name=name, mode="lines+markers", x=[], y=[],
                                        line={"color": color, "dash": dash},
                                        secondary_y=secondary)
-        self.epoch_fig.update_xaxes(title_text="epoch (0 = linear probe)", dtick=1)
+        self.epoch_fig.update_xaxes(title_text="epoch (0 = head on frozen features)", dtick=1)
         self.epoch_fig.update_xaxes(rangemode="tozero")
         self.epoch_fig.update_yaxes(title_text="loss", rangemode="tozero", secondary_y=False)
         self.epoch_fig.update_yaxes(title_text="accuracy", tickformat=".0%", secondary_y=True,
@@ -99,7 +103,7 @@ class TrainerPlots:
         self.confusion_fig = new_figure("Confusion matrix (click a cell)", height=360,
                                         xaxis_title="predicted", yaxis_title="true")
         self.confusion_fig.add_heatmap(
-            z=[[0]], x=[""], y=[""], colorscale="Blues", texttemplate="%{z}",
+            z=[[0]], x=[""], y=[""], colorscale=CONFUSION_SCALE, texttemplate="%{z}",
             showscale=False, hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>")
         self.confusion_fig.update_yaxes(autorange="reversed")
 
@@ -223,6 +227,17 @@ def saving_text(saving: dict[str, Any]) -> str:
                    f"({verdict}).")
 
 
+def weak_text(n_labels: list[int], weak: list[int]) -> str:
+    """HTML: which curve points were trained with the rules' weak labels ("" if none).
+    (Per-point marker arrays or an extra trace on the curve made the plot come up empty
+    in JupyterLab's plotly FigureWidget, so the marks are words under the curve.)"""
+    made = [f"{n} (+{w:,} weak)" for n, w in zip(n_labels, weak) if w]
+    if not made:
+        return ""
+    return ("<br>" + _muted(f"Points made with weak labels (rules): at {', '.join(made)} "
+                            "labels."))
+
+
 def stop_text(stop: dict[str, Any]) -> str:
     """HTML: when to stop labeling, from ``session.training.stop_estimate``."""
     target = stop["target"]
@@ -231,8 +246,10 @@ def stop_text(stop: dict[str, Any]) -> str:
                       f"curve (have {stop['n_points']}).")
     if stop["status"] == "no_fit":
         return _muted(f"When to stop: no curve fit yet ({html.escape(str(stop['error']))}).")
-    plateau = (f"the curve levels off near {stop['asymptote']:.1%} (range "
-               f"{stop['asymptote_low']:.1%}-{stop['asymptote_high']:.1%})")
+    low, high = stop["asymptote_low"], stop["asymptote_high"]
+    plateau = (f"the curve levels off near {stop['asymptote']:.1%} " + (
+        f"(range {low:.1%}-{high:.1%})" if round(high - low, 3) > 0 else
+        "(too few label counts yet to say how sure)"))
     if stop["status"] == "reached":
         return f"<b>When to stop:</b> the target {target:.0%} is reached; {plateau}."
     if stop["status"] == "unreachable":

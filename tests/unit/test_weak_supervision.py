@@ -91,6 +91,33 @@ def test_knn_vote_follows_the_nearest_hand_labels():
     assert ws.knn_vote(centres[1:2] + 0.01, mean, two, np.array([0, 1]), k=2).tolist() == [1]
     assert (ws.knn_vote(X, mean, src[:0], codes[:0]) == ws.ABSTAIN).all()
 
+def test_label_spreading_follows_the_graph_not_the_nearest_seed():
+    """Two chains 0-1-2-3-4 and 5-6-7-8-9 (a kNN table), one seed at each chain's end:
+    every item takes its own chain's class, unreachable items get no scores."""
+    from dfwidgets.learn.label_spreading import spread_labels
+
+    nb = np.array([[1, -1], [0, 2], [1, 3], [2, 4], [3, -1],
+                   [6, -1], [5, 7], [6, 8], [7, 9], [8, -1], [-1, -1]])
+    F = spread_labels(nb, np.array([0, 9]), np.array([1, 0]), 2)
+    assert F.shape == (11, 2) and F[:10].argmax(1).tolist() == [1] * 5 + [0] * 5
+    np.testing.assert_allclose(F[:10].sum(1), 1, rtol=1e-5)
+    assert F[10].sum() == 0
+    # a class with more seeds does not flood the graph: column sums are equalised
+    F2 = spread_labels(nb, np.array([0, 1, 2, 9]), np.array([1, 1, 1, 0]), 2)
+    assert F2[5:10].argmax(1).tolist() == [0] * 5
+    with pytest.raises(ValueError, match="alpha"):
+        spread_labels(nb, np.array([0]), np.array([0]), 2, alpha=1.0)
+    with pytest.raises(ValueError, match="codes"):
+        spread_labels(nb, np.array([0]), np.array([2]), 2)
+
+
+def test_confident_by_class_cuts_each_class_separately():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.55, 0.45], [0.2, 0.8], [0.4, 0.6]])
+    idx, codes, w = ws.confident_by_class(probs, np.ones(5, bool), share=0.5)
+    assert idx.tolist() == [0, 1, 3] and codes.tolist() == [0, 0, 1]
+    np.testing.assert_allclose(w, [0.9, 0.6, 0.8])
+
+
 # ---------------------------------------------------------------- rules on a Session
 @pytest.fixture()
 def labeled(fmnist_session, fmnist_test):
@@ -105,7 +132,7 @@ def labeled(fmnist_session, fmnist_test):
 
 def test_region_rule_votes_its_class_on_its_items(labeled):
     s, truth = labeled
-    idx = np.flatnonzero(truth == "Sneaker")[5:105]
+    idx = np.flatnonzero(truth == "Sneaker")[:100]  # the first 5 are hand labels
     name = s.rules.add_region(idx, "Sneaker")
     L, names = s.rules.votes()
     code = s.classes.index("Sneaker")
@@ -113,6 +140,16 @@ def test_region_rule_votes_its_class_on_its_items(labeled):
     row = s.rules.summary().iloc[0]
     assert row["kind"] == "region" and row["coverage"] == pytest.approx(100 / 1500)
     assert row["status"] == "ok"
+    # checked against its hand labels: named wrongly (its hand labels say otherwise), it
+    # abstains; with no hand labels inside, the user's word is all there is: it votes
+    wrong = s.rules.add_region(idx, "Bag")
+    unlabeled = np.flatnonzero((truth == "Sneaker") & (s.label_array() < 0))[:40]
+    unchecked = s.rules.add_region(unlabeled, "Sneaker")
+    L, names = s.rules.votes()
+    assert (L[:, names.index(wrong)] < 0).all()
+    assert (L[unlabeled, names.index(unchecked)] == code).all()
+    st = s.rules.summary().set_index("rule")["status"]
+    assert st[wrong].startswith("abstains: only 0 of 5") and st[unchecked] == "ok"
 
 
 def test_examples_and_neighbours_rules_are_mostly_right(labeled):
@@ -220,7 +257,8 @@ def test_weak_labels_never_cover_audit_items_and_train_the_probe(labeled):
     assert probs.shape == (1500, len(s.classes)) and abstain[audit].all()
     covered = ~abstain
     acc = (np.asarray(s.classes, dtype=object)[probs.argmax(1)][covered] == truth[covered]).mean()
-    assert acc > 0.7
+    # label spreading reaches nearly every item (chance: 0.1)
+    assert covered.mean() > 0.9 and acc > 0.55
     mv, _ = s.weak_labels(method="majority")
     assert mv.shape == probs.shape
     s.fit()

@@ -186,3 +186,25 @@ def test_finetune_advice_is_shown_before_the_user_waits(session):
     # the fine-tuned runs are the second series on the accuracy-vs-labels chart
     assert list(tr.curve_fig.data[3].x) == [500, 2000, 10000]
 
+
+
+def test_curve_marks_points_made_with_weak_labels(session):
+    """A fit with the rules' weak labels is named under the curve (label count and how
+    many weak labels); the curve keeps its traces (an extra trace or per-point marker
+    arrays made the plot come up empty in JupyterLab)."""
+    tr = dfw.Trainer(session, embedder="efficientnet_lite0")
+    n_traces = len(tr.curve_fig.data)
+    _label_random(session, 30, seed=7)
+    tr.train(mode="probe")
+    assert "weak" not in tr.saving_html.value
+    _label_random(session, 10, seed=8)
+    session.rules.add_neighbours(k=10)
+    session.fit(weak=True)
+    assert tr.wait(timeout=300)
+    tr._refresh(tr._refresh_curve)
+    assert tr.wait(timeout=300)
+    assert len(tr.curve_fig.data) == n_traces and list(tr.curve_fig.data[0].x) == [30, 40]
+    n_weak = int(session.curve["weak"].iloc[-1])
+    assert n_weak > 0
+    assert f"Points made with weak labels (rules): at 40 (+{n_weak:,} weak)" in tr.saving_html.value
+    tr.close()
