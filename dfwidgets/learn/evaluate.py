@@ -20,6 +20,7 @@ __all__ = [
     "AuditSampler",
     "LearningCurveFit",
     "confidence_accuracy",
+    "out_of_fold_probs",
     "SimulationResult",
     "simulate",
     "wilson_interval",
@@ -224,3 +225,54 @@ def confidence_accuracy(
     return {"estimate": est, "low": float(max(est - half, 0.0)),
             "high": float(min(est + half, 1.0)), "n": n, "expected": expected,
             "correction": correction}
+
+
+def out_of_fold_probs(
+    model: Any,
+    X: Any,
+    y: Any,
+    evaluate: Any,
+    *,
+    sample_weight: Any = None,
+    folds: int = 5,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Probabilities for the training items ``evaluate`` from models that never saw them.
+
+    ``X`` (M, D) / ``y`` (M,) / ``sample_weight`` (M,) is a training set; ``evaluate``
+    (M,) bool marks the items to score (e.g. randomly picked labels: their out-of-fold
+    predictions are unbiased evidence of accuracy, unlike items picked by uncertainty).
+    The marked items are split into ``folds`` seeded folds; for each, a fresh
+    ``sklearn.base.clone(model)`` is fitted on every other item (unmarked ones always)
+    and predicts the fold. Returns (E, K) float64 in the columns of ``model.classes_``
+    (the clone must keep them, e.g. a LinearProbe with ``classes`` set), E = evaluate.sum().
+    """
+    from sklearn.base import clone
+
+    X = np.asarray(X)
+    y = np.asarray(y, dtype=object)
+    ev = np.asarray(evaluate, dtype=bool).reshape(-1)
+    if X.ndim != 2 or len(X) != len(y) or len(ev) != len(y):
+        raise ValueError(f"X (M, D), y (M,) and evaluate (M,) must agree; got {X.shape}, "
+                         f"{y.shape} and {ev.shape}")
+    if int(folds) < 2:
+        raise ValueError(f"folds must be at least 2; got {folds}")
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+    classes = list(model.classes_)
+    col = {c: j for j, c in enumerate(classes)}
+    marked = np.flatnonzero(ev)
+    out = np.zeros((len(marked), len(classes)))
+    order = np.random.default_rng(random_state).permutation(len(marked))
+    for f in range(min(int(folds), len(marked))):
+        held = np.zeros(len(y), dtype=bool)
+        held[marked[order[f::folds]]] = True
+        rows = np.flatnonzero(held[marked])
+        fold = clone(model)
+        if "warm_start" in fold.get_params():
+            fold.set_params(warm_start=False)  # never start from weights that saw the fold
+        fold.fit(X[~held], y[~held], sample_weight=w[~held])
+        p = fold.predict_proba(X[held])
+        for j, c in enumerate(fold.classes_):
+            if c in col:
+                out[rows, col[c]] = p[:, j]
+    return out

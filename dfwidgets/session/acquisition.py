@@ -101,6 +101,8 @@ def next_batch(session: Session, k: int, *, strategy: str | None = None,
                                 dtype=np.int64)
         if keep is not None:
             chosen = keep[chosen]
+        elif name == "random":  # uniform draws: unbiased evidence for the estimate
+            s._evaluation.record_random(chosen)
     out = np.concatenate([chosen, starved, audit_idx])
     # audit items go at random positions so the user cannot tell them apart
     return out[rng.permutation(out.size)]

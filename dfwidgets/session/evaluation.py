@@ -4,10 +4,15 @@ holdout, learning-curve records, items to score models on, and suspected label e
 Audit items are drawn at random by ``next_batch`` (never by uncertainty), remembered in the
 store's meta ``"audit"`` as item ids and never trained on; the holdout (meta ``"holdout"``)
 is a fixed random set of up to 2,000 items with ground truth in the source.
+
+Items served by the ``random`` strategy (meta ``"random_picks"``) are trained on, but they
+are uniform draws from the pool like audit items: their out-of-fold predictions are
+unbiased evidence for the accuracy estimate too (items picked by uncertainty are not).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,8 +25,12 @@ if TYPE_CHECKING:
 
 __all__ = ["AUDIT_SHARE", "HOLDOUT_SIZE", "Evaluation"]
 
+log = logging.getLogger(__name__)
+
 AUDIT_SHARE = 0.1    # share of next_batch items drawn at random for the audit
 HOLDOUT_SIZE = 2000  # ground-truth items kept for the true accuracy (when available)
+OOF_FOLDS = 5        # folds for the out-of-fold predictions on randomly picked labels
+MIN_RANDOM = 20      # randomly picked training labels needed to use them as evidence
 
 
 class Evaluation:
@@ -32,6 +41,7 @@ class Evaluation:
         self.lock = threading.RLock()  # guards the audit sampler
         self._audit: Any = None
         self._holdout: np.ndarray | None = None
+        self._oof: tuple[Any, ...] | None = None  # (model id, items) -> out-of-fold evidence
 
     # ------------------------------------------------------------------ audit
     def audit_sampler(self) -> Any:
@@ -73,6 +83,57 @@ class Evaluation:
             s.store.set_meta("audit", {**state, "ids": ids})
         return idx
 
+    def record_random(self, idx: np.ndarray) -> None:
+        """Remember items served as uniform random picks (the ``random`` strategy)."""
+        s = self._s
+        if len(idx) == 0:
+            return
+        with self.lock:
+            saved = s.store.get_meta("random_picks") or []
+            s.store.set_meta("random_picks",
+                             list(dict.fromkeys(saved + s.ids[np.asarray(idx)].tolist())))
+
+    def random_mask(self) -> np.ndarray:
+        """(N,) bool: items served as random strategy picks (see :meth:`record_random`)."""
+        s = self._s
+        mask = np.zeros(len(s.ids), dtype=bool)
+        mask[s._labels.known_indices(s.store.get_meta("random_picks") or [])] = True
+        return mask
+
+    def random_evidence(self, model: Any, model_classes: list[str]
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Out-of-fold (probs (R, K) in ``model_classes`` columns, correct (R,) bool) for the
+        training labels served as random picks; None when fewer than MIN_RANDOM or the
+        model cannot be refitted per fold (only a LinearProbe is)."""
+        from ..learn.evaluate import out_of_fold_probs
+        from ..learn.linear_probe import LinearProbe
+        from .fit_worker import align_columns
+
+        s = self._s
+        if not isinstance(model, LinearProbe):
+            return None
+        _, codes, classes = s._labels.snapshot()
+        train, y_codes, weight = s._fit.training_set(codes)
+        keep = weight > 0
+        train, y_codes, weight = train[keep], y_codes[keep], weight[keep]
+        marked = self.random_mask()[train]
+        if marked.sum() < MIN_RANDOM:
+            return None
+        key = (id(model), train.tobytes(), y_codes.tobytes())
+        if self._oof is not None and self._oof[0] == key:
+            return self._oof[1]
+        y = np.asarray(classes, dtype=object)[y_codes]
+        try:
+            P = out_of_fold_probs(model, s._fit.model_features()[train], y, marked,
+                                  sample_weight=weight, folds=OOF_FOLDS)
+        except ValueError as exc:  # e.g. a fold left with one class
+            log.info("no out-of-fold evidence: %s", exc)
+            return None
+        P = align_columns(P, list(model.classes_), model_classes)
+        out = (P, np.asarray(model_classes, dtype=object)[P.argmax(axis=1)] == y[marked])
+        self._oof = (key, out)
+        return out
+
     # ------------------------------------------------------------------ estimates
     def accuracy_estimate(self) -> dict[str, Any]:
         """See :meth:`Session.accuracy_estimate`."""
@@ -81,7 +142,7 @@ class Evaluation:
         s = self._s
         s._labels.sync_if_moved()
         with s._fit.lock:
-            probs, pred = s._fit.probs_, s._fit.predictions_
+            probs, pred, model = s._fit.probs_, s._fit.predictions_, s._fit.model_
             model_classes = list(s._fit.model_classes_)
         _, codes, classes = s._labels.snapshot()
         given = np.asarray(classes + [None], dtype=object)[codes]
@@ -101,9 +162,14 @@ class Evaluation:
             pool = answered
         if pool.size == 0:
             return {**empty, "n": 0}
-        est = confidence_accuracy(probs[pool], probs[answered],
-                                  guessed[answered] == given[answered])
-        return {**est, "audit_estimate": audit_only["estimate"],
+        ev_probs, ev_ok = probs[answered], guessed[answered] == given[answered]
+        extra = self.random_evidence(model, model_classes)
+        if extra is not None:  # randomly picked training labels, scored out of fold
+            ev_probs = np.concatenate([ev_probs, extra[0].astype(ev_probs.dtype)])
+            ev_ok = np.concatenate([ev_ok, extra[1]])
+        est = confidence_accuracy(probs[pool], ev_probs, ev_ok)
+        return {**est, "n": len(answered), "n_random": len(ev_ok) - len(answered),
+                "audit_estimate": audit_only["estimate"],
                 "audit_low": audit_only["low"], "audit_high": audit_only["high"]}
 
     def _ground_truth(self) -> tuple[np.ndarray, list[str]] | None:

@@ -160,7 +160,7 @@ class ClassExamples:
                 prompts: Mapping[str, str | Sequence[str]] | None = None,
                 examples: Mapping[str, Any] | None = None,
                 templates: Sequence[str] | None = None,
-                open_set: bool = False) -> pd.DataFrame:
+                open_set: bool = True) -> pd.DataFrame:
         """A proposed label for every unlabeled item: DataFrame[index, label, confidence,
         kept], most confident first (``attrs``: method, source, classes, left_out,
         left_out_reason); kept as ``proposal_``. Nothing is written. ``open_set``: items

@@ -85,8 +85,9 @@ class VisualSearch(SearchPanels, SessionView, anywidget.AnyWidget):
     """Per class: {label, proposed, above_threshold, median_confidence, threshold}."""
     proposal_left_out = t.Dict().tag(sync=True)
     """Items the proposal leaves out ("none of these"): {count, reason} ({} = none)."""
-    only_near_examples = t.Bool(False).tag(sync=True)
-    """Proposals keep only items close to an example (open set; the page's checkbox)."""
+    only_near_examples = t.Bool(True).tag(sync=True)
+    """Proposals keep only items close to an example (open set, "none of these"; on by
+    default; the page's checkbox)."""
     proposal_samples = t.List(t.Dict()).tag(sync=True)
     """Items to look at: {label, level, index, confidence} at several confidence levels."""
     selection_size = t.Int(0).tag(sync=True)

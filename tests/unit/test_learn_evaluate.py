@@ -11,6 +11,7 @@ from dfwidgets.learn.evaluate import (
     AuditSampler,
     LearningCurveFit,
     confidence_accuracy,
+    out_of_fold_probs,
     simulate,
     wilson_interval,
 )
@@ -211,3 +212,23 @@ def test_confidence_accuracy_bad_input() -> None:
         confidence_accuracy(good, good[:2], [True])
     with pytest.raises(ValueError, match="NaN"):
         confidence_accuracy(np.full((5, 3), np.nan), good[:0], [])
+
+
+def test_out_of_fold_probs_never_score_a_model_on_its_own_training_items() -> None:
+    """Random labels on 160 points in 128-d: a probe fits its training items perfectly
+    (memorises), but items scored out of fold are at chance."""
+    from dfwidgets.learn.linear_probe import LinearProbe
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(160, 128)).astype(np.float32)
+    y = np.where(rng.random(160) < 0.5, "a", "b").astype(object)
+    model = LinearProbe(C=100.0, classes=["a", "b"]).fit(X, y)
+    assert (model.predict(X) == y).mean() > 0.95
+    marked = np.arange(160) % 2 == 0  # half the items are "randomly picked"
+    P = out_of_fold_probs(model, X, y, marked, folds=5)
+    assert P.shape == (80, 2)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-5)
+    oof = (np.asarray(["a", "b"], dtype=object)[P.argmax(axis=1)] == y[marked]).mean()
+    assert oof < 0.7, oof
+    with pytest.raises(ValueError, match="folds"):
+        out_of_fold_probs(model, X, y, marked, folds=1)

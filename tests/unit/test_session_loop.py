@@ -115,3 +115,5 @@ def test_accuracy_estimate_is_honest(session: Session, small, strategy: str) -> 
     truth = float((pred[unlabeled] == names[gt[unlabeled]]).mean())
     assert abs(est["estimate"] - truth) <= 0.05, (est, truth)
     assert est["low"] <= truth <= est["high"], (est, truth)
+    # random picks are trained on and also scored out of fold (unbiased evidence)
+    assert (est["n_random"] > 100) == (strategy == "random"), est
