@@ -161,7 +161,7 @@ def run_memory(args: argparse.Namespace) -> None:
     start_load = bench.load_average()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="dfw-embed-mem-"))
     files = write_pngs(work / "png", args.files)
-    rows = []
+    rows, peaks = [], {}
     for engine in args.engines:
         for n in args.sizes:
             table = work / f"paths-{n}.parquet"
@@ -172,8 +172,11 @@ def run_memory(args: argparse.Namespace) -> None:
                 cmd = [sys.executable, str(HERE / "embed_ray_bench.py"), "_child", "--engine",
                        engine, "--table", str(table), "--out", str(work / f"emb-{engine}-{n}.parquet"),
                        "--cache", cache, "--threads", str(args.threads)]
-                res = json.loads(subprocess.run(cmd, check=True, capture_output=True,
-                                                text=True).stdout.strip().splitlines()[-1])
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if proc.returncode != 0:  # e.g. ray.init timing out on a loaded machine
+                    sys.exit(f"{engine} run of {n:,} paths failed:\n{proc.stderr[-3000:]}")
+                res = json.loads(proc.stdout.strip().splitlines()[-1])
+            peaks.setdefault(engine, []).append(res["self_mb"])
             rows.append([engine, f"{n:,}", f"{res['self_mb']:.0f} MB", f"{res['child_mb']:.0f} MB",
                          f"{res['seconds']:.0f} s", res["rows"]])
             print(" | ".join(map(str, rows[-1])), flush=True)
@@ -184,10 +187,15 @@ def run_memory(args: argparse.Namespace) -> None:
         "empty cache, one fresh process per run; peak RSS of that process and of its largest "
         "child (Ray raylet/workers or DataLoader workers), from `resource.getrusage`. The local "
         "engine finds repeated files in the cache after the first pass, so its larger runs time "
-        "reading and hashing more than the model; Ray computes every row. "
+        "reading and hashing more than the model; Ray computes every row, so its cache grows "
+        "with N (its shard merges stream the vectors a few thousand rows at a time). "
         f"{bench.machine_note(start_load)}.\n\n"
         + bench.markdown_table(["engine", "paths", "peak RSS (process)", "peak RSS (largest child)",
                                 "wall", "rows written"], rows) + "\n"
+        + "".join(f"\n{engine}: process peak at {args.sizes[-1]:,} paths vs {args.sizes[0]:,}: "
+                  f"{100 * (p[-1] / p[0] - 1):+.0f}% (flat = within 10%: "
+                  f"{'yes' if p[-1] <= 1.10 * p[0] else 'no'}).\n"
+                  for engine, p in peaks.items() if len(p) > 1)
     )
     bench.report(args, "Embedding to Parquet: peak memory", md)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -21,6 +22,7 @@ __all__ = ["CacheSnapshot", "EmbeddingCache"]
 
 _SHARD_GLOB = "shard-*.hashes.npy"  # the hashes file is written last: it marks a complete shard
 _HASH_DTYPE = np.dtype("S16")
+_COMPACT_ROWS = 2048  # vector rows per read/write while merging shards
 
 
 class EmbeddingCache:
@@ -120,7 +122,7 @@ class EmbeddingCache:
     def add(self, hashes: np.ndarray, vectors: np.ndarray) -> None:
         """Store ``vectors`` (M,D) float32 under content ``hashes`` (M,) "S16"."""
         hashes = np.asarray(hashes, dtype=_HASH_DTYPE)
-        vectors = np.asarray(vectors, dtype=np.float32)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # C order: compact() streams rows
         if vectors.ndim != 2 or len(vectors) != len(hashes):
             raise ValueError(
                 f"add() needs hashes (M,) and vectors (M,D); got {hashes.shape} and {vectors.shape}"
@@ -132,17 +134,53 @@ class EmbeddingCache:
             self.compact()
 
     def compact(self) -> None:
-        """Merge all shards into one (deduplicated by hash; newest vector wins)."""
+        """Merge all shards into one (deduplicated by hash; newest vector wins).
+
+        Streamed: only the (M,) hashes are held; vectors are copied a few thousand rows at
+        a time with plain file reads and writes (no memory map), so memory does not grow
+        with the size of the cache."""
         shard_files = self._shards()
         if len(shard_files) <= 1:
             return
         shards = self._open_all()
         if not shards:
             return
-        hashes = np.concatenate([h for h, _ in reversed(shards)])
-        vectors = np.concatenate([np.asarray(v) for _, v in reversed(shards)])
-        hashes, first = np.unique(hashes, return_index=True)
-        self._write_shard(hashes, vectors[first])
+        newest_first = list(reversed(shards))
+        hashes = np.concatenate([h for h, _ in newest_first])
+        _, first = np.unique(hashes, return_index=True)
+        keep = np.zeros(len(hashes), dtype=bool)
+        keep[first] = True
+        dim = newest_first[0][1].shape[1]
+        sources = [(v.filename if v.flags.c_contiguous else v, v.offset, v.dtype, len(h))
+                   for h, v in newest_first]  # a Fortran-order shard (older caches): via its map
+        del shards, newest_first  # close the other memory maps
+
+        def write_vectors(f) -> None:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                    "fortran_order": False, "shape": (int(keep.sum()), dim)})
+            start = 0
+            for source, offset, dtype, rows in sources:
+                with contextlib.ExitStack() as stack:
+                    src = None if isinstance(source, np.ndarray) else stack.enter_context(open(source, "rb"))
+                    for lo in range(0, rows, _COMPACT_ROWS):
+                        hi = min(rows, lo + _COMPACT_ROWS)
+                        if src is None:
+                            block = np.asarray(source[lo:hi])
+                        else:
+                            src.seek(offset + lo * dim * dtype.itemsize)
+                            block = np.fromfile(src, dtype=dtype, count=(hi - lo) * dim).reshape(-1, dim)
+                        rows_kept = block[keep[start + lo:start + hi]]
+                        f.write(np.ascontiguousarray(rows_kept, dtype=np.float32).data)
+                start += rows
+
+        stem = f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        try:
+            self._atomic_write(self.path / f"{stem}.vectors.npy", write_vectors)
+        except FileNotFoundError:
+            log.info("embedding cache %s: shards merged meanwhile by another process", self.path)
+            return
+        self._atomic_write(self.path / f"{stem}.hashes.npy", lambda f: np.save(f, hashes[keep]))
         for hashes_file in shard_files:  # only the shards merged; newer ones stay
             hashes_file.unlink(missing_ok=True)  # the shard disappears for readers first
             self._vectors_file(hashes_file).unlink(missing_ok=True)

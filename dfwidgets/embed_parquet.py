@@ -117,7 +117,8 @@ def _chunks(table: Path) -> Iterator[tuple[list[str], list[str]]]:
 
 
 class _Writer:
-    """Parquet ``(id, path, vector, problem)`` written a row group at a time."""
+    """Parquet ``(id, path, vector, problem)`` written a row group (``_CHUNK`` rows) at a
+    time: small batches are buffered, so memory is bounded and the row groups are few."""
 
     def __init__(self, out: Path, dim: int, model_name: str) -> None:
         import pyarrow as pa
@@ -132,18 +133,32 @@ class _Writer:
         self.out = out
         self.writer = pq.ParquetWriter(self.tmp, self.schema)
         self.rows = 0
+        self.buffered: list[Any] = []  # pyarrow tables not yet written
+        self.buffered_rows = 0
 
     def write(self, ids: Any, paths: Any, vectors: np.ndarray, problems: Any) -> None:
+        """Add rows: ids, paths, problems (B,), vectors (B, D) float32."""
         pa = self.pa
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
         vec = pa.FixedSizeListArray.from_arrays(flat, self.dim)
         probs = [p if p else None for p in problems]
-        self.writer.write_table(pa.table([pa.array([str(i) for i in ids], pa.string()),
-                                          pa.array([str(p) for p in paths], pa.string()), vec,
-                                          pa.array(probs, pa.string())], schema=self.schema))
+        self.buffered.append(pa.table([pa.array([str(i) for i in ids], pa.string()),
+                                       pa.array([str(p) for p in paths], pa.string()), vec,
+                                       pa.array(probs, pa.string())], schema=self.schema))
+        self.buffered_rows += len(vectors)
         self.rows += len(vectors)
+        if self.buffered_rows >= _CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.buffered:
+            self.writer.write_table(self.pa.concat_tables(self.buffered).combine_chunks())
+        self.buffered, self.buffered_rows = [], 0
 
     def close(self, *, ok: bool) -> None:
+        if ok:
+            self._flush()
+        self.buffered = []
         self.writer.close()
         if ok:
             os.replace(self.tmp, self.out)  # a reader never sees half a file

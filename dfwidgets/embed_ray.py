@@ -38,6 +38,10 @@ RAY_INSTALL_HINT = 'pip install "dfwidgets[ray]"'
 _RETRIES = 4  # actor restarts / task retries after a worker dies
 _DECODE_CPUS = 0.5  # decoding is light; a different request also keeps it a separate stage
 FLUSH_EVERY = 4096  # rows between writes to the embedding cache (resumable)
+# Ray Data's default (128 MiB) gathers a task's whole output into one block: the driver
+# then got every row at the end (no progress, nothing cached before a crash) and its peak
+# memory grew with the input. 1 MiB blocks reach the driver a few hundred rows at a time.
+BLOCK_BYTES = 1 << 20
 
 
 def ray_available() -> bool:
@@ -255,15 +259,25 @@ def _map_kwargs(actors: int, gpus: float) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _quiet_ray_data() -> Iterator[None]:
-    """Our tqdm bar instead of Ray Data's own progress bars and execution banners."""
+def _quiet_ray_data(dataset: Any = None) -> Iterator[None]:
+    """Our tqdm bar instead of Ray Data's own progress bars and execution banners; small
+    blocks (``BLOCK_BYTES``), so results stream to the driver in bounded pieces. Applied to
+    the current DataContext and to ``dataset``'s (a Dataset keeps the one it was made with)."""
     import ray.data
 
-    ctx = ray.data.DataContext.get_current()
-    saved = {k: getattr(ctx, k) for k in ("enable_progress_bars", "print_on_execution_start")
-             if hasattr(ctx, k)}
-    for k in saved:
-        setattr(ctx, k, False)
+    settings: dict[str, Any] = {"enable_progress_bars": False, "print_on_execution_start": False,
+                                "target_max_block_size": BLOCK_BYTES}
+    contexts = [ray.data.DataContext.get_current()]
+    if dataset is not None and getattr(dataset, "context", None) is not None:
+        contexts.append(dataset.context)
+    saved: list[tuple[Any, dict[str, Any]]] = []
+    for ctx in contexts:
+        if any(ctx is c for c, _ in saved):
+            continue
+        keys = [k for k in (*settings, "target_min_block_size") if hasattr(ctx, k)]
+        saved.append((ctx, {k: getattr(ctx, k) for k in keys}))
+        for k in keys:
+            setattr(ctx, k, settings[k] if k in settings else min(getattr(ctx, k), BLOCK_BYTES))
     ray_log = logging.getLogger("ray.data")
     level = ray_log.level
     ray_log.setLevel(max(level, logging.WARNING))
@@ -272,8 +286,9 @@ def _quiet_ray_data() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated.*")
             yield
     finally:
-        for k, v in saved.items():
-            setattr(ctx, k, v)
+        for ctx, values in saved:
+            for k, v in values.items():
+                setattr(ctx, k, v)
         ray_log.setLevel(level)
 
 
@@ -296,7 +311,7 @@ def embed_rows(rows: Any, *, mode: str, embedder: Any, model: Any, pretrained: s
              actors, gpus, options.batch_size, decode)
     actor_kwargs = {"make_embedder": make_embedder, "model": model, "pretrained": pretrained,
                     "forward": forward, "threads": threads}
-    with _quiet_ray_data():
+    with _quiet_ray_data(rows):
         if decode == "tasks":  # next to CPU actors: only the CPUs they leave (no new workers)
             spare = float(ray.cluster_resources().get("CPU", 1)) - (0 if gpus else actors)
             limit = {} if gpus else {"compute": ray.data.TaskPoolStrategy(size=max(1, int(spare)))}

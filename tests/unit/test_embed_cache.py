@@ -111,3 +111,19 @@ def test_concurrent_writers_with_compaction_lose_nothing(tmp_path):
             assert found.all(), (worker, step)
             np.testing.assert_array_equal(got, _vectors(5, seed=worker * 100 + step))
     assert not [p for p in os.listdir(cache.path) if p.startswith(".tmp-")]
+
+
+def test_compaction_streams_old_fortran_order_shards_and_the_newest_vector_wins(tmp_path):
+    cache = EmbeddingCache("k", cache_dir=tmp_path, max_shards=2)
+    old = np.asfortranarray(_vectors(6, seed=1))  # as an older version could have saved it
+    np.save(cache.path / "shard-00000000000000000001-old.vectors.npy", old)
+    np.save(cache.path / "shard-00000000000000000001-old.hashes.npy", _hashes(list("abcdef")))
+    newer = _vectors(2, seed=2)
+    cache.add(_hashes(["b", "x"]), newer)
+    cache.add(_hashes(["y"]), _vectors(1, seed=3))  # third shard -> compaction
+    assert len(list(cache.path.glob("shard-*.hashes.npy"))) == 1
+    found, got = cache.lookup(_hashes(["a", "b", "f", "x", "y"]))
+    assert found.all() and len(cache) == 8
+    np.testing.assert_array_equal(got[[0, 2]], old[[0, 5]])
+    np.testing.assert_array_equal(got[1], newer[0])  # "b" re-added later: its newest vector
+    np.testing.assert_array_equal(got[3], newer[1])
