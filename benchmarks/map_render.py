@@ -16,7 +16,8 @@ Time to drawn: wall clock from the moment the cell is sent to run until the plot
 pixels (screenshots, polled; not the DOM) show points (>= 0.5% of pixels differ from the
 background). Then, for dfwidgets at ``--interact-n`` points (1,000,000 by default):
 - frames per second while the view moves every frame (requestAnimationFrame probe in the
-  page: a wheel step per frame, then a mouse drag);
+  page: a wheel step per frame, then a mouse drag); moving frames are a subsample drawn at
+  half resolution (js/src/lib/map_motion.js, js/src/lib/map_renderer.js);
 - lasso: a Shift+drag lasso with the mouse; time from mouse-up until the Session's
   selection changed in the kernel (``selection_changed`` event, wall clock);
 - recolour: ``m.color_by = other`` in the kernel until the canvas pixels changed
@@ -250,8 +251,10 @@ def render(rows: list, inter: dict, args: argparse.Namespace, load_start: float)
                f"(`m.color_by = other`, kernel) changed the pixels **{inter['recolor_s'] * 1000:.0f} ms** "
                "later (frames/s from requestAnimationFrame in the page; lasso and recolour "
                "by wall clock, kernel and page on the same machine; while the view moves the map "
-               "draws a stratified subsample of at most 60,000 points and the full set once it "
-               "has been still for 160 ms, js/src/lib/map_motion.js; the first frame of a "
+               "draws a stratified subsample of at most 60,000 points at half width and height "
+               "(the drawing buffers; CSS scales the frame up) and the full set at full "
+               "resolution once it has been still for 160 ms, js/src/lib/map_motion.js and "
+               "js/src/lib/map_renderer.js; the first frame of a "
                "recolour is such a moving frame, the full set follows, js/src/lib/map_points.js; "
                "the lasso is found by the page over its typed coordinates and sent as one binary "
                "message, js/src/lib/map_lasso.js). Targets: >= 30 frames/s, "

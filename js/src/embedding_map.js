@@ -137,7 +137,7 @@ function render({ model, el }) {
     });
     scatter.subscribe("lassoStart", () => { lassoing = true; });
     scatter.subscribe("lassoEnd", () => { lassoing = false; sentLasso = null; });
-    scatter.subscribe("lassoExtend", () => motion.touch());
+    scatter.subscribe("lassoExtend", () => motion.touch({ lowRes: false }));
     Object.assign(root, { dfwScatter: scatter, dfwMotion: motion }); // for probes; not an API
     unLasso = fastLasso(scatter, { coords: () => coords, n, current: () => selected, send: sendSelection,
       mergeKey: isMac ? "metaKey" : "ctrlKey", stats: root.dataset });

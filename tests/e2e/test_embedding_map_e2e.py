@@ -329,8 +329,25 @@ def test_a_large_map_draws_hovers_lazily_and_lassoes(lab):
     lab.page.wait_for_timeout(1500)  # fit-to-view settles; the view reaches the kernel
     assert lab.kernel_eval("[m.thumbs.requests, m.thumbs.built, len(m.thumbs)]") == [0, 0, 0]
 
-    # ---- hover: one item's thumbnail, made when asked -------------------------------
+    # ---- zoom: moving frames at half resolution, the still frame at full (map_renderer.js)
     page = lab.page
+    widths = page.evaluate("""async () => {
+      const c = document.querySelector('.dfw-map-canvas'), r = c.getBoundingClientRect();
+      const sc = c.closest('.dfw-root').dfwScatter, seen = [];
+      const sub = sc.subscribe('draw', () => seen.push(c.width));
+      for (const d of [-40, -40, 40, 40]) {
+        c.dispatchEvent(new WheelEvent('wheel', { clientX: r.left + r.width / 2,
+          clientY: r.top + r.height / 2, deltaY: d, bubbles: true, cancelable: true }));
+        await new Promise((ok) => setTimeout(ok, 60));
+      }
+      await new Promise((ok) => setTimeout(ok, 1500));
+      sc.unsubscribe(sub);
+      return [Math.min(...seen), c.width, Math.round(r.width * devicePixelRatio)];
+    }""")
+    assert widths[0] <= 0.6 * widths[2] and abs(widths[1] - widths[2]) <= 1, widths
+    assert drawn_fraction(_plot_pixels(lab, body)) > 0.02
+
+    # ---- hover: one item's thumbnail, made when asked -------------------------------
     box = body.bounding_box()
     _target, (tx, ty), view = lab.kernel_eval(
         "(lambda c: (lambda t: [t, m.coordinates[t].tolist(), list(m._view)])"

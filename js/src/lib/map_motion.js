@@ -8,7 +8,8 @@
 // the subsample's index buffer is built once per point count.
 //
 // regl-scatterplot has no option for this, so its regl is wrapped (motionRegl): point
-// draw commands get a `count` / `stateIndex` buffer / `opacityDensity` that switch to
+// draw commands get a `count` / `stateIndex` buffer / `opacityDensity` (and a `pointScale`
+// times the drawing-buffer scale, lib/map_renderer.js) that switch to
 // the subsample while `motion.moving`. The body pass is told apart from the selection
 // passes by its `globalState` uniform (0 normal, 1 active, 3 background, 2 hover).
 
@@ -16,6 +17,9 @@
 export const MOVING_POINTS = 60000;
 /** Milliseconds without movement before the full set is drawn again. */
 export const SETTLE_MS = 160;
+/** Drawing-buffer scale of moving pan/zoom frames (lib/map_renderer.js): half the width
+ * and height, a quarter of the pixels to clear, fill and composite; CSS scales it up. */
+export const MOVING_SCALE = 0.5;
 
 const BODY = 0;
 const SELECTED = new Set([1, 3]);
@@ -26,8 +30,12 @@ export const OUTLINE_LIMIT = 50000;
 
 /** When the view last moved, and a full redraw once it settles. */
 export class Motion {
-  constructor({ budget = MOVING_POINTS, settleMs = SETTLE_MS, onSettle = () => {}, selection = () => null } = {}) {
+  constructor({ budget = MOVING_POINTS, settleMs = SETTLE_MS, scale = MOVING_SCALE,
+    onSettle = () => {}, selection = () => null } = {}) {
     this.budget = budget;
+    this.movingScale = scale;
+    this.lowRes = false; // this motion may be drawn at movingScale (pan/zoom, not a lasso)
+    this.drawScale = 1; // the scale the renderer draws at now (point sizes follow it)
     this.settleMs = settleMs;
     this.onSettle = onSettle;
     this.selection = selection; // () => the selected indices as drawn (array), for its subsample
@@ -40,11 +48,15 @@ export class Motion {
 
   get moving() { return performance.now() < this.until; }
 
+  /** The drawing-buffer scale for a frame drawn now (lib/map_renderer.js). */
+  get frameScale() { return this.moving && this.lowRes ? this.movingScale : 1; }
+
   /** The view moves now: cheap frames until it has been still for settleMs, or for 1.5
    * gaps between moves when moves come slower than that (a busy machine: otherwise a
    * full frame would start between two moves and make the next gap longer still). */
-  touch() {
+  touch({ lowRes = true } = {}) {
     const now = performance.now();
+    this.lowRes = lowRes && (this.moving ? this.lowRes : true);
     const gap = now - (this.last || -Infinity);
     this.last = now;
     const wait = Math.max(this.settleMs, gap < 1500 ? 1.5 * gap : 0);
@@ -132,8 +144,12 @@ function wrapCommand(opts, regl, motion) {
     },
     attributes: { ...opts.attributes, stateIndex: { ...attr, buffer: (c, p) => { const s = pick(c, p); return s ? s.buffer : attr.buffer(c, p); } } },
   };
+  if (typeof u.pointScale === "function") { // points keep their CSS size in a low-res frame
+    const ps = u.pointScale;
+    out.uniforms = { ...u, pointScale: (c, p) => ps(c, p) * motion.drawScale };
+  }
   if (kind === "body" && typeof u.opacityDensity === "function") {
-    out.uniforms = { ...u, opacityDensity: (c, p) => {
+    out.uniforms = { ...(out.uniforms || u), opacityDensity: (c, p) => {
       const a = u.opacityDensity(c, p); const s = pick(c, p); return s ? Math.min(1, a * s.scale) : a; } };
   }
   return out;

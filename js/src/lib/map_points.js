@@ -82,7 +82,7 @@ export function recolorInPlace(scatter, motion, codes, n) {
     return false;
   }
   scatter.set({ pointOrder: drawOrder(codes, n) });
-  motion.touch();
+  motion.touch({ lowRes: false }); // a recolour is not a move: full resolution
   scatter.redraw();
   return true;
 }

@@ -6,6 +6,15 @@
 // Its regl is wrapped by lib/map_motion.js (a subsample while the view moves, an 8-bit
 // frame buffer) and its WebGL context has no multisampling (the points are drawn into a
 // frame buffer anyway; multisampling only made the full-canvas copy pass 4x dearer).
+//
+// Without a GPU (SwiftShader) the copy into the 2-D canvas (drawImage) waits for the GPU
+// process to finish the frame and reads it back: ~90% of the page's main-thread time while
+// panning at 1M points (CPU profile, issue 15). While the view pans or zooms the frame is
+// therefore drawn at motion.frameScale (half the width and height: a quarter of the pixels
+// to clear, fill, gamma-pass, read back and composite), into a 2-D canvas of that size that
+// CSS stretches over the map, points at their CSS size; the still frame is full size.
+// (Drawing straight into a visible WebGL canvas, no copy, was measured and was slower:
+// presenting a WebGL canvas to the software compositor cost more than the copy.)
 import createRegl from "regl";
 import { createRenderer } from "regl-scatterplot";
 import { motionRegl } from "./map_motion.js";
@@ -13,23 +22,42 @@ import { motionRegl } from "./map_motion.js";
 const GL_EXTENSIONS = ["OES_texture_float", "OES_element_index_uint", "WEBGL_color_buffer_float", "EXT_float_blend"];
 
 /** {renderer, resize(w, h), destroy()} with a canvas of `width` x `height` CSS px;
- * `motion`: a lib/map_motion.js Motion (cheap frames while the view moves). */
+ * `motion`: a lib/map_motion.js Motion (cheap, smaller frames while the view moves). */
 export function mapRenderer(width, height, motion) {
   const canvas = document.createElement("canvas");
   const gl = canvas.getContext("webgl", { antialias: false, preserveDrawingBuffer: true });
   const extensions = GL_EXTENSIONS.filter((e) => gl.getExtension(e));
   const regl = createRegl({ gl, extensions });
-  const renderer = createRenderer({ canvas, regl: motion ? motionRegl(regl, motion) : regl });
-  let size = [0, 0];
+  const inner = createRenderer({ canvas, regl: motion ? motionRegl(regl, motion) : regl });
+  let size = [0, 0]; // CSS px
+  let scale = 1; // of the drawing buffers now
+  const fit = (s, target) => { // renderer and target canvas at `s` x the map's size
+    if (s !== scale) {
+      scale = s;
+      inner.resize(size[0] * s, size[1] * s);
+      inner.refresh();
+    }
+    if (motion) motion.drawScale = s;
+    if (target && (target.width !== canvas.width || target.height !== canvas.height)) {
+      target.width = canvas.width;
+      target.height = canvas.height;
+    }
+  };
+  const render = (draw, target) => {
+    fit(motion ? motion.frameScale : 1, target);
+    inner.render(draw, target);
+  };
+  const renderer = new Proxy(inner, { get: (t, p) => (p === "render" ? render : Reflect.get(t, p)) });
   const resize = (w, h) => {
     const next = [Math.max(1, Math.round(w)), Math.max(1, Math.round(h))];
     if (next[0] === size[0] && next[1] === size[1]) return;
     size = next;
-    renderer.resize(...next);
-    renderer.refresh();
+    scale = 1;
+    inner.resize(...next);
+    inner.refresh();
   };
   resize(width, height);
-  return { renderer, resize, destroy: () => renderer.destroy() };
+  return { renderer, resize, destroy: () => inner.destroy() };
 }
 
 /** Drawing options for `n` points: above 200,000 points squares (cheaper to fill than
