@@ -12,7 +12,10 @@ in a fresh cache folder so the build is timed), the last ``--blocks`` blocks + h
 trained (LP-FT), the head also reading the unpooled maps of ``--maps`` stages (``--maps``
 with no value: the plain embedding), early stopping on a held-out 20% of the labels; the
 Trainer keeps the fine-tuned model only when it beats the plain probe on those held-out
-labels ("kept").
+labels ("kept"). After every epoch the probe head is fitted again on the tuned features
+(``--no-refit-head``: keep the gradient-trained head). "epoch 0 (head only)" is the
+FineTuner's model before any block is trained (the head on the frozen features and maps),
+so "training adds" is what training the blocks is worth on the test items.
 ``--uncached`` also times one epoch of the uncached recipe (whole backbone on
 RandomResizedCrop images every epoch) at the first label count, for comparison.
 Accuracy columns do not depend on load; time columns do (rerun on a quiet machine).
@@ -52,13 +55,20 @@ def _run(train_src, test_src, te_idx, x_te, embeddings, n: int, seed: int, args)
                        views=args.views, patience=args.patience, lr=args.lr,
                        head_lr=args.head_lr, batch_size=args.batch_size, maps=tuple(args.maps),
                        threads=args.threads, random_state=seed, progress=False,
-                       cache_dir=cache_dir, device="cpu")
+                       cache_dir=cache_dir, device="cpu", refit_head=not args.no_refit_head)
         t = time.perf_counter()
         ft.fit(images, y_tr, classes=train_src.classes)
         total = time.perf_counter() - t
-    tuned = float((ft.model_.predict_proba(test_images).argmax(1) == y_te).mean())
+        tuned = float((ft.model_.predict_proba(test_images).argmax(1) == y_te).mean())
+        head0 = tuned  # epoch 0 (head on frozen features): what training the blocks adds to
+        if ft.best_epoch_ > 0:
+            ft0 = FineTuner("efficientnet_lite0", epochs=0, blocks=args.blocks,
+                            views=args.views, maps=tuple(args.maps), threads=args.threads,
+                            random_state=seed, progress=False, cache_dir=cache_dir,
+                            device="cpu").fit(images, y_tr, classes=train_src.classes)
+            head0 = float((ft0.model_.predict_proba(test_images).argmax(1) == y_te).mean())
     epochs = ft.history_["seconds"].iloc[1:]
-    row = {"n": n, "seed": seed, "probe": probe_acc, "tuned": tuned,
+    row = {"n": n, "seed": seed, "probe": probe_acc, "tuned": tuned, "head0": head0,
            "kept": tuned if ft.improved_ else probe_acc, "improved": bool(ft.improved_),
            "best_epoch": int(ft.best_epoch_), "epochs": len(epochs),
            "val_probe": float(ft.probe_accuracy_), "val_head0": float(ft.head_probe_accuracy_),
@@ -100,6 +110,9 @@ def main() -> None:
     parser.add_argument("--maps", type=int, nargs="*", default=[2, 3],
                         help="stages whose unpooled maps the fine-tuned head reads (none: "
                              "the plain embedding)")
+    parser.add_argument("--no-refit-head", action="store_true",
+                        help="keep the gradient-trained head (default: refit the probe head "
+                             "on the tuned features after every epoch)")
     parser.add_argument("--uncached", action="store_true")
     bench.add_threads_option(parser, default=2, help="torch threads")
     bench.add_output_options(parser)
@@ -128,16 +141,19 @@ def main() -> None:
     for n in args.labels:
         rs = [r for r in rows if r["n"] == n]
         mean = {k: float(np.mean([r[k] for r in rs])) for k in
-                ("probe", "tuned", "kept", "cache_s", "epoch_s", "epoch_cpu_s", "total_s")}
+                ("probe", "tuned", "head0", "kept", "cache_s", "epoch_s", "epoch_cpu_s",
+                 "total_s")}
         summary.append((n, mean["probe"], mean["tuned"]))
         table_rows.append((
             f"{n:,}", len(rs), f"{mean['probe']:.4f}", f"{mean['tuned']:.4f}",
-            f"{mean['tuned'] - mean['probe']:+.4f}", f"{mean['kept']:.4f}",
-            f"{sum(r['improved'] for r in rs)}/{len(rs)}",
+            f"{mean['tuned'] - mean['probe']:+.4f}", f"{mean['head0']:.4f}",
+            f"{mean['tuned'] - mean['head0']:+.4f}", ", ".join(str(r["best_epoch"]) for r in rs),
+            f"{mean['kept']:.4f}", f"{sum(r['improved'] for r in rs)}/{len(rs)}",
             f"{mean['cache_s']:.1f} s", f"{mean['epoch_s']:.2f} s ({mean['epoch_cpu_s']:.2f} s CPU)",
             ", ".join(str(r["epochs"]) for r in rs), f"{mean['total_s']:.0f} s"))
     table = bench.markdown_table(
-        ["labels", "seeds", "probe test acc", "fine-tuned test acc", "gain", "kept test acc",
+        ["labels", "seeds", "probe test acc", "fine-tuned test acc", "gain",
+         "epoch 0 (head only) test acc", "training adds", "best epochs", "kept test acc",
          "fine-tune kept", "cache build", "s / epoch (CPU)", "epochs run", "fine-tune total"],
         table_rows)
     reference = ", ".join(f"({n}, {p:.4f}, {t:.4f})" for n, p, t in summary)
@@ -150,7 +166,8 @@ def main() -> None:
         f"fine-tuning = last {args.blocks} block(s) + head on cached activations, "
         f"head also reads the maps of stages {args.maps or 'none'}, "
         f"{args.views} cached views, up to {args.epochs} epochs, early stopping on 20% "
-        f"held-out labels (patience {args.patience}), lr {args.lr:g}; "
+        f"held-out labels (patience {args.patience}), lr {args.lr:g} (head {args.head_lr:g}), "
+        f"head {'kept from gradient steps' if args.no_refit_head else 'refitted each epoch'}; "
         f"{bench.machine_note(load_start)}; all runs {time.perf_counter() - t0:.0f} s.\n\n"
         + table + extra +
         f"\n\n`dfwidgets.learn.finetune_advice.REFERENCE` = ({reference}) (labels, probe, "

@@ -264,8 +264,6 @@ class ExportedModel(nn.Module):
     ):
         """Predictions as a DataFrame: ``item`` (id, path or position), ``prediction``,
         ``confidence`` and one ``p_<class>`` column per class."""
-        import pandas as pd
-
         from .data import ImageSource
 
         probs = self.predict_proba(images, batch_size=batch_size, progress=progress)
@@ -317,7 +315,7 @@ class ExportedModel(nn.Module):
                     f"{path} is a safetensors file but not a dfwidgets model (no "
                     f"'{FORMAT}' metadata); save models with ExportedModel.save()."
                 )
-            state = {k: f.get_tensor(k) for k in f.keys()}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
         classes = json.loads(meta["classes"])
         preprocessing = json.loads(meta["preprocessing"])
         architecture = json.loads(meta["architecture"])

@@ -12,8 +12,9 @@ from being distorted by a random head):
 3. unfreeze the last ``blocks`` blocks of the backbone (plus what follows them, e.g. the
    final conv / layer norm), keep BatchNorm statistics frozen, and train with
    RandomResizedCrop (+ horizontal flips where sensible), class-balanced sampling, AdamW;
-4. after every epoch measure accuracy on the held-out labels; keep the best epoch
-   (epoch 0 = the probe) and stop after ``patience`` epochs without improvement.
+4. after every epoch (cached path, ``refit_head``) fit the probe head again on the tuned
+   features, measure accuracy on the held-out labels, keep the best epoch (epoch 0 = the
+   probe) and stop after ``patience`` epochs without improvement.
 
 Cancellation is checked between batches and before every backbone block, so
 ``cancel()`` stops training within a fraction of a second even with large inputs.
@@ -92,6 +93,9 @@ class FineTuner:
             (flattened, L2-normalised, next to the pooled embedding). Pooling loses where
             things are; on Fashion-MNIST the maps of stages 2 and 3 are worth +3.6 points
             (benchmarks/RESULTS.md, "Fine-tuning recipes tried"). ``()``: the plain embedding.
+        refit_head: cached path only: after every epoch fit the probe head again on the
+            tuned features (LP-FT-LP) instead of keeping the gradient-trained head, which
+            over-fits a few thousand labels.
 
     Learned attributes: ``model_`` (ExportedModel), ``classes_``, ``history_`` (DataFrame
     epoch, train_loss, train_acc, val_loss, val_acc, seconds (training only)), ``probe_accuracy_`` (held-out
@@ -131,6 +135,7 @@ class FineTuner:
         label_smoothing: float = 0.1,
         gpu_blocks: int | None = None,
         maps: Sequence[int] = (2, 3),
+        refit_head: bool = True,
     ) -> None:
         self.embedder = embedder
         self.blocks = blocks
@@ -153,6 +158,7 @@ class FineTuner:
         self.views, self.shift, self.label_smoothing = views, shift, label_smoothing
         self.gpu_blocks = gpu_blocks
         self.maps = tuple(maps)
+        self.refit_head = refit_head
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -343,7 +349,7 @@ class FineTuner:
             shift=self.shift, label_smoothing=self.label_smoothing, patience=self.patience,
             sampler=sampler, seed=self.random_state, device=device, use_cache=self.use_disk,
             cache_dir=self.cache_dir, check_cancel=self._check_cancel, on_epoch=on_epoch,
-            on_step=on_step)
+            on_step=on_step, refit_head=self.refit_head)
 
     def _finish(self, model: nn.Module, history: list[dict], best: tuple) -> None:
         """Load the best epoch's weights, freeze, and write the learned attributes."""

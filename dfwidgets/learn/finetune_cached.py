@@ -11,6 +11,7 @@ precision) with a gradient scaler.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -183,17 +184,20 @@ def fit_cached(backbone: nn.Module, head_fn: Callable[[np.ndarray, np.ndarray], 
                label_smoothing: float, patience: int, sampler: Any, seed: int, device: str,
                use_cache: bool, cache_dir: Any, check_cancel: Callable[[], None],
                on_epoch: Callable[[dict], None] | None,
-               on_step: Callable[[int, int], None] | None) -> CachedRun:
+               on_step: Callable[[int, int], None] | None, refit_head: bool = True
+               ) -> CachedRun:
     """LP-FT on cached activations. ``head_fn(features (n,D), y (n,))`` makes the probe
-    head; ``make_model(head)`` wraps backbone + head. Raises ``Cancelled`` (via
-    ``check_cancel``) only before the probe exists; afterwards a cancel ends the run with
-    the best state so far."""
+    head; ``make_model(head)`` wraps backbone + head. With ``refit_head`` the head is
+    fitted again by ``head_fn`` on the tuned features after every epoch (LP-FT-LP: the
+    gradient-trained head over-fits the small training set, the regularised probe does
+    not). Raises ``Cancelled`` (via ``check_cancel``) only before the probe exists;
+    afterwards a cancel ends the run with the best state so far."""
     from .finetune_parts import BestEpoch, Cancelled
     from .finetune_tail import StageSplit, cut_for_blocks, embedding_columns
 
     split = StageSplit(backbone, cut_for_blocks(backbone, blocks), image_size=image_size)
-    opts = dict(model_key=model_key, image_size=image_size, shift=shift, device=device,
-                check_cancel=check_cancel, cache_dir=cache_dir, use_cache=use_cache)
+    opts = {"model_key": model_key, "image_size": image_size, "shift": shift, "device": device,
+            "check_cancel": check_cancel, "cache_dir": cache_dir, "use_cache": use_cache}
     data = build_activations(split, train[0], transform, views=views, **opts)
     vdata = build_activations(split, val[0], transform, views=1, dtype="float32", **opts)
     y, val_y = train[1], val[1]
@@ -212,8 +216,8 @@ def fit_cached(backbone: nn.Module, head_fn: Callable[[np.ndarray, np.ndarray], 
     for p in tail:
         p.requires_grad_(True)
     val_loss, val_acc = evaluate_cached(split, head, vdata, val_y, device)
-    keeper = BestEpoch(model, dict(epoch=0, train_loss=np.nan, train_acc=np.nan,
-                                   val_loss=val_loss, val_acc=val_acc, seconds=0.0),
+    keeper = BestEpoch(model, {"epoch": 0, "train_loss": np.nan, "train_acc": np.nan,
+                               "val_loss": val_loss, "val_acc": val_acc, "seconds": 0.0},
                        patience=patience, on_epoch=on_epoch)
     opt = torch.optim.AdamW([{"params": tail, "lr": lr},
                              {"params": list(head.parameters()), "lr": head_lr}],
@@ -239,10 +243,14 @@ def fit_cached(backbone: nn.Module, head_fn: Callable[[np.ndarray, np.ndarray], 
                                     batch_size=batch_size, device=device, rng=rng,
                                     label_smoothing=label_smoothing, scaler=scaler,
                                     check_cancel=check_cancel, on_batch=step)
+            if refit_head:
+                tuned = evaluate_cached(split, None, data, y, device, features=True)
+                _refit(head, _cancellable(lambda f=tuned: head_fn(f, y), check_cancel))
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             val_loss, val_acc = evaluate_cached(split, head, vdata, val_y, device)
-            if keeper.add(dict(epoch=epoch, train_loss=loss, train_acc=acc, val_loss=val_loss,
-                               val_acc=val_acc, seconds=seconds, cpu_seconds=cpu)):
+            if keeper.add({"epoch": epoch, "train_loss": loss, "train_acc": acc,
+                           "val_loss": val_loss, "val_acc": val_acc, "seconds": seconds,
+                           "cpu_seconds": cpu}):
                 break
     except Cancelled:
         cancelled = True
@@ -254,3 +262,32 @@ def fit_cached(backbone: nn.Module, head_fn: Callable[[np.ndarray, np.ndarray], 
 def _renorm(x: np.ndarray) -> np.ndarray:
     """(n, D) rows scaled to unit length."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+@torch.no_grad()
+def _refit(head: nn.Linear, fitted: nn.Linear) -> None:
+    """Copy the weights of ``fitted`` (K, D) into ``head`` in place (the model holds it)."""
+    head.weight.copy_(fitted.weight.to(head.weight.device))
+    head.bias.copy_(fitted.bias.to(head.bias.device))
+
+
+def _cancellable(fn: Callable[[], Any], check_cancel: Callable[[], None], *,
+                 poll: float = 0.05) -> Any:
+    """``fn()`` in a worker thread, checking ``check_cancel`` every ``poll`` s so a cancel
+    is answered within a second even while a long probe fit runs (its result is dropped)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["out"] = fn()
+        except Exception as exc:  # noqa: BLE001 (re-raised in the caller's thread below)
+            box["err"] = exc
+
+    worker = threading.Thread(target=run, name="dfw-refit-head", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        check_cancel()
+        worker.join(poll)
+    if "err" in box:
+        raise box["err"]
+    return box["out"]

@@ -64,8 +64,8 @@ def fit_images(backbone: nn.Module, tail: list[nn.Parameter],
     model = make_model(head)
     n_classes = head.out_features
     val_loss, val_acc = loss_and_accuracy(model, x_val, val_y, device)
-    keeper = BestEpoch(model, dict(epoch=0, train_loss=np.nan, train_acc=np.nan,
-                                   val_loss=val_loss, val_acc=val_acc, seconds=0.0),
+    keeper = BestEpoch(model, {"epoch": 0, "train_loss": np.nan, "train_acc": np.nan,
+                               "val_loss": val_loss, "val_acc": val_acc, "seconds": 0.0},
                        patience=patience, on_epoch=on_epoch)
     opt = torch.optim.AdamW([{"params": tail, "lr": lr},
                              {"params": list(head.parameters()), "lr": head_lr}],
@@ -108,9 +108,9 @@ def fit_images(backbone: nn.Module, tail: list[nn.Parameter],
             head.eval()
             seconds = time.perf_counter() - te
             val_loss, val_acc = loss_and_accuracy(model, x_val, val_y, device)
-            if keeper.add(dict(epoch=epoch, train_loss=float(np.mean(losses)),
-                               train_acc=correct / seen, val_loss=val_loss, val_acc=val_acc,
-                               seconds=seconds)):
+            if keeper.add({"epoch": epoch, "train_loss": float(np.mean(losses)),
+                           "train_acc": correct / seen, "val_loss": val_loss,
+                           "val_acc": val_acc, "seconds": seconds}):
                 break
     except Cancelled:
         cancelled = True

@@ -102,7 +102,7 @@ def stratified_split(y: np.ndarray, share: float, rng: np.random.Generator
     tr, va = [], []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
-        n_va = int(round(share * len(idx))) if len(idx) >= 2 else 0
+        n_va = round(share * len(idx)) if len(idx) >= 2 else 0
         n_va = min(n_va, len(idx) - 1)
         va.extend(idx[:n_va])
         tr.extend(idx[n_va:])

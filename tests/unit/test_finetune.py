@@ -189,8 +189,8 @@ def test_a_changed_image_gets_new_activations(lite0, labeled, tmp_path):
     images = [im.convert("RGB") for im in labeled[0][:6]]
     split = StageSplit(lite0.module, cut_for_blocks(lite0.module, 2), image_size=64)
     tf = build_transform(describe_transform(lite0.transform, image_size=64))
-    opts = dict(model_key=lite0.cache_key, image_size=64, views=2, shift=4, device="cpu",
-                check_cancel=lambda: None, cache_dir=tmp_path)
+    opts = {"model_key": lite0.cache_key, "image_size": 64, "views": 2, "shift": 4,
+            "device": "cpu", "check_cancel": lambda: None, "cache_dir": tmp_path}
     first = build_activations(split, images, tf, **opts)
     assert first.computed == 12 and first.hits == 0
     again = build_activations(split, images, tf, **opts)
@@ -325,3 +325,23 @@ def test_the_head_on_stage_maps_is_measured_against_the_plain_probe(lite0, label
         assert torch.allclose(split(*split.front(x[:4])), wide, atol=1e-5)
     assert wide.shape[1] == len(cols) > 512 and int(cols.sum()) == 512
     assert lite0.module.maps == () and lite0.module(x[:2]).shape[1] == 512  # embedder unchanged
+
+
+def test_a_slow_head_refit_does_not_delay_cancel():
+    from dfwidgets.learn.finetune_cached import _cancellable
+    from dfwidgets.learn.finetune_parts import Cancelled
+
+    stop = threading.Event()
+
+    def check() -> None:
+        if stop.is_set():
+            raise Cancelled()
+
+    assert _cancellable(lambda: 41 + 1, check) == 42  # the fit's result comes back
+    threading.Timer(0.2, stop.set).start()
+    t0 = time.perf_counter()
+    with pytest.raises(Cancelled):
+        _cancellable(lambda: time.sleep(3), check)  # a probe fit that takes seconds
+    assert time.perf_counter() - t0 < 1.0
+    with pytest.raises(ZeroDivisionError):  # errors of the fit reach the caller
+        _cancellable(lambda: 1 / 0, lambda: None)
