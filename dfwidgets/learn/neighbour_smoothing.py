@@ -9,9 +9,10 @@ full-pool accuracy by 16% (margin) to 24% (random) and leaves the full-pool accu
 unchanged; the probe's confidence becomes over-optimistic, so Sessions use it only when
 asked (``Session.open(..., smoothing=0.5)``).
 
-The graph is built once per pool (faiss HNSW from 20,000 items when faiss is installed,
-else exact cosine search in torch) and cached on disk by the embeddings' hash, so every
-Session and simulation over the same embeddings shares it.
+The graph is :func:`knn_table`'s: built once per pool (a faiss inverted-file index from
+20,000 items when faiss is installed, recall@10 0.995 at 60k; else exact cosine search) and cached on
+disk by the embeddings' hash, so every Session and simulation over the same embeddings
+shares it (the Session's data-issue graph, neighbours rule and strategies use the same table).
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ import numpy as np
 
 from ._checks import check_embeddings
 
-__all__ = ["NeighbourSmoothing"]
+__all__ = ["NeighbourSmoothing", "knn_table"]
 
 log = logging.getLogger(__name__)
 
-HNSW_FROM = 20_000  # items from which the approximate (faiss HNSW) graph is used
+HNSW_FROM = 20_000  # items from which a pool's table is approximate (faiss IVF, _ivf_knn)
+IVF_NPROBE = 32  # inverted lists probed per item (recall@10 0.995 at 60k)
 _CHUNK = 2048
 
 
@@ -72,27 +74,10 @@ class NeighbourSmoothing:
             self.neighbours_ = np.zeros((len(X), 0), dtype=np.int32)
             self.seconds_ = 0.0
             return self
-        file = self._cache_file(X, k) if self.cache else None
-        table = _load_table(file, len(X), k) if file is not None else None
-        if table is None:
-            table = _knn(X, X, k, exclude_self=True)
-            if file is not None:
-                _save_table(file, table)
-        self.neighbours_ = table
+        self.neighbours_ = _index_table(X, k, cache=self.cache)
         self.seconds_ = time.perf_counter() - started
         log.info("neighbour graph of %d items (k=%d) in %.1f s", len(X), k, self.seconds_)
         return self
-
-    def _cache_file(self, X: np.ndarray, k: int) -> Path | None:
-        from .._config import cache_dir
-
-        try:
-            digest = hashlib.blake2b(np.ascontiguousarray(X).view(np.uint8),
-                                     digest_size=16).hexdigest()
-            return cache_dir(sub="neighbours") / f"{digest}_k{k}.npy"
-        except OSError as exc:  # read-only home etc.: just do not cache
-            log.info("no neighbour cache (%s)", exc)
-            return None
 
     # ------------------------------------------------------------------ transform
     def transform(self, X: Any = None) -> np.ndarray:
@@ -122,6 +107,72 @@ class NeighbourSmoothing:
     def fit_transform(self, pool: Any) -> np.ndarray:
         """``fit(pool).transform()``: the smoothed pool (N, D)."""
         return self.fit(pool).transform()
+
+
+# ====================================================================== the table
+def knn_table(pool: Any, *, k: int = 10, cache: bool = True, chunk: int = 4096
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` nearest other rows of ``pool`` (N, D) by cosine similarity ->
+    (sims (N, k') float32, idx (N, k') int64), nearest first, k' = min(k, N - 1).
+
+    Exact below 20,000 rows, else a faiss inverted-file index; the index part is cached on disk by content
+    hash (``cache``), the similarities are recomputed exactly from it (chunked)."""
+    X = _unit_rows(check_embeddings(pool, name="pool"))
+    k = max(0, min(int(k), len(X) - 1))
+    idx = _index_table(X, k, cache=cache).astype(np.int64) if k else \
+        np.zeros((len(X), 0), dtype=np.int64)
+    sims = np.empty(idx.shape, dtype=np.float32)
+    for lo in range(0, len(X), chunk):
+        sims[lo:lo + chunk] = np.einsum("id,ikd->ik", X[lo:lo + chunk], X[idx[lo:lo + chunk]])
+    order = np.argsort(-sims, axis=1, kind="stable")
+    return np.take_along_axis(sims, order, 1), np.take_along_axis(idx, order, 1)
+
+
+def _index_table(X: np.ndarray, k: int, *, cache: bool) -> np.ndarray:
+    """(N, k) int32 neighbours of unit rows ``X`` (self excluded), from the disk cache, else
+    exact (:func:`_knn`) below ``HNSW_FROM`` rows or without faiss, else :func:`_ivf_knn`."""
+    approximate = len(X) >= HNSW_FROM and _has_faiss()
+    file = _cache_file(X, k, f"_ivf{IVF_NPROBE}" if approximate else "") if cache else None
+    table = _load_table(file, len(X), k) if file is not None else None
+    if table is None:
+        table = _ivf_knn(X, k) if approximate else _knn(X, X, k, exclude_self=True)
+        if file is not None:
+            _save_table(file, table)
+    return table
+
+
+def _has_faiss() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _ivf_knn(X: np.ndarray, k: int) -> np.ndarray:
+    """(N, k) int32 neighbours of unit rows ``X`` among themselves (self excluded): a faiss
+    inverted-file index (``knn_index.inner_product_index``, 4 sqrt(N) lists, ``IVF_NPROBE``
+    probed, ranked exactly inside them). At 60k Fashion-MNIST rows, recall@10: nprobe 8
+    0.915, 16 0.974, 32 0.995 (HNSW, used before: 0.984, and it let one item of a separate
+    200-item cluster link to the rest, which hid that cluster from the outlier rule)."""
+    from .knn_index import inner_product_index
+
+    index = inner_product_index(np.ascontiguousarray(X, dtype=np.float32), ivf_from=0,
+                                nprobe=IVF_NPROBE, train_iterations=10, points_per_list=32)
+    _, found = index.search(np.ascontiguousarray(X, dtype=np.float32), k + 1)
+    return _drop_self(found, k)
+
+
+def _cache_file(X: np.ndarray, k: int, method: str = "") -> Path | None:
+    from .._config import cache_dir
+
+    try:
+        digest = hashlib.blake2b(np.ascontiguousarray(X).view(np.uint8),
+                                 digest_size=16).hexdigest()
+        return cache_dir(sub="neighbours") / f"{digest}_k{k}{method}.npy"
+    except OSError as exc:  # read-only home etc.: just do not cache
+        log.info("no neighbour cache (%s)", exc)
+        return None
 
 
 # ====================================================================== helpers
@@ -154,7 +205,12 @@ def _knn(queries: np.ndarray, base: np.ndarray, k: int, *, exclude_self: bool) -
                 found[i:i + _CHUNK] = (Q[i:i + _CHUNK] @ B.T).topk(k + extra, dim=1).indices
     if not exclude_self:
         return found[:, :k].astype(np.int32)
-    # drop each row's own index (or, if HNSW missed it, the last neighbour)
+    return _drop_self(found, k)
+
+
+def _drop_self(found: np.ndarray, k: int) -> np.ndarray:
+    """(N, k + 1) search results of the rows themselves -> (N, k) int32 without each row's
+    own index (or, where the search missed it, without the last neighbour)."""
     rows = np.arange(len(found))[:, None]
     is_self = found == rows
     missing = ~is_self.any(axis=1)

@@ -4,55 +4,66 @@ Each item ``x`` covers the items that have ``x`` among their ``k`` nearest neigh
 ball whose radius adapts to the local density, instead of one global ``delta``). Greedy
 max coverage: repeatedly the unlabeled item covering the most not-yet-covered items, so
 early picks are typical (dense regions) and spread out (each new region once). Items
-covered by a labeled item count as covered. The graph is NeighbourSmoothing's (cached on
-disk by content hash).
+covered by a labeled item count as covered. The graph is ``neighbour_smoothing.knn_table``'s
+(cached on disk by content hash); a Session hands over its own (:func:`remember_table`).
 """
 
 from __future__ import annotations
 
 import threading
+
 import numpy as np
 
-__all__ = ["KNN", "neighbour_table", "probcover_picks"]
+__all__ = ["KNN", "neighbour_table", "probcover_picks", "remember_table", "typicality"]
 
 KNN = 10
 _CACHE: dict[tuple, np.ndarray] = {}
 _LOCK = threading.Lock()
 
 
-def neighbour_table(X: np.ndarray, *, k: int = KNN) -> np.ndarray:
-    """(N, k) int64 nearest neighbours (cosine, self excluded) of the rows of ``X``."""
-    from .neighbour_smoothing import NeighbourSmoothing
+def _key(kind: str, X: np.ndarray, k: int) -> tuple:
+    return (kind, X.shape, X.dtype.str, k, X[:: max(1, len(X) // 64)].tobytes())
 
-    key = (X.shape, X.dtype.str, k, X[:: max(1, len(X) // 64)].tobytes())
+
+def remember_table(X: np.ndarray, idx: np.ndarray, sims: np.ndarray) -> None:
+    """Use a neighbour table made elsewhere (a Session's, ``knn_table``'s layout: idx (N, k)
+    int64 and sims (N, k) cosine, nearest first) for the pool ``X`` (N, D): the strategies'
+    calls on the same ``X`` then build nothing. Replaces the cached pool."""
+    k = idx.shape[1]
+    if k < 1 or len(idx) != len(X):
+        return
+    typ = sims.mean(axis=1, dtype=np.float64).astype(np.float32)
+    typ = (typ - typ.min()) / max(float(typ.max() - typ.min()), 1e-12)
+    with _LOCK:
+        _CACHE.clear()  # one pool at a time: bounded memory
+        _CACHE[_key("table", X, k)] = idx
+        _CACHE[_key("typicality", X, k)] = typ
+
+
+def neighbour_table(X: np.ndarray, *, k: int = KNN) -> np.ndarray:
+    """(N, k) int64 nearest neighbours (cosine, self excluded, nearest first) of the rows of
+    ``X``: the cached table (:func:`remember_table`), else ``knn_table``'s."""
+    from .neighbour_smoothing import knn_table
+
+    key = _key("table", X, k)
     with _LOCK:
         table = _CACHE.get(key)
     if table is None:
-        table = NeighbourSmoothing(k=k, alpha=1.0).fit(X).neighbours_.astype(np.int64)
-        with _LOCK:
-            _CACHE.clear()  # one pool at a time: bounded memory
-            _CACHE[key] = table
+        sims, table = knn_table(X, k=k)
+        remember_table(X, table, sims)
     return table
 
 
-def typicality(X: np.ndarray, *, k: int = KNN, chunk: int = 4096) -> np.ndarray:
-    """(N,) float mean cosine similarity of each row of ``X`` to its ``k`` nearest rows,
-    scaled to [0, 1]; computed in chunks (never an (N, k, D) array) and cached with the
-    neighbour table of the same pool."""
-    key = ("typicality", X.shape, X.dtype.str, k, X[:: max(1, len(X) // 64)].tobytes())
+def typicality(X: np.ndarray, *, k: int = KNN) -> np.ndarray:
+    """(N,) float32 mean cosine similarity of each row of ``X`` to its ``k`` nearest rows,
+    scaled to [0, 1]; cached with the neighbour table of the same pool."""
+    key = _key("typicality", X, k)
     with _LOCK:
         typ = _CACHE.get(key)
-    if typ is not None:
-        return typ
-    table = neighbour_table(X, k=k)
-    unit = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-    typ = np.empty(len(X), dtype=unit.dtype)
-    for lo in range(0, len(X), chunk):
-        nb = table[lo:lo + chunk]
-        typ[lo:lo + chunk] = np.einsum("id,ikd->i", unit[lo:lo + chunk], unit[nb]) / nb.shape[1]
-    typ = (typ - typ.min()) / max(float(typ.max() - typ.min()), 1e-12)
-    with _LOCK:
-        _CACHE[key] = typ
+    if typ is None:
+        neighbour_table(X, k=k)
+        with _LOCK:
+            typ = _CACHE[key]
     return typ
 
 

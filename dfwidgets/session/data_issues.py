@@ -103,17 +103,12 @@ class DataIssues:
 
     # ------------------------------------------------------------------ inputs
     def graph(self) -> Any:
-        """(N, N) CSR cosine-distance graph of the K nearest items (built once): the
-        Session's index when it is exact and small, else a faiss inverted-file search."""
+        """(N, N) CSR cosine-distance graph of the K nearest items (built once), from the
+        Session's shared neighbour table (``Neighbours.table``)."""
         if self._graph is None:
-            from ..learn.data_issues import knn_graph, knn_search
+            from ..learn.data_issues import knn_graph
 
-            emb = self._s.embeddings
-            k = min(K + 1, len(emb))
-            if len(emb) <= 20_000:
-                sims, idx = self._s._neighbours.nearest(emb, k=k)
-            else:
-                sims, idx = knn_search(emb / np.linalg.norm(emb, axis=1, keepdims=True), k)
+            sims, idx = self._s._neighbours.table(k=K)
             self._graph = knn_graph(idx, 1.0 - sims)
         return self._graph
 

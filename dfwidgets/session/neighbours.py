@@ -1,7 +1,10 @@
 """Nearest neighbours over a Session's embeddings, and item images for views.
 
 The :class:`~dfwidgets.index.NearestNeighborIndex` is built on first use, once, and shared
-by every view; images go through :func:`dfwidgets.thumbs.encode_item`, the one encoding path.
+by every view. The pool's neighbour table (each item's 10 nearest, :meth:`Neighbours.table`)
+is built once too and shared by the data-issue graph, the neighbours rule and the
+strategies (handed to ``learn.probcover``'s cache). Images go through
+:func:`dfwidgets.thumbs.encode_item`, the one encoding path.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import numpy as np
 
 from .checks import check_indices
 
-__all__ = ["Neighbours", "item_image_bytes"]
+__all__ = ["TABLE_K", "Neighbours", "item_image_bytes"]
+
+TABLE_K = 10  # neighbours per item in the shared table
 
 
 class Neighbours:
@@ -23,6 +28,8 @@ class Neighbours:
         self._embeddings = embeddings
         self._index: Any = None
         self._lock = threading.Lock()
+        self._table: tuple[np.ndarray, np.ndarray] | None = None
+        self._table_lock = threading.Lock()  # a second caller waits for the first build
 
     def index(self) -> Any:
         """The NearestNeighborIndex (built on the first call, thread-safe)."""
@@ -33,6 +40,25 @@ class Neighbours:
 
                     self._index = NearestNeighborIndex(self._embeddings)
         return self._index
+
+    def table(self, *, k: int = TABLE_K) -> tuple[np.ndarray, np.ndarray]:
+        """Each item's ``k`` nearest other items -> (sims (N, k') float32 cosine, idx
+        (N, k') int64), nearest first, k' = min(k, N - 1). Built once per embeddings
+        (``learn.neighbour_smoothing.knn_table``: exact below 20,000 items, else faiss IVF;
+        cached on disk), thread-safe; do not modify the arrays."""
+        want = max(0, min(int(k), len(self._embeddings) - 1))
+        with self._table_lock:
+            if self._table is None or self._table[1].shape[1] < want:
+                from ..learn.neighbour_smoothing import knn_table
+                from ..learn.probcover import remember_table
+
+                sims, idx = knn_table(self._embeddings, k=max(want, TABLE_K))
+                for a in (sims, idx):
+                    a.flags.writeable = False
+                self._table = (sims, idx)
+                remember_table(self._embeddings, idx[:, :TABLE_K], sims[:, :TABLE_K])
+            sims, idx = self._table
+        return sims[:, :want], idx[:, :want]
 
     def nearest(self, vectors: Any, *, k: int, exclude: Any = None
                 ) -> tuple[np.ndarray, np.ndarray]:

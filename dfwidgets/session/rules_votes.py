@@ -150,13 +150,12 @@ def neighbour_rule_votes(session: Session, *, k: int) -> np.ndarray:
     (label spreading, Zhou et al. 2004: learn/label_spreading.py); each item reached votes
     its top class (the labeled items their own)."""
     from ..learn.label_spreading import spread_labels
-    from ..learn.probcover import neighbour_table
 
     n = len(session.ids)
     src = _sources(session)
     if len(src) == 0 or n < 2:
         return np.full(n, ws.ABSTAIN, np.int64)
-    table = neighbour_table(session.embeddings, k=min(k, n - 1))
+    table = session._neighbours.table(k=k)[1]  # the Session's shared kNN table
     scores = spread_labels(table, src, session.label_array()[src], len(session.classes))
     return np.where(scores.sum(axis=1) > 0, scores.argmax(axis=1), ws.ABSTAIN).astype(np.int64)
 

@@ -35,6 +35,10 @@ RULES_CSS = """<style>
 .dfw-rules .dfw-rl-name{font-weight:600}.dfw-rules .dfw-rl-muted{opacity:.65;font-size:90%}
 .dfw-rules .dfw-rl-error{color:var(--jp-error-color1,#c00)}
 .dfw-rules .dfw-rl-ok{color:var(--jp-success-color1,#080)}
+.dfw-rules .dfw-rl-list .widget-html-content,.dfw-rules .dfw-rl-text .widget-html-content{
+ line-height:1.4;white-space:normal;overflow-wrap:anywhere}
+.dfw-rules .dfw-rl-list .dfw-rl-error{margin-top:2px}
+.dfw-rules .dfw-rl-row .widget-button{padding:0;margin-left:4px}
 </style>"""
 EVENTS = ("rules_changed", "labels_changed", "classes_changed", "selection_changed")
 
@@ -107,6 +111,8 @@ class RulesPanel(SessionView, W.VBox):
         self.list_box = W.VBox()
         self.list_box.add_class("dfw-rl-list")
         self.weak_note = W.HTML()
+        self.weak_note.add_class("dfw-rl-text")
+
         def wrap() -> W.Layout:
             return W.Layout(flex_flow="row wrap", align_items="center")
 
@@ -207,13 +213,18 @@ class RulesPanel(SessionView, W.VBox):
 
     def _row(self, row: pd.Series) -> W.HBox:
         name = str(row["rule"])
-        switch = W.Checkbox(value=bool(row["enabled"]), indent=False, layout=W.Layout(width="24px"))
+        switch = W.Checkbox(value=bool(row["enabled"]), indent=False,
+                            layout=W.Layout(width="24px", flex="0 0 auto"))
         switch.observe(lambda ch, n=name: self.toggle(n, bool(ch["new"])), names="value")
-        text = W.HTML(row_html(row))
-        remove = W.Button(icon="trash", tooltip=f"Remove {name}", layout=W.Layout(width="36px"))
+        # the text takes the room left and wraps; the switch and the bin keep their size
+        text = W.HTML(row_html(row), layout=W.Layout(flex="1 1 0%", min_width="0",
+                                                     margin="2px 0"))
+        remove = W.Button(icon="trash", tooltip=f"Remove {name}",
+                          layout=W.Layout(width="32px", flex="0 0 auto"))
         remove.on_click(lambda _b, n=name: self.remove(n))
         self._rows[name] = (switch, text, remove)
-        box = W.HBox([switch, text, remove])
+        box = W.HBox([switch, text, remove], layout=W.Layout(width="100%",
+                                                             align_items="flex-start"))
         box.add_class("dfw-rl-row")
         return box
 

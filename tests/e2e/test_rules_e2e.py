@@ -6,7 +6,7 @@ list and the map's colour mode must agree with what was done."""
 from __future__ import annotations
 
 import numpy as np
-from harness import LIGHT_THEME, lasso
+from harness import DARK_THEME, LIGHT_THEME, lasso
 from kernel_code import fmnist_test_session
 
 N_SEED = 30
@@ -72,3 +72,13 @@ def test_region_rule_from_a_lasso(lab, tmp_path, fmnist_test_emb, output_dir):
     page.wait_for_function("(el) => /weak label/.test(el.textContent)",
                            arg=legend.element_handle(), timeout=15_000)
     lab.screenshot_output(1, "rules_region_light.png", ".dfw-workbench")
+    # the rule's bin stays inside the panel (it was cut at the right) at 1024x768; its long
+    # abstain message wraps inside the row
+    row.scroll_into_view_if_needed()
+    bin_box = row.locator("button").last.bounding_box()
+    row_box, side = row.bounding_box(), wb.locator(".dfw-wb-side").first.bounding_box()
+    assert bin_box["x"] + bin_box["width"] <= side["x"] + side["width"] + 1, (bin_box, side)
+    assert row_box["x"] + row_box["width"] <= side["x"] + side["width"] + 1, (row_box, side)
+    lab.set_theme(DARK_THEME)
+    lab.screenshot_output(1, "rules_region_dark.png", ".dfw-workbench")
+    lab.set_theme(LIGHT_THEME)

@@ -247,3 +247,28 @@ def test_include_and_bad_input(dup_session):
         s.exclude([1], source="nowhere")
     with pytest.raises(IndexError):
         s.exclude([10_000])
+
+
+def test_one_neighbour_table_for_issues_rules_and_strategies(dup_session, monkeypatch):
+    """The Session builds its 10-NN table once (exact at this size); the data-issue graph,
+    the neighbours rule and the strategies' ProbCover / typicality all read that table."""
+    from dfwidgets.learn import neighbour_smoothing as ns
+    from dfwidgets.learn import probcover, strategies
+    from dfwidgets.session.rules_votes import neighbour_rule_votes
+
+    s, calls = dup_session, []
+    real = ns.knn_table
+    monkeypatch.setattr(ns, "knn_table", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    s.find_issues()
+    neighbour_rule_votes(s, k=10)
+    strategies.probcover(None, s.embeddings, np.zeros(len(s.ids), bool), 5, 0)
+    typ = probcover.typicality(np.array(s.embeddings))  # a copy: the same pool by content
+    assert len([c for c in calls if c.get("cache", True)]) == 1  # (the other: pixel kNN)
+    sims, idx = s._neighbours.table(k=10)
+    unit = s.embeddings / np.linalg.norm(s.embeddings, axis=1, keepdims=True)
+    full = unit @ unit.T
+    np.fill_diagonal(full, -np.inf)
+    np.testing.assert_allclose(sims, -np.sort(-full, axis=1)[:, :10], atol=1e-5)
+    assert sims[0, 0] == pytest.approx(1.0, abs=1e-5) and idx[0, 0] == 200  # the copy
+    assert s.issues.neighbours(0, k=3)[0] == 200
+    np.testing.assert_allclose(typ.argmax(), sims.mean(axis=1).argmax())

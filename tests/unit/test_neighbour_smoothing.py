@@ -188,3 +188,24 @@ def test_simulate_uses_smoothing_and_records_it(fmnist_train_emb, fmnist_train,
                        progress=False)
     assert on.settings["smoothing"] == 0.5 and off.settings["smoothing"] == 0
     assert not np.allclose(on.curves["accuracy"], off.curves["accuracy"])
+
+
+def test_large_pool_table_is_close_to_exact_and_keeps_a_separate_cluster_apart(
+        blobs, cache, monkeypatch) -> None:
+    """Above HNSW_FROM rows the shared table comes from a faiss inverted-file index: recall
+    close to exact, sims exact and sorted, and a small far cluster never links to the rest
+    (the data-issue outlier rule finds such a cluster as a component of the graph)."""
+    from dfwidgets.learn import neighbour_smoothing as ns
+
+    rng = np.random.default_rng(1)
+    far = (rng.normal(size=(1, 32)) * 8 + 0.3 * rng.normal(size=(40, 32))).astype(np.float32)
+    pool = np.concatenate([blobs, far])
+    monkeypatch.setattr(ns, "HNSW_FROM", 1000)
+    monkeypatch.setattr(ns, "_knn", lambda *a, **kw: pytest.fail("the exact path was used"))
+    sims, idx = ns.knn_table(pool, k=10, cache=False)
+    want = brute_knn(pool, 10)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx, want)]) >= 0.97
+    assert (idx[1500:] >= 1500).all() and (idx[:1500] < 1500).all()
+    U = pool / np.linalg.norm(pool, axis=1, keepdims=True)
+    np.testing.assert_allclose(sims, np.einsum("id,ikd->ik", U, U[idx]), atol=1e-5)
+    assert (np.diff(sims, axis=1) <= 1e-6).all()
