@@ -269,8 +269,9 @@ class Session:
 
     def accuracy_estimate(self) -> dict[str, Any]:
         """Accuracy on the unlabeled items, 95% interval: dict(estimate, low, high, n,
-        expected, correction, audit_*): mean confidence corrected by the ``n`` answered
-        audit items; ``audit_*`` from the audit alone. None values before a model."""
+        expected, correction, audit_*, n_random): mean confidence corrected by the ``n``
+        answered audit items and, under the random strategy, the ``n_random`` random picks
+        scored out of fold; ``audit_*`` from the audit alone. None values before a model."""
         return self._evaluation.accuracy_estimate()
 
     def true_accuracy(self) -> dict[str, Any] | None:
@@ -359,9 +360,9 @@ class Session:
 
     # ------------------------------------------------------------------ proposals
     def propose(self, *, method: str = "prototype", prompts: Any = None, examples: Any = None,
-                templates: Sequence[str] | None = None, open_set: bool = False) -> pd.DataFrame:
+                templates: Sequence[str] | None = None, open_set: bool = True) -> pd.DataFrame:
         """DataFrame[index, label, confidence, kept] per unlabeled item, as ``proposal_``;
-        ``open_set=True``: items far from every example get kept=False, never committed."""
+        ``open_set`` (default): items far from every example get kept=False, never committed."""
         return self.examples.propose(method=method, prompts=prompts, examples=examples,
                                      templates=templates, open_set=open_set)
 
