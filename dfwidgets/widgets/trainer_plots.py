@@ -3,14 +3,18 @@ per-class accuracy, the confusion matrix, and the "saving" / "when to stop" sent
 
 Draws numbers computed by ``session.training`` (see
 :mod:`dfwidgets.learn.training_report`); computes nothing itself. Figures are plotly
-``FigureWidget``s updated in place (``batch_update``), never re-created.
+``FigureWidget``s updated in place (``batch_update``), never re-created; edits from worker
+threads take turns with the kernel's handling of the page's messages (:func:`take_turns`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
+import logging
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .plot_style import COLORS, new_figure, plot_css, sync_state
@@ -47,6 +51,29 @@ TRAINER_CSS = """
   image-rendering: pixelated; }
 </style>
 """.replace("{plots}", plot_css("dfw-trainer"))
+
+
+log = logging.getLogger(__name__)
+EDIT_WAIT = 10.0  #: s a worker thread waits for its turn before editing anyway
+
+
+def take_turns(fig: Any) -> threading.RLock:
+    """A lock that ``fig.set_state`` (the page's messages, on the kernel's thread) holds.
+
+    ipywidgets' set_state holds trait notifications on the *instance* (traitlets swaps
+    ``notify_change``), and plotly sends each edit as ``_py2js_update = msg`` then ``None``:
+    an edit made from another thread meanwhile is merged into the held ``None`` and never
+    reaches the page (the Trainer's curve stayed empty under load while Python had it).
+    Edits from worker threads take this lock too (:meth:`TrainerPlots.editing`)."""
+    lock = threading.RLock()
+    plain = fig.set_state
+
+    def set_state(sync_data: dict) -> None:
+        with lock:
+            plain(sync_data)
+
+    fig.set_state = set_state
+    return lock
 
 
 def _muted(text: str) -> str:
@@ -115,9 +142,23 @@ class TrainerPlots:
         if on_bar is not None:
             self.class_fig.data[0].on_click(
                 lambda _t, points, _s: on_bar(str(points.xs[0])) if points.xs else None)
+        self._turns = {id(f): take_turns(f) for f in self.figures}
         for f in self.figures:  # no fixed width: autosize to the box (see boxed)
             f.layout.autosize = True
             sync_state(f)
+
+    @contextlib.contextmanager
+    def editing(self, *figs: Any) -> Iterator[None]:
+        """Edit ``figs`` when the kernel is not applying a page message to them (see
+        :func:`take_turns`); after ``EDIT_WAIT`` s the edit goes ahead anyway (logged)."""
+        with contextlib.ExitStack() as stack:
+            for f in figs:
+                lock = self._turns[id(f)]
+                if lock.acquire(timeout=EDIT_WAIT):
+                    stack.callback(lock.release)
+                else:
+                    log.warning("editing a figure while the page's message is handled")
+            yield
 
     @staticmethod
     def boxed(fig: Any, **layout: Any) -> Any:
@@ -141,64 +182,68 @@ class TrainerPlots:
         base_x, base_y = rep["baseline"]
         ft_x, ft_y = rep["finetune"]
         stop = rep["stop"]
-        with fig.batch_update():
-            you = fig.data[0]
-            you.x = pts["n_labels"].tolist()
-            you.y = pts["accuracy"].tolist()
-            if len(pts) and pts["low"].notna().any():
-                you.error_y = {"type": "data", "symmetric": False, "visible": True,
-                               "array": (pts["high"] - pts["accuracy"]).fillna(0).tolist(),
-                               "arrayminus": (pts["accuracy"] - pts["low"]).fillna(0).tolist()}
-            else:
-                you.error_y = {"visible": False}
-            you.name = f"your labels ({pts['measured'].iloc[0]})" if len(pts) else "your labels"
-            fig.data[1].x, fig.data[1].y = base_x, base_y
-            fig.data[2].x, fig.data[2].y = list(stop["fit_x"]), list(stop["fit_y"])
-            fig.data[3].x, fig.data[3].y = ft_x, ft_y
-            fig.data[4].x = [0, rep["x_max"]]
-            fig.data[4].y = [rep["target"], rep["target"]]
-        sync_state(fig)
+        with self.editing(fig):
+            with fig.batch_update():
+                you = fig.data[0]
+                you.x = pts["n_labels"].tolist()
+                you.y = pts["accuracy"].tolist()
+                if len(pts) and pts["low"].notna().any():
+                    you.error_y = {"type": "data", "symmetric": False, "visible": True,
+                                   "array": (pts["high"] - pts["accuracy"]).fillna(0).tolist(),
+                                   "arrayminus": (pts["accuracy"] - pts["low"]).fillna(0).tolist()}
+                else:
+                    you.error_y = {"visible": False}
+                you.name = f"your labels ({pts['measured'].iloc[0]})" if len(pts) else "your labels"
+                fig.data[1].x, fig.data[1].y = base_x, base_y
+                fig.data[2].x, fig.data[2].y = list(stop["fit_x"]), list(stop["fit_y"])
+                fig.data[3].x, fig.data[3].y = ft_x, ft_y
+                fig.data[4].x = [0, rep["x_max"]]
+                fig.data[4].y = [rep["target"], rep["target"]]
+            sync_state(fig)
 
     # ------------------------------------------------------------------ epochs
     def clear_epochs(self) -> None:
         """Empty the per-epoch figure (a new fine-tuning run starts)."""
-        with self.epoch_fig.batch_update():
-            for trace in self.epoch_fig.data:
-                trace.x, trace.y = [], []
-        sync_state(self.epoch_fig)
+        with self.editing(self.epoch_fig):
+            with self.epoch_fig.batch_update():
+                for trace in self.epoch_fig.data:
+                    trace.x, trace.y = [], []
+            sync_state(self.epoch_fig)
 
     def add_epoch(self, row: dict[str, Any]) -> None:
         """Append one FineTuner history row (epoch 0, the probe start, clears first)."""
         if int(row["epoch"]) == 0:
             self.clear_epochs()
         fig = self.epoch_fig
-        with fig.batch_update():
-            for trace, (_n, key, _c, _d, _s) in zip(fig.data, EPOCH_TRACES):
-                value = row.get(key)
-                if value is None or not math.isfinite(float(value)):
-                    continue
-                trace.x = tuple(trace.x or ()) + (row["epoch"],)
-                trace.y = tuple(trace.y or ()) + (float(value),)
-        sync_state(fig)
+        with self.editing(fig):
+            with fig.batch_update():
+                for trace, (_n, key, _c, _d, _s) in zip(fig.data, EPOCH_TRACES):
+                    value = row.get(key)
+                    if value is None or not math.isfinite(float(value)):
+                        continue
+                    trace.x = tuple(trace.x or ()) + (row["epoch"],)
+                    trace.y = tuple(trace.y or ()) + (float(value),)
+            sync_state(fig)
 
     # ------------------------------------------------------------------ classes
     def draw_confusion(self, conf: dict[str, Any]) -> None:
         """Draw ``session.training.confusion()``: per-class bars and the matrix."""
         per, classes = conf["per_class"], conf["classes"]
-        with self.class_fig.batch_update():
-            bar = self.class_fig.data[0]
-            bar.x = per["class"].tolist()
-            bar.y = per["accuracy"].tolist()
-            bar.customdata = per["n"].tolist()
-            self.class_fig.layout.title.text = (
-                f"Per-class accuracy ({conf['kind']}, {conf['n']} items; click a bar)")
-        with self.confusion_fig.batch_update():
-            heat = self.confusion_fig.data[0]
-            heat.z = conf["matrix"].tolist()
-            heat.x = classes
-            heat.y = classes
-        sync_state(self.class_fig)
-        sync_state(self.confusion_fig)
+        with self.editing(self.class_fig, self.confusion_fig):
+            with self.class_fig.batch_update():
+                bar = self.class_fig.data[0]
+                bar.x = per["class"].tolist()
+                bar.y = per["accuracy"].tolist()
+                bar.customdata = per["n"].tolist()
+                self.class_fig.layout.title.text = (
+                    f"Per-class accuracy ({conf['kind']}, {conf['n']} items; click a bar)")
+            with self.confusion_fig.batch_update():
+                heat = self.confusion_fig.data[0]
+                heat.z = conf["matrix"].tolist()
+                heat.x = classes
+                heat.y = classes
+            sync_state(self.class_fig)
+            sync_state(self.confusion_fig)
 
 
 def saving_text(saving: dict[str, Any]) -> str:

@@ -190,11 +190,21 @@ def test_lasso_restrict_label_train_click_cell(lab, tmp_path, fmnist_test_emb, o
     train = trainer.locator("button.dfw-tr-train")
     train.click()
     # trained on all 40 labels: the accuracy-vs-labels curve has its point, Train is back
-    page.wait_for_function(
-        """([el, n]) => { const gd = el.querySelector('.js-plotly-plot');
-             const t = gd && gd.data && gd.data[0];
-             return !!(t && t.x && Array.from(t.x).includes(n)); }""",
-        arg=[trainer.element_handle(), N_SEED + N_LABELS], timeout=180_000)
+    try:
+        page.wait_for_function(
+            """([el, n]) => { const gd = el.querySelector('.js-plotly-plot');
+                 const t = gd && gd.data && gd.data[0];
+                 return !!(t && t.x && Array.from(t.x).includes(n)); }""",
+            arg=[trainer.element_handle(), N_SEED + N_LABELS], timeout=180_000)
+    except Exception as exc:  # say whether the kernel was still training or the page missed it
+        kernel = lab.kernel_eval("{'training': wb.trainer.training, 'status': "
+                                 "wb.trainer.status.value, 'x': list(wb.trainer.curve_fig"
+                                 ".data[0].x or ())}")
+        page_x = trainer.evaluate("(el) => { const gd = el.querySelector('.js-plotly-plot');"
+                                  " if (!gd || !gd.data) return null; return gd.data.length ? "
+                                  "Array.from(gd.data[0].x || []) : 'no traces'; }")
+        raise AssertionError(f"no curve point at {N_SEED + N_LABELS} labels on the page: "
+                             f"kernel {kernel}, page x {page_x}") from exc
     page.wait_for_function("(b) => !b.disabled", arg=train.element_handle(), timeout=60_000)
     heat_js = """(el) => { const gds = [...el.querySelectorAll('.js-plotly-plot')];
         const gd = gds.find(g => g.data && g.data[0] && g.data[0].type === 'heatmap');

@@ -208,3 +208,36 @@ def test_curve_marks_points_made_with_weak_labels(session):
     assert n_weak > 0
     assert f"Points made with weak labels (rules): at 40 (+{n_weak:,} weak)" in tr.saving_html.value
     tr.close()
+
+
+def test_an_edit_from_a_worker_thread_is_not_lost_while_a_page_message_is_handled():
+    """ipywidgets' set_state (the page's message, kernel thread) holds the figure's trait
+    notifications; plotly's edit (``_py2js_update`` = msg, then None) made meanwhile from
+    the training thread was merged into None and never reached the page. It now waits."""
+    import threading
+
+    import pandas as pd
+
+    from dfwidgets.widgets.trainer_plots import TrainerPlots
+
+    plots = TrainerPlots(on_cell=lambda _t, _p: None)
+    fig, sent = plots.curve_fig, []
+    fig.observe(lambda change: sent.append(change["new"]), names="_py2js_update")
+    in_message = threading.Event()
+
+    def slow_from_json(value, _widget):  # the kernel still applying the page's message
+        in_message.set()
+        time.sleep(0.5)
+        return value
+
+    fig._trait_from_json = slow_from_json
+    page = threading.Thread(target=fig.set_state, args=({"_last_layout_edit_id": 0},))
+    page.start()
+    assert in_message.wait(10)
+    points = pd.DataFrame({"n_labels": [40], "accuracy": [0.6], "low": [np.nan],
+                           "high": [np.nan], "measured": ["held-out"]})
+    plots.draw_curve({"points": points, "baseline": ([], []), "finetune": ([], []),
+                      "stop": {"fit_x": [], "fit_y": []}, "x_max": 40, "target": 0.9})
+    page.join()
+    edits = [m for m in sent if m is not None]
+    assert edits and edits[-1]["style_data"]["x"][0] == [40]
