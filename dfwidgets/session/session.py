@@ -360,9 +360,10 @@ class Session:
 
     # ------------------------------------------------------------------ proposals
     def propose(self, *, method: str = "prototype", prompts: Any = None, examples: Any = None,
-                templates: Sequence[str] | None = None, open_set: bool = True) -> pd.DataFrame:
+                templates: Sequence[str] | None = None, open_set: bool = False) -> pd.DataFrame:
         """DataFrame[index, label, confidence, kept] per unlabeled item, as ``proposal_``;
-        ``open_set`` (default): items far from every example get kept=False, never committed."""
+        ``open_set=True`` (VisualSearch's default): items far from every example get
+        kept=False, never committed."""
         return self.examples.propose(method=method, prompts=prompts, examples=examples,
                                      templates=templates, open_set=open_set)
 

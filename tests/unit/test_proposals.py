@@ -237,7 +237,7 @@ def test_kept_examples_and_negatives_shape_the_default_proposal(session, fmnist_
     assert sorted(prop.attrs["classes"]) == sorted(names) and len(prop) == len(fmnist_test)
     emb = session.embeddings
     expect = propose_prototypes(emb[[ex[n] for n in names]], names, emb, np.arange(len(emb)),
-                                open_set=True)  # the Session's default: the open set
+                                open_set=False)  # the Session's default: the closed set
     np.testing.assert_array_equal(prop["index"], expect["index"])
 
     mine = prop.loc[(prop["label"] == names[0]) & ~prop["index"].isin(list(ex.values())), "index"]
@@ -245,7 +245,7 @@ def test_kept_examples_and_negatives_shape_the_default_proposal(session, fmnist_
     session.add_negatives([wrong], names[0])
     again = session.propose(method="prototype")
     expect = propose_prototypes(emb[[ex[n] for n in names]], names, emb, np.arange(len(emb)),
-                                X_negative=emb[[wrong]], y_negative=[names[0]], open_set=True)
+                                X_negative=emb[[wrong]], y_negative=[names[0]], open_set=False)
     np.testing.assert_array_equal(again["index"], expect["index"])
     np.testing.assert_allclose(again["confidence"], expect["confidence"], rtol=1e-6)
     assert not again.equals(prop)
