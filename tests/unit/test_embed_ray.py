@@ -227,9 +227,10 @@ def test_interrupted_run_resumes_only_the_missing_items_through_a_dying_worker(
     emb = dfw.embed(fmnist_small, model=dying, engine="ray", cache_dir=tmp_path, batch_size=32,
                     progress=False)
     assert (logs / "crashed").exists()  # the actor process really died once, mid-run
-    # the call that died logged nothing; the retried batch and the rest did: exactly the
-    # rows missing from the cache reached the model, none of the 64 kept ones
-    assert rows_computed(logs) == N - kept
+    # the call that died logged nothing; the retried batch and the rest did: the rows
+    # missing from the cache reached the model, plus at most one batch the dying actor had
+    # finished but not yet handed on (Ray retries the whole task: at-least-once)
+    assert N - kept <= rows_computed(logs) <= N - kept + 32
     assert emb.shape == local_vectors.shape == (N, 512)
     np.testing.assert_allclose(emb, local_vectors, atol=1e-5)  # complete and equal
     # the Ray runs wrote the shared cache: the local engine now computes nothing
