@@ -140,7 +140,12 @@ def main() -> None:
 
     import dfwidgets as dfw
     from dfwidgets.learn.weak_supervision import centred_rows
-    from dfwidgets.session.rules import CLASS_SHARE, WEAK_SHARE
+    from dfwidgets.session.rules import (
+        AGREE_NEIGHBOURS,
+        CLASS_SHARE,
+        WEAK_SHARE,
+        WEIGHT_BY_PROBABILITY,
+    )
     from dfwidgets.session.rules_votes import REGION_AGREE
 
     tr = dfw.datasets.fashion_mnist(split="train")
@@ -172,7 +177,9 @@ def main() -> None:
             f"{REGION_AGREE:.0%} of the hand labels inside it have its class; the "
             f"neighbours rule is label spreading over the 10-NN graph; weak labels trained on: "
             f"the most confident {CLASS_SHARE:.0%} of each class's label-model labels, weighted "
-            f"by the probability (together at most {WEAK_SHARE:g}x the hand labels). "
+            f"{'by the probability' if WEIGHT_BY_PROBABILITY else 'alike'} (together at most "
+            f"{WEAK_SHARE:g}x the hand labels)"
+            f"{', only where the neighbours rule votes the same class' if AGREE_NEIGHBOURS else ''}. "
             f"`{bench.command_line('weak_supervision.py')}`, {time.perf_counter() - t0:.0f} s, "
             f"{bench.machine_note(load0)}.")
     bench.report(args, "weak_supervision", "## Weak supervision (rules + label model)\n\n"

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator
 __all__ = [
     "ABSTAIN", "METHODS", "WeakLabelModel", "centred_rows", "class_balance", "confident_by_class",
     "confident_weak",
-    "example_votes", "knn_vote", "majority_vote", "prompt_votes", "rule_stats",
+    "example_votes", "majority_vote", "prompt_votes", "rule_stats",
 ]
 
 log = logging.getLogger(__name__)
@@ -203,30 +203,6 @@ def confident_by_class(probs: np.ndarray, eligible: np.ndarray, *, share: float 
         keep.append(m[np.argsort(-conf[m], kind="stable")[:int(np.ceil(share * len(m)))]])
     idx = np.sort(np.concatenate(keep)) if keep else np.empty(0, np.int64)
     return idx.astype(np.int64), top[idx].astype(np.int64), conf[idx]
-
-
-def knn_vote(X: np.ndarray, mean: np.ndarray, sources: np.ndarray, source_codes: np.ndarray,
-             *, k: int = 3, chunk: int = 8192) -> np.ndarray:
-    """(N,) int64 class vote of the ``k`` most similar ``sources`` (M, D) rows (codes (M,))
-    for each row of ``X`` (N, D) (cosine after removing ``mean``; a tie goes to the class
-    of the most similar source). Used to keep only weak labels the hand labels' own
-    neighbourhood agrees with."""
-    sources = np.asarray(sources, np.float32)
-    codes = np.asarray(source_codes, np.int64)
-    if len(sources) == 0:
-        return np.full(len(X), ABSTAIN, np.int64)
-    k = max(1, min(int(k), len(sources)))
-    S_T = centred_rows(sources, mean).T
-    K = int(codes.max()) + 1
-    out = np.empty(len(X), np.int64)
-    for start in range(0, len(X), chunk):
-        s = centred_rows(X[start:start + chunk], mean) @ S_T
-        top = np.argsort(-s, axis=1)[:, :k]
-        counts = np.zeros((len(s), K), np.float32)
-        np.add.at(counts, (np.repeat(np.arange(len(s)), k), codes[top].reshape(-1)), 1.0)
-        counts[np.arange(len(s)), codes[top[:, 0]]] += 0.5  # tie-break: the nearest source
-        out[start:start + chunk] = counts.argmax(axis=1)
-    return out
 
 
 def centred_rows(X: np.ndarray, mean: np.ndarray) -> np.ndarray:

@@ -49,9 +49,11 @@ MIN_CONFIDENCE = 0.8
 #: the weak labels of one fit weigh together at most this many times the hand labels
 #: (measured on Fashion-MNIST, benchmarks/weak_supervision.py: 1 beat 3 and 10 at 30 labels)
 WEAK_SHARE = 1.0
-#: a weak label is trained on only if the vote of its AGREE_K most similar hand labels
-#: agrees (0: off; the neighbours rule is label spreading now, itself a neighbourhood vote)
-AGREE_K = 0
+#: a weak label is trained on only where the enabled neighbours rule votes the same class
+#: (where they disagree on Fashion-MNIST spreading was right 2-18x as often as the label model)
+AGREE_NEIGHBOURS = True
+#: weak labels weigh alike, or by the label model's top probability (worse on Fashion-MNIST)
+WEIGHT_BY_PROBABILITY = False
 #: per-class cut: the most confident share of each class's weak labels is trained on (None:
 #: the MIN_CONFIDENCE cut); measured with the spreading neighbours rule: 1.0 beat 0.25/0.5
 CLASS_SHARE: float | None = 1.0
@@ -307,9 +309,9 @@ class Rules:
     def weak_training_set(self, idx: np.ndarray, y: np.ndarray, weight: np.ndarray, *,
                           force: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The hand-label training set (idx, y, weight) plus confident weak labels of
-        unlabeled, non-audit items when ``train_with_weak`` (or ``force``) that the vote of
-        their AGREE_K most similar hand labels (``idx``) agrees with: weight = top
-        probability, scaled so they weigh together at most WEAK_SHARE x the hand labels."""
+        unlabeled, non-audit items when ``train_with_weak`` (or ``force``) that the
+        enabled neighbours rule agrees with (AGREE_NEIGHBOURS): weight 1 (or the top
+        probability), scaled so they weigh together at most WEAK_SHARE x the hand labels."""
         self.n_weak_trained = 0
         if not (force or self.train_with_weak) or not self.all():
             return idx, y, weight
@@ -319,13 +321,15 @@ class Rules:
             w_idx, w_y, w_conf = ws.confident_by_class(probs, eligible, share=CLASS_SHARE)
         else:
             w_idx, w_y, w_conf = ws.confident_weak(probs, eligible, threshold=MIN_CONFIDENCE)
-        if AGREE_K and len(w_idx) and len(idx):
-            X = self._s.embeddings
-            mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-            agree = ws.knn_vote(X[w_idx], mean, X[idx], y, k=AGREE_K) == w_y
+        L, names = self.votes()
+        kinds = {r["name"]: r["kind"] for r in self.all()}
+        nb = [j for j, n in enumerate(names) if AGREE_NEIGHBOURS and kinds.get(n) == "neighbours"]
+        if nb:  # drop weak labels the (first enabled) neighbours rule contradicts
+            agree = L[w_idx, nb[0]] == w_y
             w_idx, w_y, w_conf = w_idx[agree], w_y[agree], w_conf[agree]
         if len(w_idx) == 0:
             return idx, y, weight
+        w_conf = w_conf if WEIGHT_BY_PROBABILITY else np.ones_like(w_conf)
         scale = min(1.0, WEAK_SHARE * float(weight.sum()) / float(w_conf.sum()))
         self.n_weak_trained = len(w_idx)
         return (np.concatenate([idx, w_idx]), np.concatenate([y, w_y]),

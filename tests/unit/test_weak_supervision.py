@@ -77,20 +77,6 @@ def test_rule_stats_and_confident_weak():
 
 
 
-def test_knn_vote_follows_the_nearest_hand_labels():
-    rng = np.random.default_rng(0)
-    centres = np.eye(4, 8, dtype=np.float32) * 5
-    src = np.concatenate([centres[c] + rng.normal(0, 0.1, (5, 8)) for c in range(4)]).astype(np.float32)
-    codes = np.repeat(np.arange(4), 5)
-    X = np.concatenate([centres[c] + rng.normal(0, 0.1, (3, 8)) for c in (2, 0, 3)]).astype(np.float32)
-    mean = src.mean(axis=0)
-    assert ws.knn_vote(X, mean, src, codes, k=3).tolist() == [2, 2, 2, 0, 0, 0, 3, 3, 3]
-    assert ws.knn_vote(X, mean, src, codes, k=3, chunk=2).tolist() == [2] * 3 + [0] * 3 + [3] * 3
-    # a tie (k=2, one source per class) goes to the nearest source
-    two = np.stack([centres[0], centres[1]])
-    assert ws.knn_vote(centres[1:2] + 0.01, mean, two, np.array([0, 1]), k=2).tolist() == [1]
-    assert (ws.knn_vote(X, mean, src[:0], codes[:0]) == ws.ABSTAIN).all()
-
 def test_label_spreading_follows_the_graph_not_the_nearest_seed():
     """Two chains 0-1-2-3-4 and 5-6-7-8-9 (a kNN table), one seed at each chain's end:
     every item takes its own chain's class, unreachable items get no scores."""
@@ -271,3 +257,26 @@ def test_weak_labels_never_cover_audit_items_and_train_the_probe(labeled):
     assert s.rules.train_with_weak and s.curve.iloc[-1]["weak"] == s.rules.n_weak_trained
     s.fit(weak=False)
     assert s.curve.iloc[-1]["weak"] == 0 and not s.rules.train_with_weak
+
+
+def test_weak_labels_the_neighbours_rule_contradicts_are_not_trained_on(labeled, monkeypatch):
+    from dfwidgets.session import rules as rules_mod
+
+    s, truth = labeled
+    s.rules.add_neighbours(k=10)
+    s.rules.add_examples("Trouser", threshold=0.6)
+    bags = np.flatnonzero((truth == "Bag") & (s.label_array() < 0))
+    s.rules.add_region(bags, "Trouser")  # a wrong region: no hand label inside to stop it
+    idx = np.flatnonzero(s.label_array() >= 0)
+    y, w = s.label_array()[idx], np.ones(len(idx), np.float32)
+    L, names = s.rules.votes()
+    nb = L[:, names.index("10 nearest neighbours")]
+    all_idx, all_y, all_w = s.rules.weak_training_set(idx, y, w, force=True)
+    weak_w = all_w[len(idx):]  # weak labels weigh alike, together at most the hand labels
+    assert np.allclose(weak_w, weak_w[0]) and weak_w.sum() <= w.sum() + 1e-3
+    monkeypatch.setattr(rules_mod, "AGREE_NEIGHBOURS", False)
+    loose_idx, loose_y, _ = s.rules.weak_training_set(idx, y, w, force=True)
+    weak, weak_y = all_idx[len(idx):], all_y[len(idx):]
+    assert len(weak) and (nb[weak] == weak_y).all()
+    loose = loose_idx[len(idx):]
+    assert len(loose) > len(weak) and (nb[loose] != loose_y[len(idx):]).any()
