@@ -34,6 +34,18 @@ Run from the repository root (needs ``pip install "jupyter-scatter>=0.19"``, the
     python benchmarks/map_render.py
     python benchmarks/map_render.py --sizes 10000 100000 --interact-n 100000 --no-write
 
+Frame rate side by side (``--fps-n``: the sizes; ``--fps-libs``: dfwidgets and
+jupyter-scatter by default): the same rAF probe and gestures for each library's plot
+canvas, plus the fresh frames (drawImage calls onto the visible canvas) beside the rAF
+ticks (benchmarks/_map_fps.py). Only the frame rates, on a quiet machine::
+
+    python benchmarks/map_render.py --sizes 10000 100000 1000000 --libs dfwidgets \
+        jupyter-scatter --interact-n 0 --fps-n 10000 100000 1000000 --no-write
+
+``--chromium-args=FLAG`` / ``--chromium-drop=FLAG`` (repeatable) change the browser's
+flags and ``--context JSON`` dfwidgets' WebGL / 2-D context attributes for an experiment;
+both are printed with the table. The page's WebGL renderer is logged and printed.
+
 Prints a table and writes the "Map rendering" section of benchmarks/RESULTS.md.
 """
 
@@ -41,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 import shutil
 import sys
@@ -55,6 +68,8 @@ from playwright.sync_api import Error as PlaywrightError
 
 sys.path.insert(0, str(bench.REPO / "tests" / "e2e"))
 
+import harness
+from _map_fps import blank_page_ceiling, fps_table, gesture_rates, webgl_info
 from harness import (
     drawn_fraction,
     frame_rate,
@@ -144,8 +159,9 @@ def time_to_drawn(lab, lib: str, *, timeout: float, min_fraction: float = 0.005)
     raise TimeoutError(f"{lib}: no points drawn after {timeout:.0f} s")
 
 
-def interact(lab) -> dict:
-    """dfwidgets at the current size: frame rate (zoom, pan), lasso and recolour times."""
+def interact(lab, rates: dict | None = None) -> dict:
+    """dfwidgets at the current size: frame rate (zoom, pan; ``rates`` if measured
+    already by _map_fps.gesture_rates), lasso and recolour times."""
     page = lab.page
     canvas = lab.cell(1).locator(".dfw-map-canvas").first
     canvas.scroll_into_view_if_needed()
@@ -153,9 +169,12 @@ def interact(lab) -> dict:
     page.wait_for_function("() => document.querySelector('.dfw-map').dataset.drawn === 'true'",
                            timeout=300_000)
     page.wait_for_timeout(1000)
-    out = {"zoom": frame_rate(canvas, seconds=3, mode="zoom")}
-    page.wait_for_timeout(500)
-    out["pan"] = frame_rate(canvas, seconds=3, mode="pan")
+    if rates:
+        out = {"zoom": rates["zoom"], "pan": rates["pan"]}
+    else:
+        out = {"zoom": frame_rate(canvas, seconds=3, mode="zoom")}
+        page.wait_for_timeout(500)
+        out["pan"] = frame_rate(canvas, seconds=3, mode="pan")
     page.wait_for_timeout(500)
     # recolour: kernel time.time() at the change -> page Date.now() when pixels changed
     start_pixel_change_probe(canvas)
@@ -177,11 +196,21 @@ def interact(lab) -> dict:
     return out
 
 
-def run(sizes: list[int], libs: list[str], *, interact_n: int, timeout: float) -> tuple[list, dict]:
+def run(sizes: list[int], libs: list[str], *, interact_n: int, timeout: float,
+        fps_n: tuple[int, ...] = (), fps_libs: tuple[str, ...] = (),
+        context: dict | None = None) -> tuple[list, dict, dict]:
+    """Time to drawn per (lib, n); dfwidgets' interaction at ``interact_n``; zoom/pan frame
+    rates of ``fps_libs`` at the sizes ``fps_n`` ({(lib, n): ...}, plus "webgl": the page's
+    WebGL renderer); ``context``: dfwidgets' context attributes (--context)."""
     tmp = Path(tempfile.mkdtemp(prefix="dfw_bench_map_"))
-    rows, inter = [], {}
+    rows, inter, rates = [], {}, {}
     try:
         with open_lab(tmp / "root", env={"DFW_CACHE_DIR": str(tmp / "cache")}) as lab:
+            rates["webgl"] = webgl_info(lab)
+            log.info("WebGL: %s", rates["webgl"])
+            if fps_n:
+                rates["ceiling"] = blank_page_ceiling(lab)
+                log.info("blank page (500 x 230 frames), frames/s by points drawn: %s", rates["ceiling"])
             for n in sizes:
                 for lib in libs:
                     if n > MAX_N[lib]:
@@ -190,6 +219,8 @@ def run(sizes: list[int], libs: list[str], *, interact_n: int, timeout: float) -
                     lab.open_notebook(name, [SETUP[lib].replace("{n}", str(n)), SHOW[lib]])
                     try:
                         lab.run_cell(0, timeout=max(timeout, 600))
+                        if lib == "dfwidgets" and context:
+                            lab.page.evaluate("(c) => { globalThis.dfwMapContext = c; }", context)
                         secs = time_to_drawn(lab, lib, timeout=timeout)
                     except (TimeoutError, RuntimeError, AssertionError, PlaywrightError) as exc:
                         log.warning("%s at %d: %s", lib, n, exc)
@@ -197,19 +228,26 @@ def run(sizes: list[int], libs: list[str], *, interact_n: int, timeout: float) -
                     log.info("%s at %s points: %s", lib, f"{n:,}",
                              "failed" if secs is None else f"{secs:.2f} s")
                     rows.append({"lib": lib, "n": n, "s": secs})
+                    if n in fps_n and lib in fps_libs and secs is not None:
+                        try:
+                            rates[(lib, n)] = gesture_rates(lab, lib)
+                        except (TimeoutError, RuntimeError, AssertionError, PlaywrightError) as exc:
+                            log.warning("frame rate of %s at %d failed: %s", lib, n, exc)
+                        log.info("frame rate of %s at %d: %s", lib, n, rates.get((lib, n)))
                     if lib == "dfwidgets" and n == interact_n and secs is not None:
                         try:
-                            inter = interact(lab)
+                            inter = interact(lab, rates.get((lib, n)))
                         except (TimeoutError, RuntimeError, AssertionError, PlaywrightError) as exc:
                             log.warning("interaction at %d failed: %s", n, exc)
                         log.info("interaction at %d: %s", n, inter)
                     lab.server.shutdown_kernels()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return rows, inter
+    return rows, inter, rates
 
 
-def render(rows: list, inter: dict, args: argparse.Namespace, load_start: float) -> str:
+def render(rows: list, inter: dict, args: argparse.Namespace, load_start: float,
+           rates: dict | None = None) -> str:
     sizes = sorted({r["n"] for r in rows})
     libs = [lib for lib in LIBS if any(r["lib"] == lib for r in rows)]
     got = {(r["lib"], r["n"]): r["s"] for r in rows}
@@ -251,7 +289,7 @@ def render(rows: list, inter: dict, args: argparse.Namespace, load_start: float)
                f"(`m.color_by = other`, kernel) changed the pixels **{inter['recolor_s'] * 1000:.0f} ms** "
                "later (frames/s from requestAnimationFrame in the page; lasso and recolour "
                "by wall clock, kernel and page on the same machine; while the view moves the map "
-               "draws a stratified subsample of at most 60,000 points at half width and height "
+               "draws a stratified subsample of at most 15,000 points at half width and height "
                "(the drawing buffers; CSS scales the frame up) and the full set at full "
                "resolution once it has been still for 160 ms, js/src/lib/map_motion.js and "
                "js/src/lib/map_renderer.js; the first frame of a "
@@ -259,6 +297,25 @@ def render(rows: list, inter: dict, args: argparse.Namespace, load_start: float)
                "the lasso is found by the page over its typed coordinates and sent as one binary "
                "message, js/src/lib/map_lasso.js). Targets: >= 30 frames/s, "
                "lasso <= 1 s, recolour <= 300 ms.\n")
+    fps = {k: v for k, v in (rates or {}).items() if k not in ("webgl", "ceiling")}
+    if fps:
+        gl = (rates or {}).get("webgl", {})
+        extra = "".join(f" Chromium flags {what}: `{' '.join(fl)}`." for what, fl in
+                        (("added", args.chromium_args), ("left out", args.chromium_drop)) if fl)
+        if args.context:
+            extra += f" dfwidgets' context attributes: `{json.dumps(args.context)}`."
+        md += (f"\nFrame rate side by side (the same rAF probe and gestures for every library, "
+               "each 3 s, started when the page is idle (10 rAF gaps < 50 ms in a row: the "
+               "still frame of all points is done): frames/s = "
+               "requestAnimationFrame ticks while the view moves every tick; \"fresh\" = frames "
+               "the renderer really drew, counted as drawImage calls onto the visible canvas; "
+               f"WebGL renderer: {gl.get('renderer', '?')}).{extra}\n\n"
+               + fps_table(fps, bench.markdown_table))
+        if "ceiling" in (rates or {}):
+            md += ("\n\nThe browser's ceiling, the same run: a blank page (no JupyterLab, no library) "
+                   "drawing k 2-px points per frame into a 500 x 230 WebGL canvas and copying it into "
+                   "a visible 2-D canvas: " + ", ".join(f"{k:,} points {v:.1f} frames/s"
+                                                         for k, v in rates["ceiling"].items()) + ".\n")
     return md
 
 
@@ -269,6 +326,20 @@ def main() -> None:
     parser.add_argument("--libs", nargs="+", choices=LIBS, default=list(LIBS))
     parser.add_argument("--interact-n", type=int, default=1_000_000,
                         help="dfwidgets size for frame rate, lasso and recolour (one of --sizes)")
+    parser.add_argument("--fps-n", type=int, nargs="*", default=None,
+                        help="sizes (of --sizes) at which to measure zoom/pan frames/s of every "
+                             "library in --fps-libs side by side (default: --interact-n)")
+    parser.add_argument("--fps-libs", nargs="*", choices=LIBS[:2], default=list(LIBS[:2]))
+    parser.add_argument("--chromium-args", action="append", default=[],
+                        help="extra Chromium flags (repeat the option per flag; appended to tests/e2e/harness.py's; "
+                             "e.g. --chromium-args=--disable-gpu-vsync): reported with the table")
+    parser.add_argument("--chromium-drop", action="append", default=[],
+                        help="flags of tests/e2e/harness.py's to leave out (e.g. "
+                             "--chromium-drop=--disable-gpu): reported with the table")
+    parser.add_argument("--context", type=json.loads, default=None,
+                        help='JSON of context attributes for dfwidgets\' map, e.g. '
+                             '\'{"webgl": {"preserveDrawingBuffer": false}, "canvas2d": '
+                             '{"desynchronized": true}}\' (js/src/lib/map_renderer.js): reported')
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per plot")
     bench.add_output_options(parser)
     args = parser.parse_args()
@@ -279,10 +350,14 @@ def main() -> None:
         except ImportError:
             raise SystemExit('jupyter-scatter is missing: pip install "jupyter-scatter>=0.19" '
                              '(or pip install -e ".[bench]")') from None
+    harness.CHROMIUM_ARGS[:] = [f for f in harness.CHROMIUM_ARGS if f not in args.chromium_drop]
+    harness.CHROMIUM_ARGS.extend(args.chromium_args)
+    fps_n = tuple(args.fps_n if args.fps_n is not None else [args.interact_n])
     load_start = bench.load_average()
-    rows, inter = run(sorted(args.sizes), args.libs, interact_n=args.interact_n,
-                      timeout=args.timeout)
-    bench.report(args, SECTION, render(rows, inter, args, load_start))
+    rows, inter, rates = run(sorted(args.sizes), args.libs, interact_n=args.interact_n,
+                             timeout=args.timeout, fps_n=fps_n, fps_libs=tuple(args.fps_libs),
+                             context=args.context)
+    bench.report(args, SECTION, render(rows, inter, args, load_start, rates))
 
 
 if __name__ == "__main__":

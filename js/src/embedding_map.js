@@ -54,7 +54,7 @@ function render({ model, el }) {
   let scatter = null;
   let gl = null; // lib/map_renderer.js: the WebGL renderer, the map's size
   // lib/map_motion.js: a subsample is drawn while the view moves, the full set once it stops
-  const motion = new Motion({ onSettle: () => { if (scatter) scatter.redraw(); }, selection: () => selected });
+  const motion = new Motion({ onSettle: () => { if (scatter) scatter.redraw(); }, selection: () => selected, scatter: () => scatter });
   let recolors = 0; // colour redraws done (data-recolored: for probes)
   let pts = null; // regl-scatterplot's [x, y, code, coloured] per point (lib/map_points.js)
   let drawn = false;
@@ -62,8 +62,7 @@ function render({ model, el }) {
   let sentLasso = null; // the lasso's selection as sent at mouse-up (lib/map_lasso.js)
   let unLasso = () => {};
   let pointerMods = { add: false, remove: false };
-  let hovered = -1;
-  let helpTimer = null;
+  let hovered = -1, helpTimer = null;
   const info = new Map(); // index -> info dict from Python
   const thumbs = new ImageStore(model, { edge: model.get("_thumb_size") || 72, max: 512 }); // hover, LRU
   const images = new ImageStore(model, { edge: 128, max: 64 }); // the pinned item's image
@@ -216,7 +215,7 @@ function render({ model, el }) {
   let userView = false; // the user moved the view: resizes keep it
   canvas.addEventListener("wheel", () => { userView = true; motion.touch(); }, { passive: true });
   let dragging = false; // a drag that began on the map moves the view (or draws a lasso)
-  canvas.addEventListener("mousedown", () => { dragging = true; });
+  canvas.addEventListener("mousedown", () => { dragging = true; if (hovered >= 0) hideTip(); });
   const onMove = (e) => { if (dragging && e.buttons) motion.touch(); else dragging = false; };
   window.addEventListener("mousemove", onMove, { passive: true });
   canvas.addEventListener("pointerdown", (e) => {
@@ -263,6 +262,7 @@ function render({ model, el }) {
 
   function showTip(i) {
     hovered = i;
+    if (dragging) return; // no tooltip (layout, thumbnail request) for each point passed while panning
     tip.style.display = "flex";
     fillIndex(tipInfo, i);
     placeTip(i);

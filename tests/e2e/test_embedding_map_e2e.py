@@ -329,12 +329,13 @@ def test_a_large_map_draws_hovers_lazily_and_lassoes(lab):
     lab.page.wait_for_timeout(1500)  # fit-to-view settles; the view reaches the kernel
     assert lab.kernel_eval("[m.thumbs.requests, m.thumbs.built, len(m.thumbs)]") == [0, 0, 0]
 
-    # ---- zoom: moving frames at half resolution, the still frame at full (map_renderer.js)
+    # ---- zoom: moving frames at half resolution, the still frame at full (map_renderer.js),
+    # density opacity off while moving (its per-frame O(n) query; map_motion.js), on once still
     page = lab.page
     widths = page.evaluate("""async () => {
       const c = document.querySelector('.dfw-map-canvas'), r = c.getBoundingClientRect();
-      const sc = c.closest('.dfw-root').dfwScatter, seen = [];
-      const sub = sc.subscribe('draw', () => seen.push(c.width));
+      const sc = c.closest('.dfw-root').dfwScatter, seen = [], modes = [];
+      const sub = sc.subscribe('draw', () => { seen.push(c.width); modes.push(sc.get('opacityBy')); });
       for (const d of [-40, -40, 40, 40]) {
         c.dispatchEvent(new WheelEvent('wheel', { clientX: r.left + r.width / 2,
           clientY: r.top + r.height / 2, deltaY: d, bubbles: true, cancelable: true }));
@@ -342,9 +343,13 @@ def test_a_large_map_draws_hovers_lazily_and_lassoes(lab):
       }
       await new Promise((ok) => setTimeout(ok, 1500));
       sc.unsubscribe(sub);
-      return [Math.min(...seen), c.width, Math.round(r.width * devicePixelRatio)];
+      const low = modes.filter((m, i) => seen[i] < c.width);
+      return [Math.min(...seen), c.width, Math.round(r.width * devicePixelRatio),
+        [...new Set(low)], modes[modes.length - 1], sc.get('opacityBy'), c.closest('.dfw-root').dfwMotion.density];
     }""")
     assert widths[0] <= 0.6 * widths[2] and abs(widths[1] - widths[2]) <= 1, widths
+    assert widths[3] == [None] and widths[4] == widths[5] == "density", widths
+    assert 0 < widths[6] <= 1, widths
     assert drawn_fraction(_plot_pixels(lab, body)) > 0.02
 
     # ---- hover: one item's thumbnail, made when asked -------------------------------

@@ -12,14 +12,21 @@
 // times the drawing-buffer scale, lib/map_renderer.js) that switch to
 // the subsample while `motion.moving`. The body pass is told apart from the selection
 // passes by its `globalState` uniform (0 normal, 1 active, 3 background, 2 hover).
+// Density opacity ("density", above 50,000 points) is switched off while moving and the
+// shader's density branch is fed the last still frame's value (Motion.freeze / thaw).
 
-/** Points drawn per pass while the view moves. */
-export const MOVING_POINTS = 60000;
+/** Points drawn per pass while the view moves. Without a GPU the frame's cost is the
+ * points drawn (SwiftShader; a blank page clears and copies a frame at 40-60 frames/s, with
+ * 60,000 points at 5-10): at 1M points, 60,000 -> 15,000 doubled pan/zoom frames/s in the
+ * same page under load 11 (issue 15, benchmarks/map_render.py). */
+export const MOVING_POINTS = 15000;
 /** Milliseconds without movement before the full set is drawn again. */
 export const SETTLE_MS = 160;
 /** Drawing-buffer scale of moving pan/zoom frames (lib/map_renderer.js): half the width
  * and height, a quarter of the pixels to clear, fill and composite; CSS scales it up. */
 export const MOVING_SCALE = 0.5;
+/** Touches closer than this (ms) belong to one move (Motion.touch). */
+const SAME_MOVE_MS = 12;
 
 const BODY = 0;
 const SELECTED = new Set([1, 3]);
@@ -31,7 +38,7 @@ export const OUTLINE_LIMIT = 50000;
 /** When the view last moved, and a full redraw once it settles. */
 export class Motion {
   constructor({ budget = MOVING_POINTS, settleMs = SETTLE_MS, scale = MOVING_SCALE,
-    onSettle = () => {}, selection = () => null } = {}) {
+    onSettle = () => {}, selection = () => null, scatter = () => null } = {}) {
     this.budget = budget;
     this.movingScale = scale;
     this.lowRes = false; // this motion may be drawn at movingScale (pan/zoom, not a lasso)
@@ -39,6 +46,12 @@ export class Motion {
     this.settleMs = settleMs;
     this.onSettle = onSettle;
     this.selection = selection; // () => the selected indices as drawn (array), for its subsample
+    // density opacity is off while moving (regl-scatterplot re-counts the points in view, an
+    // O(n) kdbush query, on nearly every moving frame: its throttle does not hold; multi-second
+    // stalls at 1M): moving frames use the last still frame's density opacity (`frozen`)
+    this.scatter = scatter; // () => the regl-scatterplot instance or null
+    this.density = null; // the density opacity of the last still frame's body pass
+    this.frozen = null; // that value while density opacity is switched off, else null
     this.until = 0;
     this.timer = null;
     this.cache = new Map(); // key -> {buffer, count, scale}
@@ -56,13 +69,39 @@ export class Motion {
    * full frame would start between two moves and make the next gap longer still). */
   touch({ lowRes = true } = {}) {
     const now = performance.now();
+    if (!this.moving) this.freeze();
     this.lowRes = lowRes && (this.moving ? this.lowRes : true);
+    // the gap between moves, not between the touches of one move (a mouse move or wheel
+    // step and the "view" event of the frame it causes touch twice, ms apart: measured
+    // from the second, the gap was ~0 and a slow frame let the full set start mid-gesture)
     const gap = now - (this.last || -Infinity);
-    this.last = now;
-    const wait = Math.max(this.settleMs, gap < 1500 ? 1.5 * gap : 0);
+    if (gap >= SAME_MOVE_MS) {
+      this.last = now;
+      this.gap = gap < 1500 ? gap : 0;
+    }
+    const wait = Math.max(this.settleMs, 1.5 * (this.gap || 0));
     this.until = now + wait;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => { this.timer = null; this.onSettle(); }, wait + 20);
+    this.timer = setTimeout(() => { this.timer = null; this.thaw(); this.onSettle(); }, wait + 20);
+  }
+
+  /** Switch regl-scatterplot's density opacity off; draw with the last still value. */
+  freeze() {
+    const sc = this.scatter();
+    if (!sc || this.frozen !== null || this.density === null || sc.get("opacityBy") !== "density") return;
+    this.frozen = this.density;
+    sc.set({ opacityBy: null });
+  }
+
+  /** Density opacity back on, and one query of the points in view for the still frame
+   * (re-setting the same view makes regl-scatterplot count them; no "view" event). */
+  thaw() {
+    const sc = this.scatter();
+    if (this.frozen === null) return;
+    this.frozen = null;
+    if (!sc) return;
+    sc.set({ opacityBy: "density" });
+    sc.view(sc.get("cameraView"), { preventEvent: true });
   }
 
   /** {buffer, count, scale} of the subsample for a pass of `n` points, or null (draw all). */
@@ -144,13 +183,23 @@ function wrapCommand(opts, regl, motion) {
     },
     attributes: { ...opts.attributes, stateIndex: { ...attr, buffer: (c, p) => { const s = pick(c, p); return s ? s.buffer : attr.buffer(c, p); } } },
   };
+  out.uniforms = { ...u };
   if (typeof u.pointScale === "function") { // points keep their CSS size in a low-res frame
-    const ps = u.pointScale;
-    out.uniforms = { ...u, pointScale: (c, p) => ps(c, p) * motion.drawScale };
+    out.uniforms.pointScale = (c, p) => u.pointScale(c, p) * motion.drawScale;
+  }
+  const byDensity = u.isOpacityByDensity;
+  if (typeof byDensity === "function") { // the shader's density branch while it is frozen
+    out.uniforms.isOpacityByDensity = (c, p) => (motion.frozen !== null ? 1 : byDensity(c, p));
   }
   if (kind === "body" && typeof u.opacityDensity === "function") {
-    out.uniforms = { ...(out.uniforms || u), opacityDensity: (c, p) => {
-      const a = u.opacityDensity(c, p); const s = pick(c, p); return s ? Math.min(1, a * s.scale) : a; } };
+    out.uniforms.opacityDensity = (c, p) => {
+      let a = motion.frozen;
+      if (a === null) {
+        a = u.opacityDensity(c, p);
+        if (!motion.moving && typeof byDensity === "function" && byDensity(c, p)) motion.density = a;
+      }
+      const s = pick(c, p); return s ? Math.min(1, a * s.scale) : a;
+    };
   }
   return out;
 }

@@ -20,12 +20,22 @@ import { createRenderer } from "regl-scatterplot";
 import { motionRegl } from "./map_motion.js";
 
 const GL_EXTENSIONS = ["OES_texture_float", "OES_element_index_uint", "WEBGL_color_buffer_float", "EXT_float_blend"];
+/** WebGL context attributes of the renderer's canvas and 2-D context attributes of the
+ * map's visible canvas. A benchmark page may override them before the map is made
+ * (globalThis.dfwMapContext = {webgl: {...}, canvas2d: {...}}: benchmarks/map_render.py
+ * --context; for measurements only, not an API). */
+const contextAttributes = () => {
+  const o = globalThis.dfwMapContext || {};
+  return { webgl: { antialias: false, preserveDrawingBuffer: true, ...(o.webgl || {}) },
+    canvas2d: o.canvas2d || null };
+};
 
 /** {renderer, resize(w, h), destroy()} with a canvas of `width` x `height` CSS px;
  * `motion`: a lib/map_motion.js Motion (cheap, smaller frames while the view moves). */
 export function mapRenderer(width, height, motion) {
   const canvas = document.createElement("canvas");
-  const gl = canvas.getContext("webgl", { antialias: false, preserveDrawingBuffer: true });
+  const attrs = contextAttributes();
+  const gl = canvas.getContext("webgl", attrs.webgl);
   const extensions = GL_EXTENSIONS.filter((e) => gl.getExtension(e));
   const regl = createRegl({ gl, extensions });
   const inner = createRenderer({ canvas, regl: motion ? motionRegl(regl, motion) : regl });
@@ -44,6 +54,7 @@ export function mapRenderer(width, height, motion) {
     }
   };
   const render = (draw, target) => {
+    if (attrs.canvas2d && target && !target.dfwContext) target.dfwContext = target.getContext("2d", attrs.canvas2d);
     fit(motion ? motion.frameScale : 1, target);
     inner.render(draw, target);
   };
