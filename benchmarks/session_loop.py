@@ -56,6 +56,8 @@ def session_run(dfw, src, X, y, Xt, yt, *, strategy: str, seed: int, budgets: li
                              "accuracy": float((pred == yt).mean()),
                              "estimate": est.get("estimate"), "low": est.get("low"),
                              "high": est.get("high"), "n_audit": est.get("n"),
+                             "n_random": est.get("n_random"), "expected": est.get("expected"),
+                             "correction": est.get("correction"),
                              "n_train": len(s._fit.training_set()[0])})
             if n >= budgets[-1]:
                 break
@@ -75,6 +77,8 @@ def main() -> None:
     p.add_argument("--budgets", type=int, nargs="+", default=[20, 40, 80, 160, 320, 640])
     p.add_argument("--strategies", nargs="+", default=["default", "random", "margin", "hybrid"])
     p.add_argument("--batch", type=int, default=20)
+    p.add_argument("--rows", type=Path, default=None,
+                   help="also save every checkpoint's row (CSV), after each strategy")
     bench.add_threads_option(p)
     bench.add_output_options(p)
     args = p.parse_args()
@@ -103,6 +107,9 @@ def main() -> None:
             sess_rows += session_run(dfw, src, X, y, Xt, yt, strategy=strategy, seed=seed,
                                      budgets=budgets, batch=args.batch, initial=initial)
             print(f"[{time.perf_counter() - t0:5.0f} s] {strategy} seed {seed} done", flush=True)
+        if args.rows is not None:
+            pd.DataFrame(sess_rows).to_csv(args.rows, index=False)
+            pd.concat(sim_curves).to_csv(args.rows.with_suffix(".sim.csv"), index=False)
     sess = pd.DataFrame(sess_rows)
     sim_c = pd.concat(sim_curves)
     markdown = report(sess, sim_c, strategies, default, budgets, args, t0, load0)

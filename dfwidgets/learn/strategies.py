@@ -27,8 +27,8 @@ import numpy as np
 from ._checks import check_embeddings, check_mask
 
 __all__ = ["DUPLICATE_COSINE", "STRATEGIES", "auto", "bald", "coreset", "entropy", "hybrid",
-           "least_confidence", "margin", "probcover", "random", "select", "typical_margin",
-           "typiclust", "uncertainty_scores"]
+           "least_confidence", "margin", "probcover", "random", "select", "select_with_random",
+           "typical_margin", "typiclust", "uncertainty_scores"]
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +128,8 @@ def uncertainty_scores(probs: np.ndarray, kind: str) -> np.ndarray:
     probs = np.asarray(probs, dtype=np.float32)
     if kind == "bald":
         if probs.ndim != 3:
-            raise ValueError(
-                "bald needs probability samples of shape (S, N, K) from "
-                "LinearProbe.predict_proba_mc(embeddings); got shape "
-                f"{probs.shape}"
-            )
+            raise ValueError("bald needs probability samples of shape (S, N, K) from "
+                             f"LinearProbe.predict_proba_mc(embeddings); got {probs.shape}")
         mean = probs.mean(axis=0)
         h_mean = -(mean * np.log(np.clip(mean, 1e-12, None))).sum(axis=1)
         h_each = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=2).mean(axis=0)
@@ -292,40 +289,40 @@ def typiclust(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, 
     ranked_all = np.concatenate([np.asarray(picks, dtype=np.int64), *backups,
                                  rng.permutation(pool)])
     _, first = np.unique(ranked_all, return_index=True)
-    ranked_all = ranked_all[np.sort(first)]
-    return _take_distinct(ranked_all, X, k)
+    return _take_distinct(ranked_all[np.sort(first)], X, k)
 
 
 def hybrid(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
-           n_candidates: int = 10_000, random_share: float = 0.1,
-           kind: str = "margin") -> np.ndarray:
+           n_candidates: int = 10_000, random_share: float = 0.1, kind: str = "margin",
+           with_random: bool = False) -> Any:
     """Batch-diverse uncertainty (Cluster-Margin style): the ``n_candidates`` most uncertain
     items are clustered into as many clusters as picks, the most uncertain item of each
-    cluster is taken; ``random_share`` of the batch is uniformly random (exploration)."""
+    cluster is taken; ``random_share`` of the batch is drawn first, uniformly from the whole
+    pool (exploration). ``with_random``: also return which picks are those uniform draws."""
     probs, X, pool, k, rng = _setup(probs, embeddings, labeled_mask, k, rng,
                                     need_embeddings=True)
     if probs is None or k == 0:
         log.info("hybrid: no model probabilities yet (cold start); using typiclust")
-        return typiclust(None, X, labeled_mask, k, rng)
+        out = typiclust(None, X, labeled_mask, k, rng)
+        return (out, np.zeros(len(out), dtype=bool)) if with_random else out
     if not 0 <= random_share < 1:
         raise ValueError(f"random_share must be in [0, 1); got {random_share}")
-    score = uncertainty_scores(probs, kind)
-    ranked = _rank_by(score, pool, rng)
     n_random = int(random_share * k)
     n_unc = k - n_random
+    # uniform draws from the pool first: not conditioned on the uncertainty picks
+    explore = rng.choice(pool, size=n_random, replace=False) if n_random else pool[:0]
+    rest_pool = pool[~np.isin(pool, explore)]
+    ranked = _rank_by(uncertainty_scores(probs, kind), rest_pool, rng)
     cand = ranked[: max(n_unc, min(n_candidates, len(ranked)))]
     if n_unc > 1 and len(cand) > n_unc:
-        clusters = _kmeans_labels(_unit(X[cand]), n_unc, rng)
-        # cand is sorted by uncertainty, so the first member of each cluster is its most
-        # uncertain one
-        _, first = np.unique(clusters, return_index=True)
+        # cand is sorted by uncertainty: a cluster's first member is its most uncertain one
+        _, first = np.unique(_kmeans_labels(_unit(X[cand]), n_unc, rng), return_index=True)
         chosen = cand[np.sort(first)]
     else:
         chosen = cand[:n_unc]
-    rest = ranked[~np.isin(ranked, chosen)]
-    explore = rng.permutation(rest)[:n_random] if n_random else np.empty(0, dtype=np.int64)
-    ranked_all = np.concatenate([chosen, explore, rest[~np.isin(rest, explore)]])
-    return _take_distinct(ranked_all, X, k)
+    ranked_all = np.concatenate([explore, chosen, ranked[~np.isin(ranked, chosen)]])
+    out = _take_distinct(ranked_all, X, k)
+    return (out, np.isin(out, explore)) if with_random else out
 
 
 def probcover(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any) -> np.ndarray:
@@ -362,28 +359,22 @@ def typical_margin(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: 
 
 def auto(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
          early: str = "typiclust", middle: str = "typical_margin", late: str = "hybrid",
-         per_class: int = 10) -> np.ndarray:
+         per_class: int = 10, with_random: bool = False) -> Any:
     """The default: ``early`` (representative picks) before a model exists, ``middle``
     while fewer than ``per_class`` labels per class are in (K = the model's classes),
-    then ``late`` (uncertainty with diversity). Chosen by measurement (RESULTS.md)."""
-    if probs is None:
-        return STRATEGIES[early](probs, embeddings, labeled_mask, k, rng)
-    late_now = int(np.sum(labeled_mask)) >= per_class * np.shape(probs)[-1]
-    return STRATEGIES[late if late_now else middle](probs, embeddings, labeled_mask, k, rng)
+    then ``late`` (uncertainty with diversity). Chosen by measurement (RESULTS.md).
+    ``with_random``: return ``(picks, random (k,) bool)`` as :func:`select_with_random`."""
+    name = early if probs is None else late if (
+        int(np.sum(labeled_mask)) >= per_class * np.shape(probs)[-1]) else middle
+    if with_random:
+        return select_with_random(name, probs, embeddings, labeled_mask, k, rng)
+    return STRATEGIES[name](probs, embeddings, labeled_mask, k, rng)
 
 
 STRATEGIES: dict[str, Strategy] = {
-    "random": random,
-    "least_confidence": least_confidence,
-    "margin": margin,
-    "entropy": entropy,
-    "bald": bald,
-    "coreset": coreset,
-    "typiclust": typiclust,
-    "hybrid": hybrid,
-    "probcover": probcover,
-    "typical_margin": typical_margin,
-    "auto": auto,
+    "random": random, "least_confidence": least_confidence, "margin": margin,
+    "entropy": entropy, "bald": bald, "coreset": coreset, "typiclust": typiclust,
+    "hybrid": hybrid, "probcover": probcover, "typical_margin": typical_margin, "auto": auto,
 }
 
 
@@ -395,3 +386,15 @@ def select(name: str, probs: Any, embeddings: Any, labeled_mask: Any, k: int, rn
     if fn is None:
         raise ValueError(f"unknown strategy {name!r}; choose one of {sorted(STRATEGIES)}")
     return np.asarray(fn(probs, embeddings, labeled_mask, k, rng, **options), dtype=np.int64)
+
+
+def select_with_random(name: str, probs: Any, embeddings: Any, labeled_mask: Any, k: int,
+                       rng: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`select` plus ``random`` (k,) bool: which picks were uniform draws from the pool
+    (all of ``random``'s, hybrid's exploration share, also inside ``auto``; never a pick
+    chosen by uncertainty or typicality): only these are unbiased evidence of accuracy."""
+    if name in ("hybrid", "auto"):
+        out, rand = STRATEGIES[name](probs, embeddings, labeled_mask, k, rng, with_random=True)
+        return np.asarray(out, dtype=np.int64), np.asarray(rand, dtype=bool)
+    out = select(name, probs, embeddings, labeled_mask, k, rng)
+    return out, np.full(len(out), name == "random")

@@ -97,12 +97,11 @@ def next_batch(session: Session, k: int, *, strategy: str | None = None,
             probs = None if probs is None else probs[..., keep, :]
             emb, blocked = emb[keep], blocked[keep]
         with _STRATEGY_LOCK:
-            chosen = np.asarray(strategies.select(name, probs, emb, blocked, rest, rng),
-                                dtype=np.int64)
+            chosen, uniform = strategies.select_with_random(name, probs, emb, blocked, rest, rng)
         if keep is not None:
             chosen = keep[chosen]
-        elif name == "random":  # uniform draws: unbiased evidence for the estimate
-            s._evaluation.record_random(chosen)
+        else:  # uniform draws from the pool (random, hybrid's exploration): unbiased evidence
+            s._evaluation.record_random(chosen[uniform])
     out = np.concatenate([chosen, starved, audit_idx])
     # audit items go at random positions so the user cannot tell them apart
     return out[rng.permutation(out.size)]

@@ -5,9 +5,11 @@ Audit items are drawn at random by ``next_batch`` (never by uncertainty), rememb
 store's meta ``"audit"`` as item ids and never trained on; the holdout (meta ``"holdout"``)
 is a fixed random set of up to 2,000 items with ground truth in the source.
 
-Items served by the ``random`` strategy (meta ``"random_picks"``) are trained on, but they
-are uniform draws from the pool like audit items: their out-of-fold predictions are
-unbiased evidence for the accuracy estimate too (items picked by uncertainty are not).
+Uniform draws served by a strategy (all of ``random``'s picks, hybrid's exploration
+share; meta ``"random_picks"``) are trained on, but they are
+draws from the pool like audit items: their out-of-fold predictions (computed by the fit
+thread, published with the model) are unbiased evidence for the accuracy estimate too
+(items picked by uncertainty are not).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Evaluation:
         self.lock = threading.RLock()  # guards the audit sampler
         self._audit: Any = None
         self._holdout: np.ndarray | None = None
-        self._oof: tuple[Any, ...] | None = None  # (model id, items) -> out-of-fold evidence
+        self._oof: tuple[Any, ...] | None = None  # (training set key, out-of-fold evidence)
 
     # ------------------------------------------------------------------ audit
     def audit_sampler(self) -> Any:
@@ -84,7 +86,7 @@ class Evaluation:
         return idx
 
     def record_random(self, idx: np.ndarray) -> None:
-        """Remember items served as uniform random picks (the ``random`` strategy)."""
+        """Remember items served as uniform random draws from the pool (see the module)."""
         s = self._s
         if len(idx) == 0:
             return
@@ -94,43 +96,43 @@ class Evaluation:
                              list(dict.fromkeys(saved + s.ids[np.asarray(idx)].tolist())))
 
     def random_mask(self) -> np.ndarray:
-        """(N,) bool: items served as random strategy picks (see :meth:`record_random`)."""
+        """(N,) bool: items served as uniform random picks (see :meth:`record_random`)."""
         s = self._s
         mask = np.zeros(len(s.ids), dtype=bool)
         mask[s._labels.known_indices(s.store.get_meta("random_picks") or [])] = True
         return mask
 
-    def random_evidence(self, model: Any, model_classes: list[str]
+    def random_evidence(self, model: Any, train: np.ndarray, y: np.ndarray,
+                        weight: np.ndarray, classes: list[str]
                         ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Out-of-fold (probs (R, K) in ``model_classes`` columns, correct (R,) bool) for the
-        training labels served as random picks; None when fewer than MIN_RANDOM or the
-        model cannot be refitted per fold (only a LinearProbe is)."""
+        """Out-of-fold evidence for a fit, computed by the fit thread beside the model it
+        checks (5 refits) and published with it; ``accuracy_estimate`` only reads it.
+
+        ``train`` (M,) items, ``y`` (M,) class names, ``weight`` (M,): the training set of
+        the fitted ``model``. Returns (probs (R, K) in ``classes`` columns, correct (R,) bool)
+        for the training labels served as uniform random picks; None when fewer than
+        MIN_RANDOM or the model cannot be refitted per fold (only a LinearProbe is)."""
         from ..learn.evaluate import out_of_fold_probs
         from ..learn.linear_probe import LinearProbe
         from .fit_worker import align_columns
 
-        s = self._s
         if not isinstance(model, LinearProbe):
             return None
-        _, codes, classes = s._labels.snapshot()
-        train, y_codes, weight = s._fit.training_set(codes)
-        keep = weight > 0
-        train, y_codes, weight = train[keep], y_codes[keep], weight[keep]
         marked = self.random_mask()[train]
         if marked.sum() < MIN_RANDOM:
             return None
-        key = (id(model), train.tobytes(), y_codes.tobytes())
+        key = (train.tobytes(), y.astype(str).tobytes(), weight.tobytes(), marked.tobytes(),
+               tuple(classes))
         if self._oof is not None and self._oof[0] == key:
             return self._oof[1]
-        y = np.asarray(classes, dtype=object)[y_codes]
         try:
-            P = out_of_fold_probs(model, s._fit.model_features()[train], y, marked,
+            P = out_of_fold_probs(model, self._s._fit.model_features()[train], y, marked,
                                   sample_weight=weight, folds=OOF_FOLDS)
         except ValueError as exc:  # e.g. a fold left with one class
             log.info("no out-of-fold evidence: %s", exc)
             return None
-        P = align_columns(P, list(model.classes_), model_classes)
-        out = (P, np.asarray(model_classes, dtype=object)[P.argmax(axis=1)] == y[marked])
+        P = align_columns(P, list(model.classes_), classes)
+        out = (P, np.asarray(classes, dtype=object)[P.argmax(axis=1)] == y[marked])
         self._oof = (key, out)
         return out
 
@@ -141,8 +143,8 @@ class Evaluation:
 
         s = self._s
         s._labels.sync_if_moved()
-        with s._fit.lock:
-            probs, pred, model = s._fit.probs_, s._fit.predictions_, s._fit.model_
+        with s._fit.lock:  # the fit thread published the model and its evidence together
+            probs, pred, extra = s._fit.probs_, s._fit.predictions_, s._fit.evidence_
             model_classes = list(s._fit.model_classes_)
         _, codes, classes = s._labels.snapshot()
         given = np.asarray(classes + [None], dtype=object)[codes]
@@ -163,7 +165,6 @@ class Evaluation:
         if pool.size == 0:
             return {**empty, "n": 0}
         ev_probs, ev_ok = probs[answered], guessed[answered] == given[answered]
-        extra = self.random_evidence(model, model_classes)
         if extra is not None:  # randomly picked training labels, scored out of fold
             ev_probs = np.concatenate([ev_probs, extra[0].astype(ev_probs.dtype)])
             ev_ok = np.concatenate([ev_ok, extra[1]])

@@ -39,6 +39,7 @@ class FitWorker:
         self._confidence: np.ndarray | None = None  # (N,) float32, max prob
         self.predictions_: np.ndarray | None = None  # (N,) int64 into model_classes_
         self.model_classes_: list[str] = []
+        self.evidence_: tuple[np.ndarray, np.ndarray] | None = None  # see publish
         self.fit_status_: str = "not fitted yet"
         self.fit_error_: str | None = None
         self._published_seq = -1
@@ -190,9 +191,12 @@ class FitWorker:
             model.fit(features[train], y, sample_weight=weight)
             probs = align_columns(model.predict_proba(features), list(model.classes_), classes)
             seconds = time.perf_counter() - started
+            # out-of-fold evidence for the estimate, here in the fit thread (5 refits)
+            evidence = s._evaluation.random_evidence(model, train, y, weight, classes)
             self.fit_error_ = None
             if self.publish(seq, model, probs, classes,
-                            f"{kind} on {len(train)} labels ({seconds:.2f} s)"):
+                            f"{kind} on {len(train)} labels ({seconds:.2f} s)",
+                            evidence=evidence):
                 s._model_file.save(model, kind=kind, train=train, y=y)
                 s._evaluation.record_curve(kind=kind, n_train=len(train), seconds=seconds)
                 s._events.emit("model_updated", s)  # after the curve record
@@ -218,13 +222,14 @@ class FitWorker:
         return blend, f"zero-shot + {kind}" if len(present) >= 2 else "zero-shot"
 
     def publish(self, seq: int, model: Any, probs: np.ndarray | None, classes: list[str],
-                status: str) -> bool:
-        """Swap in a fit result unless a newer one is already out (caller emits)."""
+                status: str, *, evidence: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
+        """Swap in a fit result unless a newer one is already out (caller emits).
+        ``evidence``: the model's out-of-fold (probs (R, K), correct (R,)) on random picks."""
         with self.lock:
             if seq < self._published_seq:
                 return False
             self._published_seq = seq
-            self.model_ = model
+            self.model_, self.evidence_ = model, evidence
             self.model_classes_ = classes
             self.fit_status_ = status
             if probs is None:

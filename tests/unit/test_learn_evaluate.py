@@ -204,6 +204,23 @@ def test_confidence_accuracy_overconfident_model_corrected_by_audit() -> None:
     assert est["low"] <= truth <= est["high"]
 
 
+def test_confidence_accuracy_prior_is_a_calibration_gap_in_points() -> None:
+    rng = np.random.default_rng(2)
+    probs, correct = _calibrated_world(5_000, 10, rng, sharpen=2.0)
+    pool, audit = slice(0, 4_940), slice(4_940, 5_000)  # 60 audit answers
+    top = probs[pool].max(axis=1)
+    n0 = (top * (1 - top)).mean() / 0.025**2  # prior sd 2.5 points = n0 answers
+    est = confidence_accuracy(probs[pool], probs[audit], correct[audit])
+    same = confidence_accuracy(probs[pool], probs[audit], correct[audit], prior_n=n0)
+    assert est["estimate"] == pytest.approx(same["estimate"])
+    assert est["high"] - est["low"] == pytest.approx(same["high"] - same["low"])
+    # no answers: the interval is the prior's, +-1.96 x 2.5 points
+    none = confidence_accuracy(probs[pool], probs[:0], [])
+    assert none["high"] - none["low"] == pytest.approx(2 * 1.96 * 0.025, rel=1e-3)
+    with pytest.raises(ValueError, match="prior_sd"):
+        confidence_accuracy(probs[pool], probs[:0], [], prior_sd=0)
+
+
 def test_confidence_accuracy_bad_input() -> None:
     good = np.full((5, 3), 1 / 3)
     with pytest.raises(ValueError, match="non-empty"):

@@ -117,3 +117,44 @@ def test_accuracy_estimate_is_honest(session: Session, small, strategy: str) -> 
     assert est["low"] <= truth <= est["high"], (est, truth)
     # random picks are trained on and also scored out of fold (unbiased evidence)
     assert (est["n_random"] > 100) == (strategy == "random"), est
+
+
+def test_accuracy_estimate_only_reads(session: Session, small, monkeypatch) -> None:
+    """The out-of-fold refits run in the fit (beside the model), never in the estimate."""
+    from dfwidgets.learn import evaluate
+    from dfwidgets.learn.linear_probe import LinearProbe
+
+    src, _ = small
+    label_truth(session, np.random.default_rng(2).choice(len(src.labels), 20, replace=False))
+    session.fit()
+    label_truth(session, session.next_batch(30, strategy="random"))
+    fits = []
+    real_fit = LinearProbe.fit
+    monkeypatch.setattr(LinearProbe, "fit", lambda self, *a, **k: fits.append(1)
+                        or real_fit(self, *a, **k))
+    session.fit()
+    assert len(fits) == 1 + 5  # the model + the out-of-fold refits, in the fit
+    fits.clear()
+    monkeypatch.setattr(evaluate, "out_of_fold_probs", lambda *a, **k: fits.append(1))
+    est = session.accuracy_estimate()
+    n_random = int(session._evaluation.random_mask().sum())  # (some picks: starved classes)
+    assert fits == [] and est["n_random"] == n_random >= 20, est
+
+
+def test_hybrid_exploration_picks_are_recorded(session: Session, small) -> None:
+    from dfwidgets.learn import strategies as S
+
+    _, emb = small
+    gt = np.asarray(small[0].labels)
+    label_truth(session, _per_class(small[0], {c: 3 for c in range(10)}))
+    session.fit()
+    probs = session.probs_
+    picks, uniform = S.select_with_random("hybrid", probs, emb, session.label_array() >= 0,
+                                          20, 0)
+    assert uniform.sum() == 2 and len(picks) == 20  # 10% drawn uniformly from the pool
+    np.testing.assert_array_equal(picks, S.hybrid(probs, emb, session.label_array() >= 0,
+                                                  20, 0))
+    assert not S.select_with_random("margin", probs, emb, gt < 0, 5, 0)[1].any()
+    batch = session.next_batch(20, strategy="hybrid")
+    recorded = np.flatnonzero(session._evaluation.random_mask())
+    assert 1 <= len(recorded) <= 2 and np.isin(recorded, batch).all()
