@@ -120,7 +120,6 @@ class Trainer(TrainerItems, SessionView, W.VBox):
 
         # ---- figures
         self.plots = TrainerPlots(on_cell=self._on_cell, on_bar=self._on_bar)
-        self.curve_fig, self.epoch_fig, self.class_fig, self.confusion_fig = self.plots.figures
         # no empty panel: the epoch chart appears with a fine-tuning run's first epoch
         self.epoch_box = self.plots.boxed(self.epoch_fig, display="none")
         options = W.HBox([self.epochs_input, self.blocks_input, self.flip_box],
@@ -145,6 +144,12 @@ class Trainer(TrainerItems, SessionView, W.VBox):
         self._refresh(self._refresh_all)
 
     # ================================================================== public API
+    # the figures (a figure whose page stopped taking edits is replaced: read them here)
+    curve_fig = property(lambda self: self.plots.curve_fig)
+    epoch_fig = property(lambda self: self.plots.epoch_fig)
+    class_fig = property(lambda self: self.plots.class_fig)
+    confusion_fig = property(lambda self: self.plots.confusion_fig)
+
     @property
     def mode(self) -> str:
         """The selected mode: "probe" or "finetune"."""
@@ -226,6 +231,8 @@ class Trainer(TrainerItems, SessionView, W.VBox):
 
     def close(self) -> None:
         """Stop listening to the Session, cancel training, close the widget."""
+        if getattr(self, "plots", None) is not None:
+            self.plots.closed = True
         if getattr(self, "_thread", None) is not None:
             self.cancel()
             self.wait(timeout=60)
@@ -245,7 +252,8 @@ class Trainer(TrainerItems, SessionView, W.VBox):
             self._refresh_all()
             extra = "" if done["exported"] else (
                 " (No exported model: pass embedder= the model that made the embeddings.)")
-            self.show_message(f"Linear probe trained in {done['seconds']:.1f} s.{extra}",
+            self.show_message(f"Linear probe trained: {done['seconds']:.1f} s with its "
+                              f"predictions for every item and the accuracy checks.{extra}",
                               kind="ok")
             if mode == "finetune":
                 self._fine_tune()

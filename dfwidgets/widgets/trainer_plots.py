@@ -3,21 +3,30 @@ per-class accuracy, the confusion matrix, and the "saving" / "when to stop" sent
 
 Draws numbers computed by ``session.training`` (see
 :mod:`dfwidgets.learn.training_report`); computes nothing itself. Figures are plotly
-``FigureWidget``s updated in place (``batch_update``), never re-created; edits from worker
-threads take turns with the kernel's handling of the page's messages (:func:`take_turns`).
+``FigureWidget``s (:func:`.plot_style.new_figure`) updated in place (``batch_update``);
+edits take turns with the kernel's handling of the page's messages, and a figure whose
+page stopped taking its edits is replaced by a new one with the same data
+(:func:`.plot_style.editing`, :func:`.plot_style.renew`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import html
-import logging
 import math
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .plot_style import COLORS, new_figure, plot_css, sync_state
+from .plot_style import (
+    COLORS,
+    PAGE_LAG,
+    editing,
+    new_figure,
+    plot_css,
+    renew,
+    sync_state,
+)
 
 __all__ = ["TRAINER_CSS", "TrainerPlots", "saving_text", "stop_text", "weak_text"]
 
@@ -28,6 +37,7 @@ EPOCH_TRACES = (("train loss", "train_loss", COLORS["loss"], "dot", False),
 #: confusion cells: from see-through to blue, so the page (light or dark) shows through and
 #: the cell text takes the theme's font colour (TRAINER_CSS)
 CONFUSION_SCALE = [[0.0, "rgba(31,119,180,0)"], [1.0, "rgba(31,119,180,0.85)"]]
+FIG_NAMES = ("curve_fig", "epoch_fig", "class_fig", "confusion_fig")
 FIG_MIN_WIDTH = 300  #: px (.dfw-tr-fig's flex basis): figures fill their box and wrap below it
 
 #: the Trainer's look (JupyterLab CSS variables: light and dark themes)
@@ -51,29 +61,6 @@ TRAINER_CSS = """
   image-rendering: pixelated; }
 </style>
 """.replace("{plots}", plot_css("dfw-trainer"))
-
-
-log = logging.getLogger(__name__)
-EDIT_WAIT = 10.0  #: s a worker thread waits for its turn before editing anyway
-
-
-def take_turns(fig: Any) -> threading.RLock:
-    """A lock that ``fig.set_state`` (the page's messages, on the kernel's thread) holds.
-
-    ipywidgets' set_state holds trait notifications on the *instance* (traitlets swaps
-    ``notify_change``), and plotly sends each edit as ``_py2js_update = msg`` then ``None``:
-    an edit made from another thread meanwhile is merged into the held ``None`` and never
-    reaches the page (the Trainer's curve stayed empty under load while Python had it).
-    Edits from worker threads take this lock too (:meth:`TrainerPlots.editing`)."""
-    lock = threading.RLock()
-    plain = fig.set_state
-
-    def set_state(sync_data: dict) -> None:
-        with lock:
-            plain(sync_data)
-
-    fig.set_state = set_state
-    return lock
 
 
 def _muted(text: str) -> str:
@@ -120,7 +107,8 @@ class TrainerPlots:
         self.epoch_fig.update_yaxes(title_text="accuracy", tickformat=".0%", secondary_y=True,
                                     showgrid=False, range=[0, 1.02])
 
-        self.class_fig = new_figure("Per-class accuracy (click a bar)", yaxis_title="accuracy")
+        self.class_fig = new_figure("Per-class accuracy (click a bar)", yaxis_title="accuracy",
+                                    margin={"t": 55})
         self.class_fig.add_bar(
             x=[], y=[], marker={"color": COLORS["you"]}, name="accuracy",
             hovertemplate="%{x}: %{y:.1%} (%{customdata} items)<extra></extra>")
@@ -138,42 +126,91 @@ class TrainerPlots:
             if points.xs:
                 on_cell(str(points.ys[0]), str(points.xs[0]))
 
-        self.confusion_fig.data[0].on_click(clicked)
+        self._clicks = {"confusion_fig": clicked}
         if on_bar is not None:
-            self.class_fig.data[0].on_click(
+            self._clicks["class_fig"] = (
                 lambda _t, points, _s: on_bar(str(points.xs[0])) if points.xs else None)
-        self._turns = {id(f): take_turns(f) for f in self.figures}
+        for name, on_click in self._clicks.items():
+            getattr(self, name).data[0].on_click(on_click)
+        self._boxes: dict[str, Any] = {}
+        self._renewing = threading.RLock()  # draws and renewals, one at a time
+        self._checks: set[str] = set()  # figures with a PAGE_LAG check pending
+        self.closed = False  # the Trainer closed: renew nothing
+        self.renewed = 0  #: figures replaced because their page stopped taking edits
         for f in self.figures:  # no fixed width: autosize to the box (see boxed)
             f.layout.autosize = True
-            sync_state(f)
+            sync_state(f)  # opens the figure's comm: the page's model is born with the traces
+            self._watch(f)
 
     @contextlib.contextmanager
     def editing(self, *figs: Any) -> Iterator[None]:
-        """Edit ``figs`` when the kernel is not applying a page message to them (see
-        :func:`take_turns`); after ``EDIT_WAIT`` s the edit goes ahead anyway (logged)."""
-        with contextlib.ExitStack() as stack:
-            for f in figs:
-                lock = self._turns[id(f)]
-                if lock.acquire(timeout=EDIT_WAIT):
-                    stack.callback(lock.release)
-                else:
-                    log.warning("editing a figure while the page's message is handled")
+        """Edit ``figs`` in turn with the page's messages (:func:`.plot_style.editing`);
+        a figure whose page stopped taking edits is replaced by a new one, now or (the
+        last edit not confirmed) ``PAGE_LAG`` s later."""
+        with self._renewing, editing(*figs) as behind:
             yield
+            for fig in behind:
+                self._renew(fig)
+            for fig in figs:
+                self._check_later(fig)
 
-    @staticmethod
-    def boxed(fig: Any, **layout: Any) -> Any:
+    def _check_later(self, fig: Any) -> None:
+        name = self._name(fig)
+        if name is None or name in self._checks or not getattr(fig, "_dfw_seen", False):
+            return
+
+        def check() -> None:
+            with self._renewing:
+                self._checks.discard(name)
+                with editing(getattr(self, name)) as behind:
+                    for stale in behind:
+                        self._renew(stale)
+
+        self._checks.add(name)
+        timer = threading.Timer(PAGE_LAG + 1.0, check)
+        timer.daemon = True
+        timer.start()
+
+    def _watch(self, fig: Any) -> None:
+        """Check ``fig`` ``PAGE_LAG`` s after a page shows it: an edit made before it was
+        shown (a Trainer trained, then displayed) is confirmed by then, or ``fig`` renewed."""
+        fig.observe(lambda _change: self._check_later(fig),
+                    names=["_js2py_layoutDelta", "_js2py_traceDeltas"])
+
+    def _name(self, fig: Any) -> str | None:
+        return next((n for n in FIG_NAMES if getattr(self, n) is fig), None)
+
+    def _renew(self, fig: Any) -> None:
+        name = self._name(fig)
+        if name is None or getattr(self, "closed", False):
+            return
+        new = renew(fig)
+        self._watch(new)
+        self.renewed += 1
+        setattr(self, name, new)
+        if name in self._clicks:
+            new.data[0].on_click(self._clicks[name])
+        if name in self._boxes:
+            self._boxes[name].children = (new,)
+        fig.close()
+
+    def boxed(self, fig: Any, **layout: Any) -> Any:
         """``fig`` in a flex box that shares its row with others and wraps below
-        ``FIG_MIN_WIDTH`` (plotly autosizes to the box when shown or resized)."""
+        ``FIG_MIN_WIDTH`` (plotly autosizes to the box when shown or resized); a renewed
+        figure takes its place in the box."""
         import ipywidgets as W
 
         box = W.Box([fig], layout=W.Layout(**layout))
         box.add_class("dfw-tr-fig")
+        for name in FIG_NAMES:
+            if getattr(self, name) is fig:
+                self._boxes[name] = box
         return box
 
     @property
     def figures(self) -> tuple[Any, ...]:
         """(curve_fig, epoch_fig, class_fig, confusion_fig)."""
-        return (self.curve_fig, self.epoch_fig, self.class_fig, self.confusion_fig)
+        return tuple(getattr(self, name) for name in FIG_NAMES)
 
     # ------------------------------------------------------------------ curve
     def draw_curve(self, rep: dict[str, Any]) -> None:
@@ -199,6 +236,7 @@ class TrainerPlots:
                 fig.data[3].x, fig.data[3].y = ft_x, ft_y
                 fig.data[4].x = [0, rep["x_max"]]
                 fig.data[4].y = [rep["target"], rep["target"]]
+                fig.data[4].name = f"target ({rep['target']:.0%})"
             sync_state(fig)
 
     # ------------------------------------------------------------------ epochs
@@ -235,8 +273,9 @@ class TrainerPlots:
                 bar.x = per["class"].tolist()
                 bar.y = per["accuracy"].tolist()
                 bar.customdata = per["n"].tolist()
-                self.class_fig.layout.title.text = (
-                    f"Per-class accuracy ({conf['kind']}, {conf['n']} items; click a bar)")
+                self.class_fig.layout.title.text = (  # two lines: fits a 300 px figure
+                    f"Per-class accuracy (click a bar)<br><sup>{conf['kind']}, "
+                    f"{conf['n']:,} items</sup>")
             with self.confusion_fig.batch_update():
                 heat = self.confusion_fig.data[0]
                 heat.z = conf["matrix"].tolist()

@@ -5,6 +5,7 @@ session, a fresh page (``lab``: a harness.LabPage) per test; a Notebook 7 server
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -82,13 +83,14 @@ def _page(server, chromium, viewport):
     page.set_default_timeout(60_000)
     lp = LabPage(server, page)
     yield lp
-    try:
+    from playwright.sync_api import Error as PlaywrightError
+
+    # the page may already be gone; the server stops its kernels anyway
+    with contextlib.suppress(PlaywrightError):
         page.evaluate(
             "async () => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
             " if (w && w.sessionContext) await w.sessionContext.shutdown(); }"
         )
-    except Exception:  # the page may already be gone; the server stops its kernels anyway
-        pass
     context.close()
     server.shutdown_kernels()
 

@@ -122,7 +122,7 @@ class JupyterServer:
             return f"{self.url}/notebooks/{name}?token={self.token}"
         return f"{self.url}/lab/tree/{name}?reset&token={self.token}"
 
-    def start(self, *, timeout: float = 120.0) -> "JupyterServer":
+    def start(self, *, timeout: float = 120.0) -> JupyterServer:
         """Start the server and wait until its REST API answers."""
         self.root_dir.mkdir(parents=True, exist_ok=True)
         settings = self.root_dir.parent / "lab-settings"
@@ -162,7 +162,8 @@ class JupyterServer:
             "--ServerApp.disable_check_xsrf=False",
             "--LabServerApp.open_browser=False",
         ]
-        self._log = open(self._log_path, "wb")
+        # open while the server runs, closed in stop()
+        self._log = open(self._log_path, "wb")  # noqa: SIM115
         self._proc = subprocess.Popen(cmd, cwd=self.root_dir, env=env, stdout=self._log,
                                       stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

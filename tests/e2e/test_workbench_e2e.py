@@ -203,8 +203,15 @@ def test_lasso_restrict_label_train_click_cell(lab, tmp_path, fmnist_test_emb, o
         page_x = trainer.evaluate("(el) => { const gd = el.querySelector('.js-plotly-plot');"
                                   " if (!gd || !gd.data) return null; return gd.data.length ? "
                                   "Array.from(gd.data[0].x || []) : 'no traces'; }")
+        widget_errors = [m for m in lab.console if "anywidget" in m or "rror" in m][:5]
         raise AssertionError(f"no curve point at {N_SEED + N_LABELS} labels on the page: "
-                             f"kernel {kernel}, page x {page_x}") from exc
+                             f"kernel {kernel}, page x {page_x}; console {widget_errors}"
+                             ) from exc
+    # on a busy machine anywidget may have dropped a figure's messages (it loaded too slowly)
+    # and the Trainer replaced the figure: say so, for whoever reads the output folder
+    (output_dir / "workbench_train_page.txt").write_text(
+        f"figures renewed: {lab.kernel_eval('wb.trainer.plots.renewed')}\n"
+        + "\n".join(m for m in lab.console if "anywidget" in m) + "\n")
     page.wait_for_function("(b) => !b.disabled", arg=train.element_handle(), timeout=60_000)
     heat_js = """(el) => { const gds = [...el.querySelectorAll('.js-plotly-plot')];
         const gd = gds.find(g => g.data && g.data[0] && g.data[0].type === 'heatmap');

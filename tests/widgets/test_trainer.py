@@ -241,3 +241,73 @@ def test_an_edit_from_a_worker_thread_is_not_lost_while_a_page_message_is_handle
     page.join()
     edits = [m for m in sent if m is not None]
     assert edits and edits[-1]["style_data"]["x"][0] == [40]
+
+
+def test_a_figure_opens_with_its_traces_and_is_renewed_when_its_page_stops_taking_edits(
+        monkeypatch):
+    """anywidget drops every message to a model whose plotly bundle took > 2 s to load
+    (a busy machine): the page keeps the state the comm was opened with. The comm opens
+    only once the traces are in place, and a figure whose page has not confirmed an edit
+    for PAGE_LAG s is replaced (same box, same click handler) by one born with the data."""
+    import comm
+    import pandas as pd
+
+    from dfwidgets.widgets import plot_style
+    from dfwidgets.widgets.trainer_plots import TrainerPlots
+
+    opened = []
+    create = comm.create_comm
+    monkeypatch.setattr(comm, "create_comm", lambda **kw: opened.append(kw) or create(**kw))
+    cells = []
+    plots = TrainerPlots(on_cell=lambda t, p: cells.append((t, p)))
+    born = {kw["data"]["state"]["_widget_layout"]["title"]["text"]:
+            len(kw["data"]["state"]["_widget_data"]) for kw in opened
+            if kw["data"]["state"].get("_model_name") == "AnyModel"}
+    assert born["Accuracy vs labels"] == 5 and born["Confusion matrix (click a cell)"] == 1
+
+    box, old = plots.boxed(plots.curve_fig), plots.curve_fig
+    points = pd.DataFrame({"n_labels": [30, 40], "accuracy": [0.5, 0.6], "low": np.nan,
+                           "high": np.nan, "measured": "held-out"})
+    rep = {"points": points.iloc[:1], "baseline": ([], []), "finetune": ([], []),
+           "stop": {"fit_x": [], "fit_y": []}, "x_max": 40, "target": 0.9}
+    old._dfw_seen = True  # a page showed it (it sent a message) ...
+    plots.draw_curve(rep)  # ... and never confirms this edit
+    assert plots.curve_fig is old and not plot_style.page_behind(old)  # not yet PAGE_LAG
+    old._dfw_unconfirmed -= plot_style.PAGE_LAG + 1
+    assert plot_style.page_behind(old)
+    plots.draw_curve({**rep, "points": points})
+    new = plots.curve_fig
+    assert new is not old and old.comm is None and box.children == (new,)
+    assert list(new.data[0].x) == [30, 40]
+    assert opened[-1]["data"]["state"]["_widget_data"][0]["x"] == [30, 40]
+    # a page that confirmed one edit keeps its figure, however slow its later answers
+    new._dfw_seen = True
+    plots.draw_curve(rep)
+    new._trace_edit_in_process = new._layout_edit_in_process = False  # the page answers
+    plots.draw_curve({**rep, "points": points})
+    new._dfw_unconfirmed -= plot_style.PAGE_LAG + 1
+    plots.draw_curve(rep)
+    assert plots.curve_fig is new and plots.renewed == 1
+    # a renewed confusion matrix still answers clicks
+    heat = plots.confusion_fig
+    heat._dfw_seen, heat._trace_edit_in_process = True, True
+    heat._dfw_unconfirmed = time.monotonic() - plot_style.PAGE_LAG - 1
+    plots.draw_confusion({"per_class": pd.DataFrame({"class": ["a", "b"], "accuracy": [1, .5],
+                                                     "n": [2, 2]}),
+                          "classes": ["a", "b"], "matrix": np.array([[2, 0], [1, 1]]),
+                          "kind": "held-out", "n": 4})
+    assert plots.confusion_fig is not heat
+    trace = plots.confusion_fig.data[0]
+    trace._dispatch_on_click(type("P", (), {"xs": ["a"], "ys": ["b"]})(), None)
+    assert cells == [("b", "a")]
+    # the last edit is never confirmed and no draw follows: renewed PAGE_LAG s later
+    monkeypatch.setattr(plot_style, "PAGE_LAG", 0.1)
+    monkeypatch.setattr("dfwidgets.widgets.trainer_plots.PAGE_LAG", 0.1)
+    plots = TrainerPlots(on_cell=lambda t, p: None)
+    plots.curve_fig._dfw_seen = True
+    plots.draw_curve({**rep, "points": points.iloc[:1]})
+    for _ in range(100):
+        if plots.renewed:
+            break
+        time.sleep(0.05)
+    assert plots.renewed == 1 and list(plots.curve_fig.data[0].x) == [30]
