@@ -152,16 +152,16 @@ def report(sess: pd.DataFrame, sim: pd.DataFrame, strategies: list[str], default
          f"test items; seeds {args.seeds}; batches of {args.batch}; the Session's default "
          f"strategy is `{default}`; {bench.machine_note(load0)}; total "
          f"{time.perf_counter() - t0:.0f} s."), "",
-        "Test accuracy: a real Session (next_batch with its ~10% audit items, which are "
+        ("Test accuracy: a real Session (next_batch with its ~10% audit items, which are "
         "labeled but never trained on -> label -> fit) vs `simulate()` (same first labels, "
-        "pool, test set, batches); range = the Session's runs over seeds:", "",
+        "pool, test set, batches); range = the Session's runs over seeds:"), "",
         bench.markdown_table(["strategy", "labels", "Session mean", "simulate mean",
                               "gap (points)", "Session runs"], rows), "",
         (f"Largest |Session - simulate| gap: **{max(gaps) * 100:.1f} points** (target <= 1). "
          f"From 80 labels on, the worst `{default}` run is **{below * 100:.1f} points** "
          "below its mean (target <= 3)."), "",
-        "Accuracy estimate (`Session.accuracy_estimate()`, default settings) vs the true "
-        "test accuracy at every 100 labels (and budget) from 100 labels on:", "",
+        ("Accuracy estimate (`Session.accuracy_estimate()`, default settings) vs the true "
+        "test accuracy at every 100 labels (and budget) from 100 labels on:"), "",
         bench.markdown_table(["strategy", "checkpoints", "within 3 points",
                               "truth in 95% interval", "mean error (points)",
                               "worst error (points)"], erows), "",

@@ -19,9 +19,9 @@ from .simulation import SimulationResult, simulate
 __all__ = [
     "AuditSampler",
     "LearningCurveFit",
+    "SimulationResult",
     "confidence_accuracy",
     "out_of_fold_probs",
-    "SimulationResult",
     "simulate",
     "wilson_interval",
 ]

@@ -21,11 +21,11 @@ N = 2000
 
 CELLS = [
     # 0: data, embeddings (disk cache warmed by the fixture), a Session in a temp folder
-    "import tempfile, numpy as np, dfwidgets as dfw\n"
+    ("import tempfile, numpy as np, dfwidgets as dfw\n"
     f"src = dfw.datasets.fashion_mnist('train').subset(np.arange({N}))\n"
     "emb = dfw.embed(src, model='efficientnet_lite0', progress=False)\n"
     "s = dfw.Session.open(tempfile.mkdtemp(prefix='e2e_map_'), source=src, embeddings=emb,"
-    " auto_fit=False)",
+    " auto_fit=False)"),
     # 1: the map
     "m = dfw.EmbeddingMap(s, layout='pca', height=460)\nm",
 ]
