@@ -24,10 +24,23 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["COLORS", "editing", "new_figure", "page_behind", "plot_css", "renew",
-           "style_figure", "sync_state", "take_turns"]
+__all__ = [
+    "COLORS",
+    "PageState",
+    "edit_pending",
+    "editing",
+    "new_figure",
+    "page_behind",
+    "page_state",
+    "plot_css",
+    "renew",
+    "style_figure",
+    "sync_state",
+    "take_turns",
+]
 
 log = logging.getLogger(__name__)
 EDIT_WAIT = 10.0  #: s a worker thread waits for its turn before editing anyway
@@ -77,6 +90,33 @@ def style_figure(fig: Any, title: str, *, height: int = 300, **layout: Any) -> A
     return fig
 
 
+@dataclass
+class PageState:
+    """What the kernel knows of a figure's page model: ``turn`` (the :func:`take_turns`
+    lock), ``seen`` (the page sent something: a view exists), ``answers`` (it confirmed an
+    edit), ``unconfirmed`` (monotonic time of the oldest edit not yet confirmed, or None),
+    ``opened`` (its comm was opened by :func:`sync_state`)."""
+
+    turn: threading.RLock | None = None
+    seen: bool = False
+    answers: bool = False
+    unconfirmed: float | None = None
+    opened: bool = False
+
+
+def page_state(fig: Any) -> PageState:
+    """``fig``'s :class:`PageState` (a figure not made by :func:`new_figure`: a fresh,
+    untracked one)."""
+    state = getattr(fig, "dfw_page", None)
+    return state if state is not None else PageState()
+
+
+def edit_pending(fig: Any) -> bool:
+    """True while plotly waits for the page to acknowledge an edit it sent (plotly keeps
+    this in two private flags; it has no public API for it)."""
+    return bool(fig._trace_edit_in_process or fig._layout_edit_in_process)
+
+
 _FIGURE_CLASS: list[type] = []
 
 
@@ -86,6 +126,8 @@ def _figure_class() -> type:
         import plotly.graph_objects as go
 
         class Figure(go.FigureWidget):
+            dfw_page: PageState | None = None  # declared: plotly refuses unknown attributes
+
             def open(self) -> None:
                 if not getattr(_HOLD, "on", False):
                     super().open()
@@ -97,7 +139,9 @@ def _figure_class() -> type:
 def _unopened(base: Any = None) -> Any:
     _HOLD.on = True
     try:
-        return _figure_class()(base)
+        fig = _figure_class()(base)
+        fig.dfw_page = PageState()
+        return fig
     finally:
         _HOLD.on = False
 
@@ -117,14 +161,14 @@ def take_turns(fig: Any) -> threading.RLock:
             plain(sync_data)
 
     fig.set_state = set_state
-    fig._dfw_turn = lock
+    page_state(fig).turn = lock
     return lock
 
 
 def _watch_page(fig: Any) -> None:
     """Note when the page sends anything (a view exists: it renders, resizes, answers)."""
     def seen(_change: Any) -> None:
-        fig._dfw_seen = True
+        page_state(fig).seen = True
 
     fig.observe(seen, names=["_js2py_layoutDelta", "_js2py_traceDeltas"])
 
@@ -163,11 +207,12 @@ def editing(*figs: Any) -> Iterator[list[Any]]:
         for f in figs:
             if page_behind(f):
                 behind.append(f)
-            elif not (f._trace_edit_in_process or f._layout_edit_in_process):
-                if getattr(f, "_dfw_unconfirmed", None) is not None:
-                    f._dfw_answers = True  # it confirmed an edit: its model takes messages
-                f._dfw_unconfirmed = None  # every edit so far confirmed
-            lock = getattr(f, "_dfw_turn", None)
+            elif not edit_pending(f):
+                state = page_state(f)
+                if state.unconfirmed is not None:
+                    state.answers = True  # it confirmed an edit: its model takes messages
+                state.unconfirmed = None  # every edit so far confirmed
+            lock = page_state(f).turn
             if lock is None:
                 continue
             if lock.acquire(timeout=EDIT_WAIT):
@@ -181,10 +226,10 @@ def page_behind(fig: Any) -> bool:
     """True when a page shows ``fig`` but has never confirmed an edit, the first one sent
     over ``PAGE_LAG`` s ago (its model takes no messages: see the module docstring; a model
     that confirmed one edit is past anywidget's start-up and keeps working, only slower)."""
-    pending = fig._trace_edit_in_process or fig._layout_edit_in_process
-    since = getattr(fig, "_dfw_unconfirmed", None)
-    return bool(getattr(fig, "_dfw_seen", False) and not getattr(fig, "_dfw_answers", False)
-                and pending and since is not None and time.monotonic() - since > PAGE_LAG)
+    state = page_state(fig)
+    since = state.unconfirmed
+    return bool(state.seen and not state.answers
+                and edit_pending(fig) and since is not None and time.monotonic() - since > PAGE_LAG)
 
 
 def sync_state(fig: Any) -> None:
@@ -198,9 +243,9 @@ def sync_state(fig: Any) -> None:
     """
     fig._widget_data = copy.deepcopy(fig._data)
     fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
-    if fig.comm is None and not getattr(fig, "_dfw_opened", False):
+    state = page_state(fig)
+    if fig.comm is None and not state.opened:
         fig.open()
-        fig._dfw_opened = True
-    pending = fig._trace_edit_in_process or fig._layout_edit_in_process
-    if pending and getattr(fig, "_dfw_unconfirmed", None) is None:
-        fig._dfw_unconfirmed = time.monotonic()
+        state.opened = True
+    if edit_pending(fig) and state.unconfirmed is None:
+        state.unconfirmed = time.monotonic()

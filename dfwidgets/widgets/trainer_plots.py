@@ -23,6 +23,7 @@ from .plot_style import (
     PAGE_LAG,
     editing,
     new_figure,
+    page_state,
     plot_css,
     renew,
     sync_state,
@@ -156,7 +157,7 @@ class TrainerPlots:
 
     def _check_later(self, fig: Any) -> None:
         name = self._name(fig)
-        if name is None or name in self._checks or not getattr(fig, "_dfw_seen", False):
+        if name is None or name in self._checks or not page_state(fig).seen:
             return
 
         def check() -> None:

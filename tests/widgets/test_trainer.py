@@ -270,10 +270,10 @@ def test_a_figure_opens_with_its_traces_and_is_renewed_when_its_page_stops_takin
                            "high": np.nan, "measured": "held-out"})
     rep = {"points": points.iloc[:1], "baseline": ([], []), "finetune": ([], []),
            "stop": {"fit_x": [], "fit_y": []}, "x_max": 40, "target": 0.9}
-    old._dfw_seen = True  # a page showed it (it sent a message) ...
+    old.dfw_page.seen = True  # a page showed it (it sent a message) ...
     plots.draw_curve(rep)  # ... and never confirms this edit
     assert plots.curve_fig is old and not plot_style.page_behind(old)  # not yet PAGE_LAG
-    old._dfw_unconfirmed -= plot_style.PAGE_LAG + 1
+    old.dfw_page.unconfirmed -= plot_style.PAGE_LAG + 1
     assert plot_style.page_behind(old)
     plots.draw_curve({**rep, "points": points})
     new = plots.curve_fig
@@ -281,17 +281,17 @@ def test_a_figure_opens_with_its_traces_and_is_renewed_when_its_page_stops_takin
     assert list(new.data[0].x) == [30, 40]
     assert opened[-1]["data"]["state"]["_widget_data"][0]["x"] == [30, 40]
     # a page that confirmed one edit keeps its figure, however slow its later answers
-    new._dfw_seen = True
+    new.dfw_page.seen = True
     plots.draw_curve(rep)
     new._trace_edit_in_process = new._layout_edit_in_process = False  # the page answers
     plots.draw_curve({**rep, "points": points})
-    new._dfw_unconfirmed -= plot_style.PAGE_LAG + 1
+    new.dfw_page.unconfirmed -= plot_style.PAGE_LAG + 1
     plots.draw_curve(rep)
     assert plots.curve_fig is new and plots.renewed == 1
     # a renewed confusion matrix still answers clicks
     heat = plots.confusion_fig
-    heat._dfw_seen, heat._trace_edit_in_process = True, True
-    heat._dfw_unconfirmed = time.monotonic() - plot_style.PAGE_LAG - 1
+    heat.dfw_page.seen, heat._trace_edit_in_process = True, True
+    heat.dfw_page.unconfirmed = time.monotonic() - plot_style.PAGE_LAG - 1
     plots.draw_confusion({"per_class": pd.DataFrame({"class": ["a", "b"], "accuracy": [1, .5],
                                                      "n": [2, 2]}),
                           "classes": ["a", "b"], "matrix": np.array([[2, 0], [1, 1]]),
@@ -304,7 +304,7 @@ def test_a_figure_opens_with_its_traces_and_is_renewed_when_its_page_stops_takin
     monkeypatch.setattr(plot_style, "PAGE_LAG", 0.1)
     monkeypatch.setattr("dfwidgets.widgets.trainer_plots.PAGE_LAG", 0.1)
     plots = TrainerPlots(on_cell=lambda t, p: None)
-    plots.curve_fig._dfw_seen = True
+    plots.curve_fig.dfw_page.seen = True
     plots.draw_curve({**rep, "points": points.iloc[:1]})
     for _ in range(100):
         if plots.renewed:
