@@ -2,7 +2,8 @@
 curves, a random-sampling baseline, per-class accuracy, a clickable confusion matrix and
 an estimate of how many labels are still needed.
 
-An ipywidgets container around plotly ``FigureWidget``s (:mod:`.trainer_plots`). All
+An ipywidgets container around one chart widget (:mod:`.trainer_plots`,
+:mod:`.trainer_charts`: plotly figures drawn by plotly.js on the page). All
 state lives in the Session (labels, learning curve, ``session.training``: the kept model
 and the fine-tuning runs); the numbers come from ``session.training``; the widget draws.
 """
@@ -59,7 +60,8 @@ class Trainer(TrainerItems, SessionView, W.VBox):
 
     Attributes (from ``session.training``): ``model_`` (the kept ExportedModel),
     ``kept_`` ("probe" / "finetune"), ``verdict_`` (why), ``finetuner_`` (the last
-    FineTuner); figures ``curve_fig``, ``epoch_fig``, ``class_fig``, ``confusion_fig``.
+    FineTuner); figures ``curve_fig``, ``epoch_fig``, ``class_fig``, ``confusion_fig``
+    (plotly ``go.Figure``), shown on the page by ``charts`` (a TrainerCharts widget).
     """
 
     def __init__(self, session: Any, embeddings: np.ndarray | None = None, *,
@@ -118,22 +120,17 @@ class Trainer(TrainerItems, SessionView, W.VBox):
         self.target_input.observe(lambda _c: self._refresh(self._refresh_curve), names="value")
         self.mode_toggle.observe(lambda _c: self._sync_option_state(), names="value")
 
-        # ---- figures
+        # ---- figures (the epoch chart appears with a fine-tuning run's first epoch)
         self.plots = TrainerPlots(on_cell=self._on_cell, on_bar=self._on_bar)
-        # no empty panel: the epoch chart appears with a fine-tuning run's first epoch
-        self.epoch_box = self.plots.boxed(self.epoch_fig, display="none")
+        self.charts = self.plots.charts
         options = W.HBox([self.epochs_input, self.blocks_input, self.flip_box],
                          layout=W.Layout(align_items="center"))
         controls = W.HBox([self.mode_toggle, options, self.target_input, self.train_button,
                            self.cancel_button, self.progress],
                           layout=W.Layout(flex_flow="row wrap", align_items="center"))
-        row1 = W.HBox([self.plots.boxed(self.curve_fig), self.epoch_box],
-                      layout=W.Layout(width="100%", flex_flow="row wrap"))
-        row2 = W.HBox([self.plots.boxed(self.class_fig), self.plots.boxed(self.confusion_fig)],
-                      layout=W.Layout(width="100%", flex_flow="row wrap"))
         super().__init__([W.HTML(TRAINER_CSS), W.HTML('<div class="dfw-tr-title">Trainer</div>'),
-                          controls, self.status, self.verdict_html, row1, self.saving_html,
-                          self.stop_html, row2, self.items_caption, self.items_box])
+                          controls, self.status, self.verdict_html, self.saving_html,
+                          self.stop_html, self.charts, self.items_caption, self.items_box])
         self.add_class("dfw-root")
         self.add_class("dfw-trainer")
         self._sync_option_state()
@@ -144,7 +141,7 @@ class Trainer(TrainerItems, SessionView, W.VBox):
         self._refresh(self._refresh_all)
 
     # ================================================================== public API
-    # the figures (a figure whose page stopped taking edits is replaced: read them here)
+    # the figures (plotly go.Figure objects; ``charts`` shows them on the page)
     curve_fig = property(lambda self: self.plots.curve_fig)
     epoch_fig = property(lambda self: self.plots.epoch_fig)
     class_fig = property(lambda self: self.plots.class_fig)
@@ -231,11 +228,11 @@ class Trainer(TrainerItems, SessionView, W.VBox):
 
     def close(self) -> None:
         """Stop listening to the Session, cancel training, close the widget."""
-        if getattr(self, "plots", None) is not None:
-            self.plots.closed = True
         if getattr(self, "_thread", None) is not None:
             self.cancel()
             self.wait(timeout=60)
+        if getattr(self, "plots", None) is not None:
+            self.plots.charts.close()
         super().close()
 
     def show_message(self, text: str, *, kind: str = "info", **extra: Any) -> None:
@@ -283,12 +280,12 @@ class Trainer(TrainerItems, SessionView, W.VBox):
     def _on_epoch(self, row: dict) -> None:
         """One fine-tuning history row: draw it; the epoch chart shows from the first."""
         self.plots.add_epoch(row)
-        self.epoch_box.layout.display = None
+        self.plots.show_epochs()
 
     @property
     def epochs_shown(self) -> bool:
         """True once the fine-tuning (epoch) chart is shown."""
-        return self.epoch_box.layout.display != "none"
+        return self.plots.epochs_shown
 
     def _on_step(self, done: int, total: int) -> None:
         self.progress.max = max(int(total), 1)

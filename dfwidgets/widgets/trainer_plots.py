@@ -2,32 +2,21 @@
 per-class accuracy, the confusion matrix, and the "saving" / "when to stop" sentences.
 
 Draws numbers computed by ``session.training`` (see
-:mod:`dfwidgets.learn.training_report`); computes nothing itself. Figures are plotly
-``FigureWidget``s (:func:`.plot_style.new_figure`) updated in place (``batch_update``);
-edits take turns with the kernel's handling of the page's messages, and a figure whose
-page stopped taking its edits is replaced by a new one with the same data
-(:func:`.plot_style.editing`, :func:`.plot_style.renew`).
+:mod:`dfwidgets.learn.training_report`); computes nothing itself. The figures are plain
+plotly ``go.Figure`` objects, edited in place and sent whole to ONE page widget
+(:class:`.trainer_charts.TrainerCharts`) after every edit, under its lock (edits come from
+the training and refresh threads).
 """
 
 from __future__ import annotations
 
-import contextlib
 import html
 import math
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from .plot_style import (
-    COLORS,
-    PAGE_LAG,
-    editing,
-    new_figure,
-    page_state,
-    plot_css,
-    renew,
-    sync_state,
-)
+from .plot_style import COLORS, new_figure, plot_css
+from .trainer_charts import TrainerCharts
 
 __all__ = ["TRAINER_CSS", "TrainerPlots", "saving_text", "stop_text", "weak_text"]
 
@@ -38,8 +27,11 @@ EPOCH_TRACES = (("train loss", "train_loss", COLORS["loss"], "dot", False),
 #: confusion cells: from see-through to blue, so the page (light or dark) shows through and
 #: the cell text takes the theme's font colour (TRAINER_CSS)
 CONFUSION_SCALE = [[0.0, "rgba(31,119,180,0)"], [1.0, "rgba(31,119,180,0.85)"]]
-FIG_NAMES = ("curve_fig", "epoch_fig", "class_fig", "confusion_fig")
-FIG_MIN_WIDTH = 300  #: px (.dfw-tr-fig's flex basis): figures fill their box and wrap below it
+#: figure attribute -> chart name on the page (TrainerCharts)
+FIG_NAMES = {"curve_fig": "curve", "epoch_fig": "epoch", "class_fig": "classes",
+             "confusion_fig": "confusion"}
+FIG_MIN_WIDTH = 300  #: px (a chart's flex basis): charts fill their row and wrap below it
+ROWS = (("curve", "epoch"), ("classes", "confusion"))
 
 #: the Trainer's look (JupyterLab CSS variables: light and dark themes)
 TRAINER_CSS = """
@@ -54,8 +46,6 @@ TRAINER_CSS = """
 .dfw-trainer .dfw-tr-ok { color: var(--jp-success-color1); font-weight: 600; }
 .dfw-trainer .widget-label { color: var(--jp-ui-font-color1); }
 .dfw-trainer .widget-hbox, .dfw-trainer .widget-box { gap: 6px; }
-.dfw-trainer .dfw-tr-fig { flex: 1 1 300px; min-width: 0; max-width: 100%; }
-.dfw-trainer .dfw-tr-fig > * { flex: 1 1 auto; min-width: 0; width: 100%; }
 .dfw-trainer .js-plotly-plot .modebar-container { display: none !important; }
 .dfw-trainer .js-plotly-plot .heatmaplayer text { fill: var(--jp-ui-font-color1) !important; }
 {plots}.dfw-trainer .dfw-tr-thumbs img { border: 1px solid var(--jp-border-color2); border-radius: 3px;
@@ -70,16 +60,20 @@ def _muted(text: str) -> str:
 
 class TrainerPlots:
     """The four figures: ``curve_fig`` (traces: your labels, random sampling (simulated),
-    fitted curve, fine-tuned, target), ``epoch_fig``, ``class_fig``, ``confusion_fig``.
+    fitted curve, fine-tuned, target), ``epoch_fig``, ``class_fig``, ``confusion_fig``
+    (``go.Figure``), and ``charts``: the page widget that shows them (epoch chart hidden
+    until :meth:`show_epochs`).
 
     ``on_cell(true, predicted)`` is called with class names when a confusion cell is
-    clicked, ``on_bar(true)`` when a per-class accuracy bar is.
+    clicked, ``on_bar(true)`` when a per-class accuracy bar is (on the page, or through
+    the figures' own plotly ``on_click`` callbacks).
     """
 
     def __init__(self, *, on_cell: Callable[[str, str], None],
                  on_bar: Callable[[str], None] | None = None) -> None:
         from plotly.subplots import make_subplots
 
+        self._on_cell, self._on_bar = on_cell, on_bar
         self.curve_fig = new_figure("Accuracy vs labels", xaxis_title="labels",
                                     yaxis_title="accuracy")
         fig = self.curve_fig
@@ -111,7 +105,7 @@ class TrainerPlots:
         self.class_fig = new_figure("Per-class accuracy (click a bar)", yaxis_title="accuracy",
                                     margin={"t": 55})
         self.class_fig.add_bar(
-            x=[], y=[], marker={"color": COLORS["you"]}, name="accuracy",
+            x=[], y=[], marker={"color": COLORS["you"], "line": {"width": 0}}, name="accuracy",
             hovertemplate="%{x}: %{y:.1%} (%{customdata} items)<extra></extra>")
         self.class_fig.update_yaxes(range=[0, 1], tickformat=".0%")
         self.class_fig.update_layout(showlegend=False)
@@ -122,96 +116,44 @@ class TrainerPlots:
             z=[[0]], x=[""], y=[""], colorscale=CONFUSION_SCALE, texttemplate="%{z}",
             showscale=False, hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>")
         self.confusion_fig.update_yaxes(autorange="reversed")
+        # the figures' own click callbacks (plotly's API) call the same handlers as the page
+        self.confusion_fig.data[0].on_click(
+            lambda _t, points, _s: self._clicked("confusion", *_first(points)))
+        self.class_fig.data[0].on_click(
+            lambda _t, points, _s: self._clicked("classes", *_first(points)))
 
-        def clicked(_trace: Any, points: Any, _selector: Any) -> None:
-            if points.xs:
-                on_cell(str(points.ys[0]), str(points.xs[0]))
+        self.charts = TrainerCharts(ROWS, on_click=self._clicked, min_width=FIG_MIN_WIDTH)
+        self.charts.add_class("dfw-tr-charts")
+        self.charts.set_hidden("epoch", True)  # no empty panel: shown with the first epoch
+        for attr in FIG_NAMES:
+            self._send(attr)
 
-        self._clicks = {"confusion_fig": clicked}
-        if on_bar is not None:
-            self._clicks["class_fig"] = (
-                lambda _t, points, _s: on_bar(str(points.xs[0])) if points.xs else None)
-        for name, on_click in self._clicks.items():
-            getattr(self, name).data[0].on_click(on_click)
-        self._boxes: dict[str, Any] = {}
-        self._renewing = threading.RLock()  # draws and renewals, one at a time
-        self._checks: set[str] = set()  # figures with a PAGE_LAG check pending
-        self.closed = False  # the Trainer closed: renew nothing
-        self.renewed = 0  #: figures replaced because their page stopped taking edits
-        for f in self.figures:  # no fixed width: autosize to the box (see boxed)
-            f.layout.autosize = True
-            sync_state(f)  # opens the figure's comm: the page's model is born with the traces
-            self._watch(f)
-
-    @contextlib.contextmanager
-    def editing(self, *figs: Any) -> Iterator[None]:
-        """Edit ``figs`` in turn with the page's messages (:func:`.plot_style.editing`);
-        a figure whose page stopped taking edits is replaced by a new one, now or (the
-        last edit not confirmed) ``PAGE_LAG`` s later."""
-        with self._renewing, editing(*figs) as behind:
-            yield
-            for fig in behind:
-                self._renew(fig)
-            for fig in figs:
-                self._check_later(fig)
-
-    def _check_later(self, fig: Any) -> None:
-        name = self._name(fig)
-        if name is None or name in self._checks or not page_state(fig).seen:
+    def _clicked(self, chart: str, x: Any, y: Any) -> None:
+        """A click on chart ``chart`` at (x, y): a confusion cell or a per-class bar."""
+        if x is None:
             return
+        if chart == "confusion":
+            self._on_cell(str(y), str(x))
+        elif chart == "classes" and self._on_bar is not None:
+            self._on_bar(str(x))
 
-        def check() -> None:
-            with self._renewing:
-                self._checks.discard(name)
-                with editing(getattr(self, name)) as behind:
-                    for stale in behind:
-                        self._renew(stale)
-
-        self._checks.add(name)
-        timer = threading.Timer(PAGE_LAG + 1.0, check)
-        timer.daemon = True
-        timer.start()
-
-    def _watch(self, fig: Any) -> None:
-        """Check ``fig`` ``PAGE_LAG`` s after a page shows it: an edit made before it was
-        shown (a Trainer trained, then displayed) is confirmed by then, or ``fig`` renewed."""
-        fig.observe(lambda _change: self._check_later(fig),
-                    names=["_js2py_layoutDelta", "_js2py_traceDeltas"])
-
-    def _name(self, fig: Any) -> str | None:
-        return next((n for n in FIG_NAMES if getattr(self, n) is fig), None)
-
-    def _renew(self, fig: Any) -> None:
-        name = self._name(fig)
-        if name is None or getattr(self, "closed", False):
-            return
-        new = renew(fig)
-        self._watch(new)
-        self.renewed += 1
-        setattr(self, name, new)
-        if name in self._clicks:
-            new.data[0].on_click(self._clicks[name])
-        if name in self._boxes:
-            self._boxes[name].children = (new,)
-        fig.close()
-
-    def boxed(self, fig: Any, **layout: Any) -> Any:
-        """``fig`` in a flex box that shares its row with others and wraps below
-        ``FIG_MIN_WIDTH`` (plotly autosizes to the box when shown or resized); a renewed
-        figure takes its place in the box."""
-        import ipywidgets as W
-
-        box = W.Box([fig], layout=W.Layout(**layout))
-        box.add_class("dfw-tr-fig")
-        for name in FIG_NAMES:
-            if getattr(self, name) is fig:
-                self._boxes[name] = box
-        return box
+    def _send(self, attr: str) -> int:
+        """Send figure ``attr`` (e.g. "curve_fig") to the page; returns its version."""
+        return self.charts.show(FIG_NAMES[attr], getattr(self, attr))
 
     @property
     def figures(self) -> tuple[Any, ...]:
         """(curve_fig, epoch_fig, class_fig, confusion_fig)."""
         return tuple(getattr(self, name) for name in FIG_NAMES)
+
+    def show_epochs(self) -> None:
+        """Show the per-epoch chart (a fine-tuning run reported an epoch)."""
+        self.charts.set_hidden("epoch", False)
+
+    @property
+    def epochs_shown(self) -> bool:
+        """True once the per-epoch chart is shown."""
+        return "epoch" not in self.charts.hidden
 
     # ------------------------------------------------------------------ curve
     def draw_curve(self, rep: dict[str, Any]) -> None:
@@ -220,70 +162,70 @@ class TrainerPlots:
         base_x, base_y = rep["baseline"]
         ft_x, ft_y = rep["finetune"]
         stop = rep["stop"]
-        with self.editing(fig):
-            with fig.batch_update():
-                you = fig.data[0]
-                you.x = pts["n_labels"].tolist()
-                you.y = pts["accuracy"].tolist()
-                if len(pts) and pts["low"].notna().any():
-                    you.error_y = {"type": "data", "symmetric": False, "visible": True,
-                                   "array": (pts["high"] - pts["accuracy"]).fillna(0).tolist(),
-                                   "arrayminus": (pts["accuracy"] - pts["low"]).fillna(0).tolist()}
-                else:
-                    you.error_y = {"visible": False}
-                you.name = f"your labels ({pts['measured'].iloc[0]})" if len(pts) else "your labels"
-                fig.data[1].x, fig.data[1].y = base_x, base_y
-                fig.data[2].x, fig.data[2].y = list(stop["fit_x"]), list(stop["fit_y"])
-                fig.data[3].x, fig.data[3].y = ft_x, ft_y
-                fig.data[4].x = [0, rep["x_max"]]
-                fig.data[4].y = [rep["target"], rep["target"]]
-                fig.data[4].name = f"target ({rep['target']:.0%})"
-            sync_state(fig)
+        with self.charts.lock:
+            you = fig.data[0]
+            you.x = pts["n_labels"].tolist()
+            you.y = pts["accuracy"].tolist()
+            if len(pts) and pts["low"].notna().any():
+                you.error_y = {"type": "data", "symmetric": False, "visible": True,
+                               "array": (pts["high"] - pts["accuracy"]).fillna(0).tolist(),
+                               "arrayminus": (pts["accuracy"] - pts["low"]).fillna(0).tolist()}
+            else:
+                you.error_y = {"visible": False}
+            you.name = f"your labels ({pts['measured'].iloc[0]})" if len(pts) else "your labels"
+            fig.data[1].x, fig.data[1].y = list(base_x), list(base_y)
+            fig.data[2].x, fig.data[2].y = list(stop["fit_x"]), list(stop["fit_y"])
+            fig.data[3].x, fig.data[3].y = list(ft_x), list(ft_y)
+            fig.data[4].x = [0, rep["x_max"]]
+            fig.data[4].y = [rep["target"], rep["target"]]
+            fig.data[4].name = f"target ({rep['target']:.0%})"
+            self._send("curve_fig")
 
     # ------------------------------------------------------------------ epochs
     def clear_epochs(self) -> None:
         """Empty the per-epoch figure (a new fine-tuning run starts)."""
-        with self.editing(self.epoch_fig):
-            with self.epoch_fig.batch_update():
-                for trace in self.epoch_fig.data:
-                    trace.x, trace.y = [], []
-            sync_state(self.epoch_fig)
+        with self.charts.lock:
+            for trace in self.epoch_fig.data:
+                trace.x, trace.y = [], []
+            self._send("epoch_fig")
 
     def add_epoch(self, row: dict[str, Any]) -> None:
         """Append one FineTuner history row (epoch 0, the probe start, clears first)."""
-        if int(row["epoch"]) == 0:
-            self.clear_epochs()
-        fig = self.epoch_fig
-        with self.editing(fig):
-            with fig.batch_update():
-                for trace, (_n, key, _c, _d, _s) in zip(fig.data, EPOCH_TRACES):
-                    value = row.get(key)
-                    if value is None or not math.isfinite(float(value)):
-                        continue
-                    trace.x = tuple(trace.x or ()) + (row["epoch"],)
-                    trace.y = tuple(trace.y or ()) + (float(value),)
-            sync_state(fig)
+        with self.charts.lock:
+            if int(row["epoch"]) == 0:
+                self.clear_epochs()
+            for trace, (_n, key, _c, _d, _s) in zip(self.epoch_fig.data, EPOCH_TRACES):
+                value = row.get(key)
+                if value is None or not math.isfinite(float(value)):
+                    continue
+                trace.x = tuple(trace.x or ()) + (row["epoch"],)
+                trace.y = tuple(trace.y or ()) + (float(value),)
+            self._send("epoch_fig")
 
     # ------------------------------------------------------------------ classes
     def draw_confusion(self, conf: dict[str, Any]) -> None:
         """Draw ``session.training.confusion()``: per-class bars and the matrix."""
         per, classes = conf["per_class"], conf["classes"]
-        with self.editing(self.class_fig, self.confusion_fig):
-            with self.class_fig.batch_update():
-                bar = self.class_fig.data[0]
-                bar.x = per["class"].tolist()
-                bar.y = per["accuracy"].tolist()
-                bar.customdata = per["n"].tolist()
-                self.class_fig.layout.title.text = (  # two lines: fits a 300 px figure
-                    f"Per-class accuracy (click a bar)<br><sup>{conf['kind']}, "
-                    f"{conf['n']:,} items</sup>")
-            with self.confusion_fig.batch_update():
-                heat = self.confusion_fig.data[0]
-                heat.z = conf["matrix"].tolist()
-                heat.x = classes
-                heat.y = classes
-            sync_state(self.class_fig)
-            sync_state(self.confusion_fig)
+        with self.charts.lock:
+            bar = self.class_fig.data[0]
+            bar.x = per["class"].tolist()
+            bar.y = per["accuracy"].tolist()
+            bar.customdata = per["n"].tolist()
+            self.class_fig.layout.title.text = (  # two lines: fits a 300 px figure
+                f"Per-class accuracy (click a bar)<br><sup>{conf['kind']}, "
+                f"{conf['n']:,} items</sup>")
+            heat = self.confusion_fig.data[0]
+            heat.z = conf["matrix"].tolist()
+            heat.x = list(classes)
+            heat.y = list(classes)
+            self._send("class_fig")
+            self._send("confusion_fig")
+
+
+def _first(points: Any) -> tuple[Any, Any]:
+    """(x, y) of the first clicked point of a plotly ``Points`` ((None, None) if none)."""
+    xs, ys = list(points.xs or []), list(points.ys or [])
+    return (xs[0], ys[0]) if xs else (None, None)
 
 
 def saving_text(saving: dict[str, Any]) -> str:

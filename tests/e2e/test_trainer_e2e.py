@@ -38,6 +38,36 @@ def _wait_js(lab, root, n, timeout):
         arg=[root.element_handle(), n], timeout=timeout * 1000)
 
 
+VERSIONS_JS = """el => Object.fromEntries([...el.querySelectorAll('[data-chart]')]
+  .map(d => [d.dataset.chart, d.dataset.version === undefined ? null : Number(d.dataset.version)]))"""
+
+
+def _wait_page_drew_kernel_versions(lab, root, names, timeout=120.0):
+    """Wait until each chart in ``names`` on the page is the kernel's latest drawing (its
+    data-version, set once Plotly.react is done, equals ``tr.charts.versions``, and the
+    page's "drawn" message for it reached the kernel: ``tr.charts.drawn``)."""
+    page = kernel = None
+    for _ in range(int(timeout / 0.5)):
+        kernel = lab.kernel_eval("dict(tr.charts.versions)")
+        page = root.evaluate(VERSIONS_JS)
+        drawn = lab.kernel_eval("dict(tr.charts.drawn)")  # the page's "drawn" messages
+        if all(page.get(n) == kernel[n] == drawn.get(n) for n in names):
+            return page
+        lab.page.wait_for_timeout(500)
+    raise AssertionError(f"page chart versions {page}, kernel {kernel}; console "
+                         f"{lab.console[-10:]}")
+
+
+def _screenshots(lab, theme):
+    """tests/_output/trainer_<theme>.png (the Trainer's top) and trainer_charts<row>_<theme>.png
+    (each row of charts, scrolled into view: the notebook clips what is off screen)."""
+    lab.scroll_cell_to_top(1)
+    lab.screenshot_output(1, f"trainer_{theme}.png", ".dfw-trainer")
+    for row in (1, 2):
+        lab.screenshot_output(1, f"trainer_charts{row}_{theme}.png",
+                              f".dfw-charts-row:nth-child({row})")
+
+
 def test_label_press_train_curve_gains_a_point(lab, tmp_path, fmnist_train_emb, output_dir):
     project = tmp_path / "trainer_project"
     setup = (
@@ -93,6 +123,10 @@ def test_label_press_train_curve_gains_a_point(lab, tmp_path, fmnist_train_emb, 
     assert button.inner_text().strip() == "Train"
     button.click()
     after = _wait_curve_len(lab, root, 2)
+    _wait_page_drew_kernel_versions(lab, root, ["curve", "classes", "confusion"])
+    page_z = root.evaluate("""el => { const gd = el.querySelector('[data-chart=confusion]');
+                                      return gd.data[0].z; }""")
+    assert page_z == lab.kernel_eval("s.training.confusion()['matrix'].tolist()")
     assert after["x"] == [N_FIRST, N_FIRST + N_MORE]
     py_x = lab.kernel_eval("list(tr.curve_fig.data[0].x)")
     py_y = lab.kernel_eval("list(tr.curve_fig.data[0].y)")
@@ -106,12 +140,16 @@ def test_label_press_train_curve_gains_a_point(lab, tmp_path, fmnist_train_emb, 
     saving = lab.kernel_eval("tr.saving_html.value")
     assert f"{N_FIRST + N_MORE} labels so far" in saving
 
-    # looks: light, then dark (JupyterLab CSS variables reach the plots' text too)
+    # looks at 1024x768: light, then dark (JupyterLab CSS variables reach the plots' text)
+    lab.page.set_viewport_size({"width": 1024, "height": 768})
+    _wait_page_drew_kernel_versions(lab, root, ["curve", "classes", "confusion"])
     lab.wait_until_drawn(root)
-    lab.screenshot_output(1, "trainer_light.png", ".dfw-trainer")
     light = lab.pixels(root).astype(float).mean()
+    _screenshots(lab, "light")
     lab.set_theme("JupyterLab Dark")
-    lab.screenshot_output(1, "trainer_dark.png", ".dfw-trainer")
     dark = lab.pixels(root).astype(float).mean()
+    _screenshots(lab, "dark")
     lab.set_theme("JupyterLab Light")
+    (output_dir / "trainer_console.txt").write_text(
+        "\n".join(m for m in lab.console if "anywidget" in m) + "\n")
     assert dark < light - 60, (dark, light)

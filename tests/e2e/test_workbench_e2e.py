@@ -207,11 +207,6 @@ def test_lasso_restrict_label_train_click_cell(lab, tmp_path, fmnist_test_emb, o
         raise AssertionError(f"no curve point at {N_SEED + N_LABELS} labels on the page: "
                              f"kernel {kernel}, page x {page_x}; console {widget_errors}"
                              ) from exc
-    # on a busy machine anywidget may have dropped a figure's messages (it loaded too slowly)
-    # and the Trainer replaced the figure: say so, for whoever reads the output folder
-    (output_dir / "workbench_train_page.txt").write_text(
-        f"figures renewed: {lab.kernel_eval('wb.trainer.plots.renewed')}\n"
-        + "\n".join(m for m in lab.console if "anywidget" in m) + "\n")
     page.wait_for_function("(b) => !b.disabled", arg=train.element_handle(), timeout=60_000)
     heat_js = """(el) => { const gds = [...el.querySelectorAll('.js-plotly-plot')];
         const gd = gds.find(g => g.data && g.data[0] && g.data[0].type === 'heatmap');
@@ -219,8 +214,24 @@ def test_lasso_restrict_label_train_click_cell(lab, tmp_path, fmnist_test_emb, o
         return {z: gd.data[0].z, x: Array.from(gd.data[0].x), y: Array.from(gd.data[0].y)}; }"""
     page.wait_for_function(f"(el) => ({heat_js})(el) !== null",
                            arg=trainer.element_handle(), timeout=180_000)
-    lab.page.wait_for_timeout(500)
-    heat = trainer.evaluate(heat_js)
+    # the page shows the kernel's confusion matrix (a fit after training, e.g. the
+    # Workbench's auto-fit, redraws it in the background: wait until the two agree)
+    kernel_z = heat = None
+    for _ in range(120):
+        heat = trainer.evaluate(heat_js)
+        kernel_z = lab.kernel_eval("s.training.confusion()['matrix'].tolist()")
+        if heat is not None and heat["z"] == kernel_z:
+            break
+        page.wait_for_timeout(500)
+    # what the page drew, for whoever reads the output folder: each chart's version on the
+    # page and in the kernel, and anywidget's complaints in the console (none expected)
+    versions = trainer.evaluate("(el) => Object.fromEntries([...el.querySelectorAll("
+                                "'[data-chart]')].map(d => [d.dataset.chart, d.dataset.version]))")
+    (output_dir / "workbench_train_page.txt").write_text(
+        f"page chart versions: {versions}\n"
+        f"kernel chart versions: {lab.kernel_eval('wb.trainer.charts.versions')}\n"
+        + "\n".join(m for m in lab.console if "anywidget" in m) + "\n")
+    assert heat is not None and heat["z"] == kernel_z, (heat, kernel_z)
     z = np.asarray(heat["z"])
     off = z.copy()
     np.fill_diagonal(off, -1)
@@ -242,7 +253,17 @@ def test_lasso_restrict_label_train_click_cell(lab, tmp_path, fmnist_test_emb, o
         if sorted(lab.kernel_eval("s.selection.tolist()")) == expected:
             break
         page.wait_for_timeout(200)
-    assert sorted(lab.kernel_eval("s.selection.tolist()")) == expected
+    if sorted(lab.kernel_eval("s.selection.tolist()")) != expected:  # say what the page did
+        px, py = lab.plotly_point(heat_plot, pred, true)
+        hit = page.evaluate("([x, y]) => { const e = document.elementFromPoint(x, y); return e ? "
+                            "e.tagName + '.' + e.getAttribute('class') : null; }", [px, py])
+        gd = heat_plot.evaluate("(gd) => [gd.getBoundingClientRect().width, "
+                                "gd._fullLayout.width, gd.dataset.version]")
+        kernel = lab.kernel_eval("{'drawn': wb.trainer.charts.drawn, 'errors': "
+                                 "wb.trainer.charts.errors, 'status': wb.trainer.status.value}")
+        raise AssertionError(f"clicked cell ({true}, {pred}) at {px:.0f},{py:.0f} hit {hit}; "
+                             f"heatmap width/layout width/version {gd}; kernel {kernel}; "
+                             f"console {lab.console[-8:]}")
     assert sorted(lab.kernel_eval("wb.map.selected.tolist()")) == expected
     page.wait_for_function(
         "(n) => (document.querySelector('.dfw-workbench .dfw-map-selcount')?.textContent || '')"

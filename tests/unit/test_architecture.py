@@ -52,20 +52,9 @@ MAX_LINES = 400
 SOURCE_SUFFIXES = (".py", ".js", ".css", ".mjs")
 
 #: (receiver as written, private attribute) -> why it is not a Session internal.
-ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
-    # plotly FigureWidget keeps the figure a late view starts from in these fields; the
-    # Trainer refreshes them so a view opened after an update is not stale (plotly has no
-    # public API for it).
-    ("fig", "_widget_data"): "plotly FigureWidget internals",
-    ("fig", "_data"): "plotly FigureWidget internals",
-    ("fig", "_widget_layout"): "plotly FigureWidget internals",
-    ("fig", "_layout_obj"): "plotly FigureWidget internals",
-    ("fig._layout_obj", "_props"): "plotly FigureWidget internals",
-    # plotly marks an edit sent to the page and not yet acknowledged (no public API):
-    # plot_style.edit_pending reads them to see a page that stopped taking edits.
-    ("fig", "_trace_edit_in_process"): "plotly FigureWidget internals",
-    ("fig", "_layout_edit_in_process"): "plotly FigureWidget internals",
-}
+#: (none: the Trainer's figures are plain plotly go.Figure objects sent as JSON; no third-party
+#: internals are read)
+ALLOWED_PRIVATE: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

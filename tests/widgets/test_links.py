@@ -263,7 +263,7 @@ def test_trainer_bar_click_selects_that_class(big, trained) -> None:
 
 
 def test_epoch_chart_is_hidden_until_fine_tuning_reports(trained) -> None:
-    assert trained.epoch_box.layout.display == "none" and not trained.epochs_shown
+    assert not trained.epochs_shown and "epoch" in trained.charts.hidden
     assert len(trained.epoch_fig.data[1].x or ()) == 0
     trained._on_epoch({"epoch": 0, "train_loss": float("nan"), "train_acc": float("nan"),
                        "val_loss": 0.9, "val_acc": 0.7, "seconds": 0.0})

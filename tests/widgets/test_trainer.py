@@ -124,9 +124,15 @@ def test_plots_follow_fits_made_elsewhere(session):
     while len(tr.curve_fig.data[0].x) == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert tr.wait(timeout=300)
-    tr.close()
     assert len(tr.curve_fig.data[0].x) == 1
     assert np.asarray(tr.confusion_fig.data[0].z).sum() > 0
+    # the page widget holds the same drawing: a newer version than the empty one it was
+    # born with (a fit from a background thread updates the synced JSON, not only a message)
+    sent = tr.charts.get_state()["confusion"]
+    assert sent["version"] >= 2
+    assert sent["figure"]["data"][0]["z"] == session.training.confusion()["matrix"].tolist()
+    assert tr.charts.curve["figure"]["data"][0]["x"] == list(tr.curve_fig.data[0].x)
+    tr.close()
 
 
 @pytest.mark.slow
@@ -210,104 +216,73 @@ def test_curve_marks_points_made_with_weak_labels(session):
     tr.close()
 
 
-def test_an_edit_from_a_worker_thread_is_not_lost_while_a_page_message_is_handled():
-    """ipywidgets' set_state (the page's message, kernel thread) holds the figure's trait
-    notifications; plotly's edit (``_py2js_update`` = msg, then None) made meanwhile from
-    the training thread was merged into None and never reached the page. It now waits."""
+def _curve_rep(xs):
+    import pandas as pd
+
+    points = pd.DataFrame({"n_labels": xs, "accuracy": [0.5] * len(xs), "low": np.nan,
+                           "high": np.nan, "measured": "held-out"})
+    return {"points": points, "baseline": ([], []), "finetune": ([], []),
+            "stop": {"fit_x": [], "fit_y": []}, "x_max": max(xs), "target": 0.9}
+
+
+def test_one_chart_widget_keeps_the_latest_drawings_and_answers_clicks(caplog):
+    """The four figures are drawn by ONE anywidget whose synced state holds each chart's
+    latest figure JSON and version (a view made later starts from it); edits from many
+    threads at once lose nothing; clicks and drawing errors come back from the page."""
     import threading
 
     import pandas as pd
 
     from dfwidgets.widgets.trainer_plots import TrainerPlots
 
-    plots = TrainerPlots(on_cell=lambda _t, _p: None)
-    fig, sent = plots.curve_fig, []
-    fig.observe(lambda change: sent.append(change["new"]), names="_py2js_update")
-    in_message = threading.Event()
+    cells, bars = [], []
+    plots = TrainerPlots(on_cell=lambda t, p: cells.append((t, p)), on_bar=bars.append)
+    charts = plots.charts
+    state = charts.get_state()
+    assert state["rows"] == [["curve", "epoch"], ["classes", "confusion"]]
+    assert state["hidden"] == ["epoch"] and not plots.epochs_shown
+    assert {n: state[n]["version"] for n in charts.NAMES} == dict.fromkeys(charts.NAMES, 1)
+    assert [t["name"] for t in state["curve"]["figure"]["data"]][:2] == [
+        "your labels", "random sampling (simulated)"]
 
-    def slow_from_json(value, _widget):  # the kernel still applying the page's message
-        in_message.set()
-        time.sleep(0.5)
-        return value
+    def draw(k):
+        for j in range(5):
+            plots.draw_curve(_curve_rep(list(range(10, 10 * (k * 5 + j) + 20, 10))))
 
-    fig._trait_from_json = slow_from_json
-    page = threading.Thread(target=fig.set_state, args=({"_last_layout_edit_id": 0},))
-    page.start()
-    assert in_message.wait(10)
-    points = pd.DataFrame({"n_labels": [40], "accuracy": [0.6], "low": [np.nan],
-                           "high": [np.nan], "measured": ["held-out"]})
-    plots.draw_curve({"points": points, "baseline": ([], []), "finetune": ([], []),
-                      "stop": {"fit_x": [], "fit_y": []}, "x_max": 40, "target": 0.9})
-    page.join()
-    edits = [m for m in sent if m is not None]
-    assert edits and edits[-1]["style_data"]["x"][0] == [40]
-
-
-def test_a_figure_opens_with_its_traces_and_is_renewed_when_its_page_stops_taking_edits(
-        monkeypatch):
-    """anywidget drops every message to a model whose plotly bundle took > 2 s to load
-    (a busy machine): the page keeps the state the comm was opened with. The comm opens
-    only once the traces are in place, and a figure whose page has not confirmed an edit
-    for PAGE_LAG s is replaced (same box, same click handler) by one born with the data."""
-    import comm
-    import pandas as pd
-
-    from dfwidgets.widgets import plot_style
-    from dfwidgets.widgets.trainer_plots import TrainerPlots
-
-    opened = []
-    create = comm.create_comm
-    monkeypatch.setattr(comm, "create_comm", lambda **kw: opened.append(kw) or create(**kw))
-    cells = []
-    plots = TrainerPlots(on_cell=lambda t, p: cells.append((t, p)))
-    born = {kw["data"]["state"]["_widget_layout"]["title"]["text"]:
-            len(kw["data"]["state"]["_widget_data"]) for kw in opened
-            if kw["data"]["state"].get("_model_name") == "AnyModel"}
-    assert born["Accuracy vs labels"] == 5 and born["Confusion matrix (click a cell)"] == 1
-
-    box, old = plots.boxed(plots.curve_fig), plots.curve_fig
-    points = pd.DataFrame({"n_labels": [30, 40], "accuracy": [0.5, 0.6], "low": np.nan,
-                           "high": np.nan, "measured": "held-out"})
-    rep = {"points": points.iloc[:1], "baseline": ([], []), "finetune": ([], []),
-           "stop": {"fit_x": [], "fit_y": []}, "x_max": 40, "target": 0.9}
-    old.dfw_page.seen = True  # a page showed it (it sent a message) ...
-    plots.draw_curve(rep)  # ... and never confirms this edit
-    assert plots.curve_fig is old and not plot_style.page_behind(old)  # not yet PAGE_LAG
-    old.dfw_page.unconfirmed -= plot_style.PAGE_LAG + 1
-    assert plot_style.page_behind(old)
-    plots.draw_curve({**rep, "points": points})
-    new = plots.curve_fig
-    assert new is not old and old.comm is None and box.children == (new,)
-    assert list(new.data[0].x) == [30, 40]
-    assert opened[-1]["data"]["state"]["_widget_data"][0]["x"] == [30, 40]
-    # a page that confirmed one edit keeps its figure, however slow its later answers
-    new.dfw_page.seen = True
-    plots.draw_curve(rep)
-    new._trace_edit_in_process = new._layout_edit_in_process = False  # the page answers
-    plots.draw_curve({**rep, "points": points})
-    new.dfw_page.unconfirmed -= plot_style.PAGE_LAG + 1
-    plots.draw_curve(rep)
-    assert plots.curve_fig is new and plots.renewed == 1
-    # a renewed confusion matrix still answers clicks
-    heat = plots.confusion_fig
-    heat.dfw_page.seen, heat._trace_edit_in_process = True, True
-    heat.dfw_page.unconfirmed = time.monotonic() - plot_style.PAGE_LAG - 1
+    threads = [threading.Thread(target=draw, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    sent = charts.get_state()["curve"]
+    assert sent["version"] == 1 + 20 == charts.versions["curve"]
+    assert sent["figure"]["data"][0]["x"] == list(plots.curve_fig.data[0].x)
     plots.draw_confusion({"per_class": pd.DataFrame({"class": ["a", "b"], "accuracy": [1, .5],
                                                      "n": [2, 2]}),
                           "classes": ["a", "b"], "matrix": np.array([[2, 0], [1, 1]]),
                           "kind": "held-out", "n": 4})
-    assert plots.confusion_fig is not heat
-    trace = plots.confusion_fig.data[0]
-    trace._dispatch_on_click(type("P", (), {"xs": ["a"], "ys": ["b"]})(), None)
-    assert cells == [("b", "a")]
-    # the last edit is never confirmed and no draw follows: renewed PAGE_LAG s later
-    monkeypatch.setattr(plot_style, "PAGE_LAG", 0.1)
-    monkeypatch.setattr("dfwidgets.widgets.trainer_plots.PAGE_LAG", 0.1)
-    plots = TrainerPlots(on_cell=lambda t, p: None)
-    plots.curve_fig.dfw_page.seen = True
-    plots.draw_curve({**rep, "points": points.iloc[:1]})
-    for _ in range(100):
-        if plots.renewed:
-            break
-        time.sleep(0.05)
-    assert plots.renewed == 1 and list(plots.curve_fig.data[0].x) == [30]
+    assert charts.confusion["figure"]["data"][0]["z"] == [[2, 0], [1, 1]]
+    assert charts.confusion["version"] == charts.classes["version"] == 2
+    plots.add_epoch({"epoch": 0, "val_loss": 0.9, "val_acc": 0.7, "train_loss": float("nan")})
+    plots.show_epochs()
+    assert plots.epochs_shown and charts.epoch["figure"]["data"][1]["x"] == [0]
+    # what the page sends: a click on a cell (x predicted, y true), on a bar, a failed drawing
+    def page_sends(content):  # a custom message from the page, as the widget's comm hands it
+        charts._handle_msg({"content": {"data": {"method": "custom", "content": content}},
+                            "buffers": []})
+
+    page_sends({"type": "click", "chart": "confusion", "x": "a", "y": "b"})
+    page_sends({"type": "click", "chart": "classes", "x": "b", "y": 0.5})
+    page_sends({"type": "drawn", "chart": "curve", "version": 21})
+    with caplog.at_level("WARNING"):
+        page_sends({"type": "error", "chart": "confusion", "version": 2,
+                    "message": "The chart could not be drawn: boom"})
+    assert cells == [("b", "a")] and bars == ["b"]
+    assert charts.drawn == {"curve": 21} and "boom" in charts.errors["confusion"]
+    assert "confusion" in caplog.text and "boom" in caplog.text
+    # the figures' own plotly click callbacks reach the same handlers
+    from plotly.callbacks import Points
+
+    plots.confusion_fig.data[0]._dispatch_on_click(
+        Points(point_inds=[0], xs=["b"], ys=["a"], trace_name="", trace_index=0), None)
+    assert cells[-1] == ("a", "b")
