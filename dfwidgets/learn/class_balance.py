@@ -19,14 +19,16 @@ SHARE = 0.25    # at most this share of a batch (at least 1 item) goes to starve
 
 
 def starved_classes(train_counts: np.ndarray, known_counts: np.ndarray, *,
-                    min_labels: int = MIN_LABELS) -> np.ndarray:
+                    min_labels: int = MIN_LABELS, tie: np.ndarray | None = None
+                    ) -> np.ndarray:
     """(S,) int64 class codes with < ``min_labels`` training labels (``train_counts`` (K,))
     but at least one known example (``known_counts`` (K,): labels incl. audit answers),
-    fewest training labels first."""
+    fewest training labels first; ties by ``tie`` (K,) (default: the class code)."""
     train_counts = np.asarray(train_counts, dtype=np.int64)
     known_counts = np.asarray(known_counts, dtype=np.int64)
     starved = np.flatnonzero((train_counts < min_labels) & (known_counts > 0))
-    return starved[np.argsort(train_counts[starved], kind="stable")]
+    tie = np.arange(len(train_counts)) if tie is None else np.asarray(tie)
+    return starved[np.lexsort((tie[starved], train_counts[starved]))]
 
 
 def starved_picks(embeddings: np.ndarray, codes: np.ndarray, train_counts: np.ndarray,
@@ -34,7 +36,8 @@ def starved_picks(embeddings: np.ndarray, codes: np.ndarray, train_counts: np.nd
                   ) -> np.ndarray:
     """Up to ``n`` (<= n,) int64 unblocked items, one per starved class (round-robin when
     ``n`` exceeds the starved classes): for each, the unblocked item with the highest
-    cosine similarity to any of the class's known examples.
+    cosine similarity to any of the class's known examples (ties: the class with the
+    first known item first).
 
     ``embeddings`` (N, D); ``codes`` (N,) int class code of every known label (training
     labels and audit answers, -1 = none); ``train_counts`` (K,) training labels per
@@ -43,7 +46,12 @@ def starved_picks(embeddings: np.ndarray, codes: np.ndarray, train_counts: np.nd
     codes = np.asarray(codes)
     K = len(train_counts)
     known = np.bincount(codes[codes >= 0], minlength=K)[:K]
-    classes = starved_classes(train_counts, known, min_labels=min_labels)
+    # ties by the class's first known item, not its code: the order classes were named in
+    # (a Session's) or sorted (simulate's) must not change the picks
+    first = np.full(K, len(codes), dtype=np.int64)
+    ok = (codes >= 0) & (codes < K)
+    np.minimum.at(first, codes[ok], np.flatnonzero(ok))
+    classes = starved_classes(train_counts, known, min_labels=min_labels, tie=first)
     if n < 1 or not len(classes):
         return np.empty(0, dtype=np.int64)
     free = np.flatnonzero(~np.asarray(blocked, dtype=bool))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_embeddings, check_labels, encode_labels
-from .class_balance import SHARE, starved_picks
+from .batch import batch_rng, compose_batch
 from .neighbour_smoothing import NeighbourSmoothing
 from .strategies import STRATEGIES
 
@@ -25,6 +25,16 @@ log = logging.getLogger(__name__)
 # and so Session.accuracy_estimate(), over-optimistic (benchmarks/RESULTS.md): opt in.
 SMOOTHING = 0.0
 AUDIT_SHARE = 0.1  # as the Session's next_batch (session/evaluation.py AUDIT_SHARE)
+
+
+def _probs(model: Any, X: np.ndarray, classes: np.ndarray, *, mc: bool) -> np.ndarray:
+    """(N, K) (or (S, N, K) with ``mc``) probabilities in the columns of ``classes``, zeros
+    for classes the model does not know yet (as the Session's ``probs_``)."""
+    p = model.predict_proba_mc(X) if mc else model.predict_proba(X)
+    out = np.zeros((*p.shape[:-1], len(classes)), dtype=p.dtype)
+    col = {c: i for i, c in enumerate(classes.tolist())}
+    out[..., [col[c] for c in list(model.classes_)]] = p
+    return out
 
 
 @dataclass
@@ -104,6 +114,7 @@ def simulate(
     smoothing: float = SMOOTHING,
     audit_share: float = AUDIT_SHARE,
     balance: bool = True,
+    classes: Sequence[Any] | None = None,
     progress: bool = True,
 ) -> SimulationResult:
     """Replay active labeling with an oracle that knows ``y``; return accuracy curves.
@@ -121,10 +132,16 @@ def simulate(
     raw embeddings. The strategies
     always get the raw embeddings for their diversity terms.
 
-    As ``Session.next_batch`` does (so the simulation predicts the product path): each
-    batch holds ``audit_share`` random audit items, labeled but never trained on (0 = train
-    on every label), and with ``balance`` up to a quarter of it goes to classes with fewer
-    than 3 training labels (:func:`~dfwidgets.learn.class_balance.starved_picks`).
+    Each batch is made by ``Session.next_batch``'s own function
+    (:func:`~dfwidgets.learn.batch.compose_batch`, its generator seeded by the labeling
+    state), and the default model is the Session's (a warm-started LinearProbe over the
+    classes labeled so far), so from the same first labels a Session asks the same items:
+    ``audit_share`` random audit items, labeled but never trained on (0 = train on every
+    label), with ``balance`` up to a quarter of the rest for classes with fewer than 3
+    training labels (:func:`~dfwidgets.learn.class_balance.starved_picks`), then the
+    strategy's picks. ``seeds`` choose the first labels; the draws after them follow.
+    ``classes``: the class names in the Session's order (``session.classes``; default
+    sorted): the model's column order changes its rounding, and so later picks.
     """
     from sklearn.base import clone
 
@@ -132,7 +149,7 @@ def simulate(
 
     X = check_embeddings(embeddings, name="embeddings")
     y = check_labels(y, len(X))
-    classes, codes = encode_labels(y, None)
+    classes, codes = encode_labels(y, classes)
     if len(classes) < 2:
         raise ValueError(f"simulate needs at least 2 classes in y; got {list(classes)}")
     unknown = [s for s in strategies if s not in STRATEGIES]
@@ -144,6 +161,8 @@ def simulate(
     budgets = sorted({int(b) for b in budgets})
     if not budgets or budgets[0] < 1:
         raise ValueError(f"budgets must be positive label counts; got {budgets}")
+    if not 0 <= audit_share < 1:
+        raise ValueError(f"audit_share must be in [0, 1); got {audit_share}")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 or None; got {batch_size}")
 
@@ -166,8 +185,9 @@ def simulate(
         smoother = NeighbourSmoothing(alpha=smoothing).fit(X)
         X_model, X_test = smoother.transform(), smoother.transform(X_test)
 
-    if model is None:
-        model = LinearProbe(classes=classes.tolist())
+    order = None
+    if model is None:  # the Session's: warm-started, over the classes labeled so far
+        model, order = LinearProbe(), classes.tolist()
     elif "classes" in model.get_params():
         model = clone(model).set_params(classes=classes.tolist())
     if "bald" in strategies and not hasattr(model, "predict_proba_mc"):
@@ -187,8 +207,7 @@ def simulate(
             start_mask = np.zeros(len(X), dtype=bool)
             first = STRATEGIES[initial](None, X, start_mask, budgets[0],
                                         np.random.default_rng([int(seed), 0]))
-            for s_i, name in enumerate(strategies):
-                rng = np.random.default_rng([int(seed), s_i + 1])
+            for name in strategies:
                 run_model = clone(model)
                 mask = start_mask.copy()
                 mask[first] = True
@@ -199,18 +218,16 @@ def simulate(
                 for budget in budgets:
                     while (have := int(mask.sum())) < budget:
                         if fitted_at != have:  # labels only grow: the count identifies the fit
-                            fitted = _fit(run_model, X_model, y_pool, mask & ~held)
+                            fitted = _fit(run_model, X_model, y_pool, mask & ~held, order)
                             fitted_at = have
                         step = budget - have if batch_size is None else min(batch_size,
                                                                              budget - have)
-                        probs = None
-                        if fitted is not None:
-                            probs = (fitted.predict_proba_mc(X_model) if name == "bald"
-                                     else fitted.predict_proba(X_model))
-                        picks = _batch(name, probs, X, codes, mask, held, step, rng, audit,
+                        probs = None if fitted is None else _probs(fitted, X_model, classes,
+                                                                    mc=name == "bald")
+                        picks = _batch(name, probs, X, codes, mask, held, step, audit,
                                        balance)
                         mask[picks] = True
-                    fitted = _fit(run_model, X_model, y_pool, mask & ~held)
+                    fitted = _fit(run_model, X_model, y_pool, mask & ~held, order)
                     fitted_at = int(mask.sum())
                     if fitted is None:  # one class so far: the constant prediction
                         only = codes[mask & ~held][0]
@@ -237,46 +254,44 @@ def simulate(
 
 
 class _Audit:
-    """The audit count rule of ``AuditSampler`` (learn/evaluate.py, which imports this
-    module): after ``m`` items served, ``round(share * m)`` were random audit items."""
+    """``AuditSampler``'s rule (learn/evaluate.py, which imports this module; same draws
+    from the same generator): after ``m`` items served, ``round(share * m)`` were audit
+    items, drawn uniformly from the unlabeled pool."""
 
     def __init__(self, share: float) -> None:
-        if not 0 <= share < 1:
-            raise ValueError(f"audit_share must be in [0, 1); got {share}")
-        self.share, self.asked, self.n = float(share), 0, 0
+        self.share, self.n_asked, self.n = float(share), 0, 0
 
     def sample(self, pool: np.ndarray, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        m = min(max(int(np.floor(self.share * (self.asked + k) + 0.5)) - self.n, 0), k,
+        m = min(max(int(np.floor(self.share * (self.n_asked + k) + 0.5)) - self.n, 0), k,
                 len(pool))
-        self.asked, self.n = self.asked + k, self.n + m
+        self.n_asked, self.n = self.n_asked + k, self.n + m
         return rng.choice(pool, size=m, replace=False) if m else np.empty(0, np.int64)
 
 
 def _batch(name: str, probs: np.ndarray | None, X: np.ndarray, codes: np.ndarray,
-           mask: np.ndarray, held: np.ndarray, k: int, rng: np.random.Generator,
-           audit: Any, balance: bool) -> np.ndarray:
-    """(k,) picks as Session.next_batch makes them: audit items (marked in ``held``),
-    starved-class picks, then the strategy's."""
-    blocked = mask.copy()
-    picks = [audit.sample(np.flatnonzero(~blocked), k, rng=rng) if audit.share else
-             np.empty(0, dtype=np.int64)]
-    held[picks[0]] = blocked[picks[0]] = True
-    room = k - len(picks[0])
-    if balance and room > 0:
-        known = np.where(mask, codes, -1)
-        train = np.bincount(codes[mask & ~held], minlength=int(codes.max()) + 1)
-        picks.append(starved_picks(X, known, train, blocked, min(max(1, int(SHARE * room)),
-                                                                  room)))
-        blocked[picks[-1]] = True
-        room -= len(picks[-1])
-    if room > 0:
-        picks.append(np.asarray(STRATEGIES[name](probs, X, blocked, room, rng), np.int64))
-    return np.concatenate(picks)
+           mask: np.ndarray, held: np.ndarray, k: int, audit: Any, balance: bool
+           ) -> np.ndarray:
+    """(k,) picks by Session.next_batch's own rule (:func:`~.batch.compose_batch`, the
+    generator seeded by the state as there); audit items are marked in ``held``."""
+    rng = batch_rng(mask, int((~mask).sum()), audit.n_asked)
+    train = np.bincount(codes[mask & ~held], minlength=int(codes.max()) + 1)
+    picks, is_audit, _ = compose_batch(
+        name, probs, X, np.where(mask, codes, -1), train, mask, k, rng,
+        audit=(lambda pool, n, r: audit.sample(pool, n, rng=r)) if audit.share else None,
+        balance=balance)
+    held[picks[is_audit]] = True
+    return picks
 
 
-def _fit(model: Any, X: np.ndarray, y: np.ndarray, mask: np.ndarray) -> Any | None:
-    """Fit on the labeled items; None while fewer than 2 classes are labeled."""
+def _fit(model: Any, X: np.ndarray, y: np.ndarray, mask: np.ndarray,
+         order: list | None = None) -> Any | None:
+    """Fit on the labeled items; None while fewer than 2 classes are labeled. ``order``:
+    the classes as the Session knows them; the model gets those with a training label, in
+    that order (as FitWorker._make_model: the column order changes the fit's rounding)."""
     labels = y[mask]
-    if len(np.unique(labels)) < 2:
+    present = set(labels.tolist())
+    if len(present) < 2:
         return None
+    if order is not None:
+        model.set_params(classes=[c for c in order if c in present])
     return model.fit(X[mask], labels)

@@ -158,3 +158,37 @@ def test_hybrid_exploration_picks_are_recorded(session: Session, small) -> None:
     batch = session.next_batch(20, strategy="hybrid")
     recorded = np.flatnonzero(session._evaluation.random_mask())
     assert 1 <= len(recorded) <= 2 and np.isin(recorded, batch).all()
+
+
+def test_simulate_replays_the_session_loop(tmp_path: Path, small) -> None:
+    """Item 3: one batch rule (learn/batch.py) and one state-seeded generator, so
+    simulate() asks the Session's items: same accuracy at every budget, to the digit."""
+    from dfwidgets.learn.simulation import simulate
+    from dfwidgets.learn.strategies import STRATEGIES
+
+    src, emb = small
+    names = np.asarray(src.classes, dtype=object)
+    y = names[np.asarray(src.labels)]
+    budgets, seed, strategy = [20, 40], 3, "margin"  # model, starved and audit picks
+    sim = simulate(emb, y, strategies=[strategy], budgets=budgets, seeds=[seed],
+                   test=(emb, y), batch_size=10, initial="random",
+                   classes=list(names), progress=False).curves
+    first = STRATEGIES["random"](None, emb, np.zeros(len(emb), dtype=bool), 20,
+                                 np.random.default_rng([seed, 0]))
+    s = Session.open(tmp_path / "p", source=src, embeddings=emb, auto_fit=False,
+                     strategy=strategy)
+    try:
+        label_truth(s, first)
+        s.fit()
+        got = {}
+        while (n := len(s.labels)) <= budgets[-1]:
+            if n in budgets:
+                got[n] = float((s.model_.predict(emb) == y).mean())
+            if n == budgets[-1]:
+                break
+            label_truth(s, s.next_batch(10))
+            s.fit()
+        assert int(s._evaluation.audit_mask().sum()) == 2  # audit items were in the loop
+    finally:
+        s.close()
+    assert got == dict(zip(sim["n_labels"].tolist(), sim["accuracy"].tolist()))
