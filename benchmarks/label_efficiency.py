@@ -250,20 +250,24 @@ def main() -> None:
         f"## {SECTION}",
         "",
         (f"`python benchmarks/label_efficiency.py --seeds {' '.join(map(str, seeds))} "
-        f"--max-budget {budgets[-1]} --batch {args.batch} --strategies {' '.join(strategies)}` - pool = all 60,000 "
+        f"--max-budget {budgets[-1]} --batch {args.batch} --strategies {' '.join(strategies)}"
+        f"{'' if args.smoothing is None else f' --smoothing {args.smoothing:g}'}"
+        f"{' --skip ' + ' '.join(args.skip) if args.skip else ''}` - pool = all 60,000 "
         f"train items (offline efficientnet_lite0, {Xtr.shape[1]} dims), accuracy on the 10,000 "
         f"test items, mean of {len(seeds)} seeds; {args.threads} torch/BLAS thread(s), "
         f"{bench.machine_note(load0)}; "
         f"total {time.perf_counter() - t0:.0f} s. **Full-pool LinearProbe (60,000 labels): "
         f"{full_acc:.3f}** (the better of raw embeddings {full_raw:.4f} and "
         f"neighbour-smoothed {full_smooth:.4f}); 90% = {targets['90%']:.3f}, "
-        f"95% = {targets['95%']:.3f}. The model sees neighbour-smoothed features "
+        f"95% = {targets['95%']:.3f}. " + (
+        "The model sees the raw embeddings (smoothing 0, the Session default)." if not smoothing else
+        f"The model sees neighbour-smoothed features "
         f"(`NeighbourSmoothing`, k=10, alpha={smoothing}: each item + alpha x the mean of its "
         f"10 nearest pool neighbours; the graph of 60,000 items took {graph_s:.1f} s, or "
         f"a cache read), as `Session.open(..., smoothing={smoothing})` does (Sessions default "
         f"to smoothing=0: see the accuracy estimate below); rows marked (raw embeddings) are the "
         f"same loop on the raw embeddings (smoothing=0), for comparison; their ratio is "
-        f"to random on raw embeddings."),
+        f"to random on raw embeddings.")),
         "",
         ("Mean test accuracy (first 20 labels: random for random, TypiClust for the others; "
          "then batches of " + f"{args.batch}"
@@ -294,8 +298,8 @@ def main() -> None:
         "",
         "Labels needed (interpolated on the mean curve) and ratio to random:",
         "",
-        "| strategy | labels for 90% | vs random | labels for 95% | vs random | labels for 97% "
-        "| vs random |", "|---|---|---|---|---|---|---|",
+        ("| strategy | labels for 90% | vs random | labels for 95% | vs random | labels for 97% "
+         "| vs random |"), "|---|---|---|---|---|---|---|",
     ]
     for s in shown:
         ref = "random (raw embeddings)" if s.endswith("(raw embeddings)") else "random"

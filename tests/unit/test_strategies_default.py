@@ -1,4 +1,4 @@
-"""Issue 16: the default strategy (auto = TypiClust, typical margin, then hybrid), simulate() as the
+"""Issue 16: the default strategy (auto = TypiClust, dense margin, then hybrid), simulate() as the
 Session loop (audit items, starved classes), and recommend() with its evidence."""
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ def test_auto_switches_from_representative_to_uncertain(small) -> None:
     # no model yet: representative picks
     np.testing.assert_array_equal(S.auto(None, emb, mask, 10, 0),
                                   S.typiclust(None, emb, mask, 10, 0))
-    # 3 per class: uncertain items of dense regions
+    # 3 per class: uncertain regions (dense margin)
     np.testing.assert_array_equal(S.auto(probs, emb, mask, 10, 0),
-                                  S.typical_margin(probs, emb, mask, 10, 0))
+                                  S.dense_margin(probs, emb, mask, 10, 0))
     mask[:200] = True  # 20 per class: uncertainty with diversity
     np.testing.assert_array_equal(S.auto(probs, emb, mask, 10, 0),
                                   S.hybrid(probs, emb, mask, 10, 0))
@@ -68,6 +68,28 @@ def test_typical_margin_prefers_typical_uncertain_items(small) -> None:
     # the picks are more typical than the uncertain items on average (no outliers)
     assert typ[picks].mean() > typ[: n // 2].mean()
     np.testing.assert_array_equal(picks, S.typical_margin(probs, emb, mask, 20, 0))
+
+
+def test_dense_margin_prefers_uncertain_regions_to_lone_uncertain_items(small) -> None:
+    from dfwidgets.learn.probcover import neighbour_table
+
+    _, emb = small
+    n = len(emb)
+    nb = neighbour_table(emb)
+    core = np.zeros(n, dtype=bool)
+    core[np.unique(nb[:20])] = True  # 20 items' neighbourhoods ...
+    region = core.copy()
+    region[np.unique(nb[core])] = True  # ... and theirs: every core item's neighbours are unsure
+    lone = np.flatnonzero(~region & ~region[nb].any(axis=1))[::2]  # unsure, neighbours sure
+    probs = np.tile(np.asarray([[0.95, 0.05]], np.float32), (n, 1))
+    probs[region] = probs[lone] = [0.5, 0.5]  # the same own uncertainty
+    mask = np.zeros(n, dtype=bool)
+    dense = S.dense_margin(probs, emb, mask, 20, 0)
+    typical = S.typical_margin(probs, emb, mask, 20, 0)
+    assert len(np.unique(dense)) == 20 and not mask[dense].any()
+    # the middle of the uncertain region; uncertainty x typicality alone cannot tell
+    assert core[dense].mean() >= 0.5 and core[dense].mean() >= core[typical].mean() + 0.3
+    np.testing.assert_array_equal(dense, S.dense_margin(probs, emb, mask, 20, 0))
 
 
 def test_simulate_mirrors_the_session_loop(small) -> None:
