@@ -15,8 +15,10 @@ backbone embeddings) gets ``budget`` random hand labels and these rules, through
 
 Reported: coverage; accuracy on covered items of the label model (Snorkel's LabelModel),
 majority vote and the best single rule, all three on the same items (every item some rule
-covers; a rule's abstention counts as wrong there: this is the comparison the target
-uses); also each rule on its own items vs the label model on the same items, and the
+covers, hand-labeled items left out since rules made from them vote their own labels; a
+rule's abstention counts as wrong there: this is the comparison the target uses); the
+ceiling: the best any function of the votes could do there (each distinct vote row gets
+the class most of its items truly have; uses the truth, so a bound, not a method); also each rule on its own items vs the label model on the same items, and the
 label model on its most confident items at the rule's coverage; test accuracy (10,000 test images) of the
 Session's probe on hand labels alone vs hand + weak labels (``session.fit(weak=True)``).
 
@@ -81,21 +83,25 @@ def run_one(source, X, Xt, y, yt, names, clusters, *, budget, seed, variant, thr
         L, rule_names = s.rules.votes()
         probs, abstain = s.weak_labels()
         mv, _ = s.weak_labels(method="majority")
-        cov = ~abstain
+        covered = ~abstain
+        cov = covered.copy()
+        cov[hand] = False  # hand-labeled items: rules made from them vote their own labels
         lm_pred = probs.argmax(1)
         def acc(pred: np.ndarray, m: np.ndarray) -> float:
             return float((pred[m] == truth[m]).mean()) if m.any() else float("nan")
         rules = []
         same_items = []  # every rule on the same items as the label model (abstain = wrong)
         own_wins = own_ties = 0  # label model vs rule on the rule's own items
+        unlabeled = ~np.isin(np.arange(len(X)), hand)
         for j, rn in enumerate(rule_names):
-            m = L[:, j] >= 0
+            m = (L[:, j] >= 0) & unlabeled
             same_items.append(float((L[cov, j] == truth[cov]).mean()) if cov.any() else 0.0)
             if m.sum() >= 0.005 * len(X):
                 rules.append((acc(L[:, j], m), int(m.sum()), rn))
                 own_wins += acc(lm_pred, m) > acc(L[:, j], m)
                 own_ties += acc(lm_pred, m) == acc(L[:, j], m)
         best = max(rules)
+        ceiling = vote_ceiling(L[cov], truth[cov])
         conf = np.where(cov, probs.max(1), -1)
         top = np.argsort(-conf)[:best[1]]
         at_cov = float((lm_pred[top] == truth[top]).mean())
@@ -104,13 +110,25 @@ def run_one(source, X, Xt, y, yt, names, clusters, *, budget, seed, variant, thr
         hand_acc = test_accuracy(s, Xt, yt, names)
         s.fit(weak=True)
         weak_acc = test_accuracy(s, Xt, yt, names)
-        return {"coverage": float(cov.mean()), "lm": acc(lm_pred, cov),
-                "mv": acc(mv.argmax(1), cov), "best_same": max(same_items),
+        return {"coverage": float(covered.mean()), "lm": acc(lm_pred, cov),
+                "mv": acc(mv.argmax(1), cov), "best_same": max(same_items), "ceiling": ceiling,
                 "own_wins": own_wins, "own_ties": own_ties, "best_rule": best[0], "best_cov": best[1] / len(X),
                 "best_name": best[2], "lm_at_cov": at_cov, "beats": beats, "n_rules": len(rules),
                 "hand": hand_acc, "weak": weak_acc, "n_weak": s.rules.n_weak_trained}
     finally:
         s.close()
+
+
+def vote_ceiling(L: np.ndarray, truth: np.ndarray) -> float:
+    """Accuracy of the best possible function of the votes: every distinct row of ``L``
+    (M, R) gets the class most of its items truly have. Uses the truth: a bound on what
+    any label model (a function of the votes alone) can reach, not a method."""
+    if len(L) == 0:
+        return float("nan")
+    _, row = np.unique(L, axis=0, return_inverse=True)
+    counts = np.zeros((row.max() + 1, int(truth.max()) + 1), np.int64)
+    np.add.at(counts, (row.reshape(-1), truth), 1)
+    return float(counts.max(axis=1).sum() / len(L))
 
 
 def at_cov_for(conf: np.ndarray, pred: np.ndarray, truth: np.ndarray, n: int) -> float:
@@ -198,7 +216,8 @@ def summarise(rows: list[dict]) -> str:
         best = (f"{g['best_rule'].mean():.3f} on {g['best_cov'].mean():.1%} / "
                 f"label model {g['lm_at_cov'].mean():.3f}")
         out.append([budget, "hand labels" if variant == "hand" else "looked at",
-                    f"{g['coverage'].mean():.2f}", f("lm"), f("mv"), f("best_same"), best,
+                    f"{g['coverage'].mean():.2f}", f("lm"), f("mv"), f("best_same"), f("ceiling"),
+                    best,
                     f"{g['own_wins'].sum()} (+{g['own_ties'].sum()} ties)/{g['n_rules'].sum()}",
                     f"{g['beats'].sum()}/{g['n_rules'].sum()}",
                     f("hand"), f("weak"), f"{(g['weak'] - g['hand']).mean() * 100:+.1f}",
@@ -206,10 +225,21 @@ def summarise(rows: list[dict]) -> str:
     return bench.markdown_table(
         ["hand labels", "regions named by", "coverage", "label model (covered)",
          "majority vote (covered)", "best single rule (same covered items, abstain = wrong)",
+         "ceiling: best function of the votes (from the truth)",
          "best single rule on its own items / label model at its coverage",
          "rules the label model beats on the rule's own items",
          "rules the label model beats at equal coverage", "probe: hand only",
-         "probe: hand + weak", "points added", "weak items"], out)
+         "probe: hand + weak", "points added", "weak items"], out) + "\n\nPer seed:\n\n" + per_seed(df)
+
+
+def per_seed(df) -> str:
+    """One row per (seed, budget, variant): the label-model comparison and the probe."""
+    rows = [[r.seed, r.budget, r.variant, f"{r.lm:.3f}", f"{r.mv:.3f}", f"{r.best_same:.3f}",
+             f"{r.ceiling:.3f}", f"{r.hand:.3f}", f"{r.weak:.3f}",
+             f"{(r.weak - r.hand) * 100:+.1f}"] for r in df.itertuples()]
+    return bench.markdown_table(["seed", "hand labels", "regions named by", "label model",
+                                 "majority vote", "best single rule", "ceiling", "probe: hand",
+                                 "probe: hand + weak", "points added"], rows)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..learn import weak_supervision as ws
-from .rules_votes import FunctionRun, region_check, region_status, rule_votes, run_function
+from . import rules_votes as rv
 
 if TYPE_CHECKING:
     from .session import Session
@@ -66,7 +66,7 @@ class Rules:
         self._s = session
         self._lock = threading.RLock()
         self._functions: dict[str, Any] = {}
-        self._runs: dict[str, FunctionRun] = {}
+        self._runs: dict[str, rv.FunctionRun] = {}
         self._cache: tuple[Any, Any] | None = None  # (key, (L, names))
         self._weak_cache: tuple[Any, Any] | None = None
         self.n_weak_trained = 0  # weak items in the last training set (curve field "weak")
@@ -204,13 +204,13 @@ class Rules:
             source = inspect.getsource(fn).strip()
         except (OSError, TypeError):
             source = None
-        run = run_function(self._s, fn, label)
+        run = rv.run_function(self._s, fn, label)
         return self._add("function", label, {"source": source}, name, "function",
                          before=lambda final: self._attach(final, fn, label, run))
 
     def _attach(self, name: str, fn: Any, label: str | None,
-                run: FunctionRun | None = None) -> None:
-        run = run_function(self._s, fn, label) if run is None else run
+                run: rv.FunctionRun | None = None) -> None:
+        run = rv.run_function(self._s, fn, label) if run is None else run
         with self._lock:
             self._functions[name] = fn
             self._runs[name] = run
@@ -267,7 +267,7 @@ class Rules:
             if self._cache is not None and self._cache[0] == key:
                 return self._cache[1]
             rules = [r for r in self.all() if r.get("enabled", True)]
-            cols = [rule_votes(self._s, r, self._functions, self._runs) for r in rules]
+            cols = [rv.rule_votes(self._s, r, self._functions, self._runs) for r in rules]
             L = (np.stack(cols, axis=1) if cols
                  else np.full((len(self._s.ids), 0), ws.ABSTAIN, np.int64))
             self._cache = (key, (L, [r["name"] for r in rules]))
@@ -281,9 +281,9 @@ class Rules:
         return pd.DataFrame(rows, columns=["index", "item_id", "error"])
 
     def weak_labels(self, *, method: str = "label_model") -> tuple[np.ndarray, np.ndarray]:
-        """(probs (N, K) float32 over ``session.classes``, abstain (N,) bool): the label
-        model's (or "majority" vote's) combination of the enabled rules; abstain where no
-        rule votes and on audit items (their rows hold the class balance)."""
+        """(probs (N, K) float32 over ``session.classes``, abstain (N,) bool): the label model's (or
+        "majority" vote's) combination of the enabled rules, fit on items with no hand label (rules
+        made from them vote them right); abstain where no rule votes and on audit items."""
         with self._lock:
             key = (self._key(), method)
             if self._weak_cache is not None and self._weak_cache[0] == key:
@@ -296,7 +296,7 @@ class Rules:
                 raise ValueError("Weak labels need at least 2 classes; add classes first.")
             balance = ws.class_balance(hand[(hand >= 0) & ~audit], K)
             model = ws.WeakLabelModel(cardinality=K, method=method, class_balance=balance)
-            probs = model.fit(L).predict_proba(L)
+            probs = model.fit(L[hand < 0] if (hand < 0).any() else L).predict_proba(L)
             abstain = ~model.covered(L) | audit
             self._weak_cache = (key, (probs, abstain))
             return probs.copy(), abstain.copy()
@@ -338,9 +338,9 @@ class Rules:
     # ------------------------------------------------------------------ summary
     def summary(self) -> pd.DataFrame:
         """Per rule: DataFrame[rule, kind, label, enabled, coverage, overlaps, conflicts,
-        accuracy_labeled, n_labeled, accuracy_audit, n_audit, status]. Accuracy on hand
-        labels is optimistic for examples / neighbours rules (made from them); on audit
-        items it is not. Shares are of all N items."""
+        accuracy_labeled, n_labeled, accuracy_audit, n_audit, status]. On hand labels
+        no rule is scored on its own sources (rules_votes.held_out_votes: examples rules
+        leave the item out, the neighbours rule is not scored). Shares are of all N items."""
         rules = self.all()
         cols = ["rule", "kind", "label", "enabled", "coverage", "overlaps", "conflicts",
                 "accuracy_labeled", "n_labeled", "accuracy_audit", "n_audit", "status"]
@@ -349,21 +349,21 @@ class Rules:
         with self._lock:
             L_on, on_names = self.votes()
             all_cols = [L_on[:, on_names.index(r["name"])] if r["name"] in on_names else
-                        rule_votes(self._s, r, self._functions, self._runs) for r in rules]
+                        rv.rule_votes(self._s, r, self._functions, self._runs) for r in rules]
         L = np.stack(all_cols, axis=1)
-        hand = self._s.label_array()
-        audit = self._s.audit_mask()
+        hand, audit = self._s.label_array(), self._s.audit_mask()
         K = max(len(self._s.classes), 1)
         train_truth = np.where(~audit, hand, -1)
         audit_truth = np.where(audit, hand, -1)
         a = ws.rule_stats(L, K, train_truth, names=[r["name"] for r in rules])
         b = ws.rule_stats(L, K, audit_truth)
+        h = ws.rule_stats(rv.held_out_votes(self._s, rules, L), K, train_truth)  # not own sources
         out = pd.DataFrame({
             "rule": a["rule"], "kind": [r["kind"] for r in rules],
             "label": [r.get("label") for r in rules],
             "enabled": [bool(r.get("enabled", True)) for r in rules],
             "coverage": a["coverage"], "overlaps": a["overlaps"], "conflicts": a["conflicts"],
-            "accuracy_labeled": a["accuracy"], "n_labeled": a["checked"],
+            "accuracy_labeled": h["accuracy"], "n_labeled": h["checked"],
             "accuracy_audit": b["accuracy"], "n_audit": b["checked"],
             "status": [self._status(r) for r in rules]})
         return out[cols]
@@ -373,10 +373,10 @@ class Rules:
         if label is not None and label not in self._s.classes:
             return f"class {label!r} no longer exists: this rule abstains"
         if rule["kind"] == "region" and label in self._s.classes:
-            agree, n = region_check(self._s, self._s._labels.known_indices(
+            agree, n = rv.region_check(self._s, self._s._labels.known_indices(
                 rule["params"].get("ids", [])), self._s.classes.index(label))
-            if region_status(agree, n, label):
-                return region_status(agree, n, label)
+            if rv.region_status(agree, n, label):
+                return rv.region_status(agree, n, label)
         if rule["kind"] == "function":
             if rule["name"] not in self._functions:
                 return (f"not attached: call session.rules.add_function(fn, {label!r}, "

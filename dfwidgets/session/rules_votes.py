@@ -18,8 +18,8 @@ from ..learn import weak_supervision as ws
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["REGION_AGREE", "FunctionRun", "RuleItem", "region_backed", "region_check",
-           "region_status", "rule_votes"]
+__all__ = ["REGION_AGREE", "FunctionRun", "RuleItem", "held_out_votes",
+           "region_backed", "region_check", "region_status", "rule_votes"]
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +198,34 @@ def run_function(session: Session, fn: Any, label: str | None) -> FunctionRun:
         log.warning("rule function failed on %d of %d items (first: item %s, %s); those "
                     "items were skipped", n_errors, n, errors[0][1], errors[0][2])
     return FunctionRun(votes, errors, n_errors)
+
+
+
+def held_out_votes(session: Session, rules: list[dict[str, Any]], L: np.ndarray) -> np.ndarray:
+    """(N, R) copy of the votes ``L`` of ``rules`` for scoring on the hand labels: a
+    rule is never scored on its own source labels. On hand-labeled (not audit) items an
+    examples rule votes by the nearest *other* example (leave one out); the neighbours
+    rule abstains there (each such item is a source of it; held-out spreading would cost
+    one spread per fold at every refresh: score it on audit items instead)."""
+    L = np.array(L, np.int64, copy=True)
+    src = _sources(session)
+    names = _codes_of(session)
+    codes = session.label_array()[src]
+    X, sim = session.embeddings, None
+    for j, r in enumerate(rules):
+        if r["kind"] == "neighbours":
+            L[src, j] = ws.ABSTAIN
+        elif r["kind"] == "examples" and r.get("label") in names and len(src):
+            if sim is None:  # (M, M + E) similarities of the sources to the other examples
+                mean = X.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
+                kept = [(names[c], session.examples.vectors(c)) for c in session.examples.all()
+                        if c in names]
+                E = np.concatenate([X[src]] + [v for _, v in kept])
+                ex_codes = np.concatenate([codes] + [np.full(len(v), k) for k, v in kept])
+                sim = ws.centred_rows(X[src], mean) @ ws.centred_rows(E, mean).T
+                sim[np.arange(len(src)), np.arange(len(src))] = -np.inf
+                nearest, best = ex_codes[sim.argmax(axis=1)], sim.max(axis=1)
+            code = names[r["label"]]
+            hit = (nearest == code) & (best >= float(r["params"].get("threshold", 0.8)))
+            L[src, j] = np.where(hit, code, ws.ABSTAIN)
+    return L

@@ -149,6 +149,17 @@ def test_examples_and_neighbours_rules_are_mostly_right(labeled):
         assert m.sum() > 30
         assert (classes[L[m, j]] == truth[m]).mean() > 0.6, names[j]  # chance: 0.1
     assert set(classes[L[L[:, 0] >= 0, 0]]) == {"Trouser"}
+    # on its own hand labels a rule made from them is right by construction: the summary
+    # never scores it there (examples: the nearest other example; neighbours: not scored)
+    hand = s.label_array() >= 0
+    assert (L[hand, 1] == s.label_array()[hand]).all() and (L[hand, 0] >= 0).sum() == 5
+    rows = s.rules.summary().set_index("kind")
+    assert rows.loc["neighbours", "n_labeled"] == 0
+    X = ws.centred_rows(s.embeddings[hand], s.embeddings.mean(0))
+    sim = X @ X.T - 9 * np.eye(hand.sum())  # leave one out, by hand
+    votes = s.label_array()[hand][sim.argmax(1)] == classes.tolist().index("Trouser")
+    votes &= sim.max(1) >= 0.7
+    assert rows.loc["examples", "n_labeled"] == votes.sum() > 0
 
 
 def test_function_rule_reports_failures_and_is_reattached_after_reopen(labeled, tmp_path):
@@ -231,7 +242,7 @@ def test_prompt_rule_with_a_text_model(labeled, monkeypatch):
     assert m.sum() == 75 and (truth[m] == "Bag").mean() > 0.5  # chance: 0.1
 
 
-def test_weak_labels_never_cover_audit_items_and_train_the_probe(labeled):
+def test_weak_labels_never_cover_audit_items_and_train_the_probe(labeled, monkeypatch):
     s, truth = labeled
     s.next_batch(40)  # serves audit items
     audit = s.audit_mask()
@@ -239,7 +250,12 @@ def test_weak_labels_never_cover_audit_items_and_train_the_probe(labeled):
     s.rules.add_neighbours(k=10)
     s.rules.add_examples("Trouser", threshold=0.6)
     s.rules.add_region(np.flatnonzero(truth == "Bag"), "Bag")
+    fit_rows = []  # the label model is fit without the hand-labeled items (their rules' sources)
+    real_fit = ws.WeakLabelModel.fit
+    monkeypatch.setattr(ws.WeakLabelModel, "fit",
+                        lambda self, L: fit_rows.append(len(L)) or real_fit(self, L))
     probs, abstain = s.weak_labels()
+    assert fit_rows == [int((s.label_array() < 0).sum())] and fit_rows[0] < 1500
     assert probs.shape == (1500, len(s.classes)) and abstain[audit].all()
     covered = ~abstain
     acc = (np.asarray(s.classes, dtype=object)[probs.argmax(1)][covered] == truth[covered]).mean()
