@@ -140,7 +140,7 @@ def check_fine_tuning(ran: Ran) -> None:
     assert ran.number(r"Trained a linear probe on (\d+) labels") >= 100
     assert re.search(r"kept the (linear probe|fine-tuned model)", ran.text)  # the verdict
     assert ran.number(r"Exported model, 200 test images: ([\d.]+) correct") > 0.5
-    assert ran.number(r"(\d+) predictions") == 10000
+    assert ran.number(r"(\d+) predictions") == 3000     # every item of the session
     assert (ran.folder / "fashion_classifier.safetensors").exists()
 
 

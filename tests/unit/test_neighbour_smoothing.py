@@ -115,17 +115,20 @@ def test_hnsw_path_matches_the_exact_graph(blobs, cache, monkeypatch) -> None:
 
 
 def test_smoothing_helps_a_probe_on_fashion_mnist(fmnist_train_emb, fmnist_train) -> None:
-    """Real embeddings: 50,000-item pool, the other 10,000 train items held out; a probe on
-    200 random labels, 3 seeds (measured: +1.3 to +1.6 points). Uses the shared cache."""
-    X = np.ascontiguousarray(fmnist_train_emb)
-    y = np.asarray(fmnist_train.labels)
-    sm = NeighbourSmoothing().fit(X[:50000])
-    S_pool, S_test = sm.transform(), sm.transform(X[50000:])
+    """Real embeddings: the first 10,000 train items as the pool, the next 5,000 held out; a
+    probe on 200 random labels, 3 seeds (measured: +0.6 to +1.7 points for seeds 0-2, +0.3
+    to +1.7 over seeds 0-9; a 50,000-item pool gave +1.3 to +1.6 at ~10x the kNN cost).
+    Uses the shared cache."""
+    X = np.ascontiguousarray(fmnist_train_emb[:15000])
+    y = np.asarray(fmnist_train.labels)[:15000]
+    pool, held = slice(0, 10000), slice(10000, 15000)
+    sm = NeighbourSmoothing().fit(X[pool])
+    S_pool, S_test = sm.transform(), sm.transform(X[held])
     gains = []
     for seed in range(3):
-        idx = np.random.default_rng(seed).choice(50000, 200, replace=False)
-        raw = (LinearProbe().fit(X[idx], y[idx]).predict(X[50000:]) == y[50000:]).mean()
-        smooth = (LinearProbe().fit(S_pool[idx], y[idx]).predict(S_test) == y[50000:]).mean()
+        idx = np.random.default_rng(seed).choice(10000, 200, replace=False)
+        raw = (LinearProbe().fit(X[idx], y[idx]).predict(X[held]) == y[held]).mean()
+        smooth = (LinearProbe().fit(S_pool[idx], y[idx]).predict(S_test) == y[held]).mean()
         gains.append(smooth - raw)
     assert min(gains) > 0 and np.mean(gains) > 0.006, gains
 
