@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_embeddings, check_labels, encode_labels
+from .audit import AuditSampler
 from .batch import batch_rng, compose_batch
 from .neighbour_smoothing import NeighbourSmoothing
 from .strategies import STRATEGIES
@@ -212,7 +213,7 @@ def simulate(
                 mask = start_mask.copy()
                 mask[first] = True
                 held = np.zeros(len(X), dtype=bool)  # audit items: labeled, never trained on
-                audit = _Audit(audit_share)
+                audit = AuditSampler(share=audit_share)
                 run_start = time.perf_counter()
                 fitted, fitted_at = None, -1
                 for budget in budgets:
@@ -251,21 +252,6 @@ def simulate(
                   "batch_size": batch_size, "initial": initial, "smoothing": smoothing,
                   "audit_share": audit_share, "balance": balance},
     )
-
-
-class _Audit:
-    """``AuditSampler``'s rule (learn/evaluate.py, which imports this module; same draws
-    from the same generator): after ``m`` items served, ``round(share * m)`` were audit
-    items, drawn uniformly from the unlabeled pool."""
-
-    def __init__(self, share: float) -> None:
-        self.share, self.n_asked, self.n = float(share), 0, 0
-
-    def sample(self, pool: np.ndarray, k: int, *, rng: np.random.Generator) -> np.ndarray:
-        m = min(max(int(np.floor(self.share * (self.n_asked + k) + 0.5)) - self.n, 0), k,
-                len(pool))
-        self.n_asked, self.n = self.n_asked + k, self.n + m
-        return rng.choice(pool, size=m, replace=False) if m else np.empty(0, np.int64)
 
 
 def _batch(name: str, probs: np.ndarray | None, X: np.ndarray, codes: np.ndarray,
