@@ -21,6 +21,9 @@ ceiling: the best any function of the votes could do there (each distinct vote r
 the class most of its items truly have; uses the truth, so a bound, not a method); also each rule on its own items vs the label model on the same items, and the
 label model on its most confident items at the rule's coverage; test accuracy (10,000 test images) of the
 Session's probe on hand labels alone vs hand + weak labels (``session.fit(weak=True)``).
+Also (tried, not the product): confidence tiers, each rule's votes split by thirds of its
+score into 3 voting columns, the label model fitted on them, vs every tier and rule, with
+the tiered ceiling and who is right where a rule disagrees with the unsure neighbours rule.
 
     python benchmarks/weak_supervision.py                      # 3 seeds, 30 and 100 labels
     python benchmarks/weak_supervision.py --seeds 0 --budgets 30 --no-write   # quick
@@ -42,7 +45,8 @@ def log(msg: str, t0: float) -> None:
 
 
 def regions(Xc: np.ndarray, n_clusters: int, seed: int) -> list[np.ndarray]:
-    """(cluster members, core) per k-means cluster of the centred unit rows ``Xc``."""
+    """(cluster members, core, core's cosine to the centre) per k-means cluster of the
+    centred unit rows ``Xc``."""
     from sklearn.cluster import KMeans
 
     km = KMeans(n_clusters, n_init=1, random_state=seed).fit(Xc[::5])
@@ -52,7 +56,8 @@ def regions(Xc: np.ndarray, n_clusters: int, seed: int) -> list[np.ndarray]:
     for c in range(n_clusters):
         members = np.flatnonzero(assign == c)
         sim = Xc[members] @ centres[c]
-        out.append((members, members[sim >= np.median(sim)]))
+        keep = sim >= np.median(sim)
+        out.append((members, members[keep], sim[keep]))
     return out
 
 
@@ -66,7 +71,8 @@ def run_one(source, X, Xt, y, yt, names, clusters, *, budget, seed, variant, thr
     s = Session.open(folder, source=source, embeddings=X, auto_fit=False)
     try:
         s.label_many(hand, names[y[hand]].tolist(), source="click")
-        for members, core in clusters:
+        region_score = []  # per region rule: (core, cosine to the centre)
+        for members, core, core_sim in clusters:
             inside = np.intersect1d(members, hand)
             if variant == "looked":
                 name = names[np.bincount(y[core], minlength=len(names)).argmax()]
@@ -75,6 +81,7 @@ def run_one(source, X, Xt, y, yt, names, clusters, *, budget, seed, variant, thr
             else:
                 continue
             s.rules.add_region(core, str(name))
+            region_score.append((core, core_sim))
         for c in sorted(set(names[y[hand]])):
             s.rules.add_examples(str(c), threshold=threshold)
         s.rules.add_neighbours(k=10)
@@ -106,6 +113,7 @@ def run_one(source, X, Xt, y, yt, names, clusters, *, budget, seed, variant, thr
         top = np.argsort(-conf)[:best[1]]
         at_cov = float((lm_pred[top] == truth[top]).mean())
         beats = sum(at_cov_for(conf, lm_pred, truth, r[1]) > r[0] for r in rules)
+        tiered = tier_check(s, X, L, region_score, hand, truth, cov)
         s.fit()
         hand_acc = test_accuracy(s, Xt, yt, names)
         s.fit(weak=True)
@@ -114,9 +122,84 @@ def run_one(source, X, Xt, y, yt, names, clusters, *, budget, seed, variant, thr
                 "mv": acc(mv.argmax(1), cov), "best_same": max(same_items), "ceiling": ceiling,
                 "own_wins": own_wins, "own_ties": own_ties, "best_rule": best[0], "best_cov": best[1] / len(X),
                 "best_name": best[2], "lm_at_cov": at_cov, "beats": beats, "n_rules": len(rules),
-                "hand": hand_acc, "weak": weak_acc, "n_weak": s.rules.n_weak_trained}
+                "hand": hand_acc, "weak": weak_acc, "n_weak": s.rules.n_weak_trained,
+                **tiered}
     finally:
         s.close()
+
+
+#: confidence tiers tried (issue 18): each rule's votes split by its score at these
+#: quantiles (of its votes on items without a hand label) into one voting column per tier
+TIER_CUTS = (1 / 3, 2 / 3)
+
+
+def rule_scores(s, X: np.ndarray, L: np.ndarray, region_score: list, hand: np.ndarray
+                ) -> np.ndarray:
+    """(N, R) float32 score of each vote of the Session's enabled rules (columns of ``L``):
+    a region's cosine to its cluster centre, an examples rule's similarity to its nearest
+    example, the neighbours rule's spread class probability."""
+    from dfwidgets.learn.label_spreading import spread_labels
+    from dfwidgets.learn.neighbour_smoothing import knn_table
+    from dfwidgets.learn.weak_supervision import centred_rows
+
+    kinds = [r["kind"] for r in s.rules.all() if r.get("enabled", True)]
+    mean = X.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
+    labels = s.label_array()[hand]
+    near = (centred_rows(X, mean) @ centred_rows(X[hand], mean).T).max(axis=1)
+    spread = spread_labels(knn_table(X, k=10)[1], hand, labels, len(s.classes)).max(axis=1)
+    S = np.zeros(L.shape, np.float32)
+    regions = iter(region_score)
+    for j, kind in enumerate(kinds):
+        if kind == "region":
+            core, sim = next(regions)
+            S[core, j] = sim
+        else:
+            S[:, j] = near if kind == "examples" else spread
+    return np.where(L >= 0, S, 0.0)
+
+
+def tiered_votes(L: np.ndarray, S: np.ndarray, unlabeled: np.ndarray
+                 ) -> tuple[np.ndarray, list[int]]:
+    """Each column of ``L`` (N, R) split by its score ``S`` (N, R) at TIER_CUTS quantiles
+    -> (N, R * tiers) votes, and each new column's source column."""
+    cols, source = [], []
+    for j in range(L.shape[1]):
+        votes = (L[:, j] >= 0) & unlabeled
+        edges = np.quantile(S[votes, j], TIER_CUTS) if votes.any() else np.empty(0)
+        tier = np.digitize(S[:, j], edges)
+        for t in range(len(edges) + 1):
+            cols.append(np.where((L[:, j] >= 0) & (tier == t), L[:, j], -1))
+            source.append(j)
+    return np.stack(cols, axis=1), source
+
+
+def tier_check(s, X, L, region_score, hand, truth, cov) -> dict:
+    """The label model on confidence-tiered votes vs every tier and the untiered rules
+    (same covered items), the tiered ceiling, and who is right where another rule
+    disagrees with the neighbours rule in its least confident tier."""
+    from dfwidgets.learn import weak_supervision as ws
+
+    unlabeled = np.ones(len(L), bool)
+    unlabeled[hand] = False
+    S = rule_scores(s, X, L, region_score, hand)
+    T, _ = tiered_votes(L, S, unlabeled)
+    K = len(s.classes)
+    model = ws.WeakLabelModel(cardinality=K, class_balance=ws.class_balance(
+        s.label_array()[hand], K)).fit(T[unlabeled])
+    pred = model.predict_proba(T).argmax(axis=1)
+    t = truth[cov]
+    single = [float((T[cov, j] == t).mean()) for j in range(T.shape[1])]
+    single += [float((L[cov, j] == t).mean()) for j in range(L.shape[1])]
+    kinds = [r["kind"] for r in s.rules.all() if r.get("enabled", True)]
+    nb = kinds.index("neighbours")
+    low = cov & (S[:, nb] < np.quantile(S[cov, nb], TIER_CUTS[0]))
+    others = np.delete(L, nb, axis=1)
+    rows, cols = np.nonzero(low[:, None] & (others >= 0) & (others != L[:, [nb]]))
+    other, dis = others[rows, cols], rows  # (item, other rule) pairs that disagree
+    return {"lm_tiers": float((pred[cov] == t).mean()), "best_tiers": max(single),
+            "ceiling_tiers": vote_ceiling(T[cov], t), "n_tier_cols": T.shape[1],
+            "dis_n": len(dis), "dis_nb": float((L[dis, nb] == truth[dis]).mean()),
+            "dis_other": float((other == truth[dis]).mean())}
 
 
 def vote_ceiling(L: np.ndarray, truth: np.ndarray) -> float:
@@ -222,6 +305,18 @@ def summarise(rows: list[dict]) -> str:
                     f"{g['beats'].sum()}/{g['n_rules'].sum()}",
                     f("hand"), f("weak"), f"{(g['weak'] - g['hand']).mean() * 100:+.1f}",
                     f"{g['n_weak'].mean():,.0f}"])
+    tiers = [[b, f"{g['lm_tiers'].mean():.3f} ± {g['lm_tiers'].std(ddof=0):.3f}",
+              f"{g['mv'].mean():.3f}", f"{g['best_tiers'].mean():.3f}",
+              f"{g['ceiling_tiers'].mean():.3f}", f"{g['ceiling'].mean():.3f}",
+              f"{g['n_tier_cols'].mean():.0f}", f"{g['dis_n'].sum():,}",
+              f"{g['dis_nb'].mean():.2f} / {g['dis_other'].mean():.2f}"]
+             for (b, v), g in df.groupby(["budget", "variant"], sort=True)]
+    tier_table = bench.markdown_table(
+        ["hand labels", "label model, tiered votes", "majority vote",
+         "best single rule or tier (same covered items)", "ceiling, tiered",
+         "ceiling, untiered", "voting columns",
+         ("disagreements with the neighbours rule in its least confident third "
+          "(item, rule pairs)"), "there: neighbours right / other rule right"], tiers)
     return bench.markdown_table(
         ["hand labels", "regions named by", "coverage", "label model (covered)",
          "majority vote (covered)", "best single rule (same covered items, abstain = wrong)",
@@ -229,17 +324,24 @@ def summarise(rows: list[dict]) -> str:
          "best single rule on its own items / label model at its coverage",
          "rules the label model beats on the rule's own items",
          "rules the label model beats at equal coverage", "probe: hand only",
-         "probe: hand + weak", "points added", "weak items"], out) + "\n\nPer seed:\n\n" + per_seed(df)
+         "probe: hand + weak", "points added", "weak items"], out) + (
+        "\n\nConfidence tiers (tried, not the product): every rule's votes split into "
+        f"{len(TIER_CUTS) + 1} voting columns by the thirds of its score (region: cosine to "
+        "the cluster centre; examples: similarity to the nearest example; neighbours: the "
+        "spread class probability), the label model fitted on those columns:\n\n"
+        + tier_table + "\n\nPer seed:\n\n" + per_seed(df))
 
 
 def per_seed(df) -> str:
     """One row per (seed, budget, variant): the label-model comparison and the probe."""
     rows = [[r.seed, r.budget, r.variant, f"{r.lm:.3f}", f"{r.mv:.3f}", f"{r.best_same:.3f}",
              f"{r.ceiling:.3f}", f"{r.hand:.3f}", f"{r.weak:.3f}",
-             f"{(r.weak - r.hand) * 100:+.1f}"] for r in df.itertuples()]
+             f"{(r.weak - r.hand) * 100:+.1f}", f"{r.lm_tiers:.3f}", f"{r.best_tiers:.3f}",
+             f"{r.ceiling_tiers:.3f}"] for r in df.itertuples()]
     return bench.markdown_table(["seed", "hand labels", "regions named by", "label model",
                                  "majority vote", "best single rule", "ceiling", "probe: hand",
-                                 "probe: hand + weak", "points added"], rows)
+                                 "probe: hand + weak", "points added", "label model, tiered",
+                                 "best rule or tier", "ceiling, tiered"], rows)
 
 
 if __name__ == "__main__":
