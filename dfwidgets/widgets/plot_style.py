@@ -5,9 +5,11 @@ Figures are plain ``go.Figure`` objects; :mod:`.trainer_charts` draws them on th
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["COLORS", "new_figure", "plot_css", "style_figure"]
+__all__ = ["COLORS", "new_figure", "plot_css", "short_names", "style_figure"]
 
 #: trace colours: your labels, simulated random sampling, the fitted curve, fine-tuned
 #: runs, the target line, loss and accuracy per epoch
@@ -43,7 +45,9 @@ def style_figure(fig: Any, title: str, *, height: int = 300, **layout: Any) -> A
         height=height, margin=margin,
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
         font={"size": 12, "color": "#888"},
-        legend={"orientation": "h", "y": -0.25, "x": 0},
+        # at the figure's bottom edge (container coordinates): plotly then stacks the tick
+        # labels, the x-axis title and the legend instead of drawing one over the other
+        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0},
         **layout,
     )
     fig.update_xaxes(gridcolor=GRID, zerolinecolor=ZERO_LINE)
@@ -58,3 +62,22 @@ def new_figure(title: str, *, height: int = 300, base: Any = None, **layout: Any
 
     fig = base if base is not None else go.Figure()
     return style_figure(fig, title, height=height, **layout)
+
+
+def short_names(names: Sequence[str], *, max_len: int = 8) -> list[str]:
+    """Axis-tick names of at most about ``max_len`` characters, one per name, all distinct
+    (hover texts keep the full names): a name that fits stays; else its first word
+    ("T-shirt/top" -> "T-shirt", "Ankle boot" -> "Ankle"); else its start and "…"; a
+    name whose short form would repeat another's stays whole."""
+    def short(name: str) -> str:
+        if len(name) <= max_len:
+            return name
+        word = re.split(r"[\s/_,;]+", name.strip())[0]
+        return word if 3 <= len(word) <= max_len else name[:max_len - 1].rstrip() + "…"
+
+    full = [str(n) for n in names]
+    out = [short(n) for n in full]
+    seen: dict[str, int] = {}
+    for s in out:
+        seen[s] = seen.get(s, 0) + 1
+    return [s if seen[s] == 1 else n for s, n in zip(out, full)]

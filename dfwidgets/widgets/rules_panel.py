@@ -25,6 +25,7 @@ __all__ = ["RulesPanel"]
 log = logging.getLogger(__name__)
 
 RULES_CSS = """<style>
+.dfw-rules{padding:8px 12px;box-sizing:border-box;gap:4px}
 .dfw-rules .dfw-rl-stat{display:inline-block;white-space:nowrap;margin:2px 10px 2px 0;
  font-size:90%}
 .dfw-rules .dfw-rl-bar{display:inline-block;width:44px;height:8px;margin:0 4px;
@@ -59,10 +60,14 @@ def row_html(row: pd.Series) -> str:
     acc = row["accuracy_audit"] if audit else row["accuracy_labeled"]
     where = f"on {int(row['n_audit'])} audit items" if audit else \
         f"on {int(row['n_labeled'])} hand labels"
-    label = "" if row["label"] is None else f" → {html.escape(str(row['label']))}"
+    # a rule with no class of its own (neighbours: each hand label votes for its class)
+    label = (" → <span class=\"dfw-rl-muted\">the class of the nearby hand labels</span>"
+             if row["label"] is None or pd.isna(row["label"])
+             else f" → {html.escape(str(row['label']))}")
     status = "" if row["status"] in ("ok", "off") else \
         f'<div class="dfw-rl-error">{html.escape(str(row["status"]))}</div>'
-    return (f'<span class="dfw-rl-name">{html.escape(str(row["rule"]))}</span>{label} '
+    name = html.escape(str(row["rule"])).replace("&gt;=", "≥")
+    return (f'<span class="dfw-rl-name">{name}</span>{label} '
             f'<span class="dfw-rl-muted">({html.escape(str(row["kind"]))})</span><br>'
             + _bar("cov", row["coverage"], "share of items it votes on", caption="covers")
             + _bar("acc", acc, f"accuracy {where}", caption="right")

@@ -92,11 +92,13 @@ class Trainer(TrainerItems, SessionView, W.VBox):
             style={"button_width": "110px"})
         small = {"layout": W.Layout(width="140px"), "style": {"description_width": "50px"}}
         self.epochs_input = W.BoundedIntText(value=epochs, min=1, max=50, description="epochs",
-                                             **small)
+                                             tooltip="Passes over the labeled images", **small)
         self.blocks_input = W.BoundedIntText(value=blocks, min=1, max=6, description="blocks",
-                                             **small)
-        self.flip_box = W.Checkbox(value=hflip, description="flips", indent=False,
-                                   layout=W.Layout(width="70px"))
+                                             tooltip="How many of the backbone's last blocks "
+                                             "learn too (more: slower)", **small)
+        self.flip_box = W.Checkbox(value=hflip, description="mirror", indent=False,
+                                   tooltip="Also train on left-right mirrored images",
+                                   layout=W.Layout(width="80px"))
         self.target_input = W.BoundedFloatText(value=float(target), min=0.05, max=0.999,
                                                step=0.01, description="target accuracy",
                                                layout=W.Layout(width="210px"),
@@ -249,8 +251,8 @@ class Trainer(TrainerItems, SessionView, W.VBox):
             self._refresh_all()
             extra = "" if done["exported"] else (
                 " (No exported model: pass embedder= the model that made the embeddings.)")
-            self.show_message(f"Linear probe trained: {done['seconds']:.1f} s with its "
-                              f"predictions for every item and the accuracy checks.{extra}",
+            self.show_message(f"Trained in {done['seconds']:.1f} s: the model's guess for "
+                              f"every image and its accuracy are up to date.{extra}",
                               kind="ok")
             if mode == "finetune":
                 self._fine_tune()
@@ -377,6 +379,8 @@ class Trainer(TrainerItems, SessionView, W.VBox):
         tune = self.mode == "finetune"
         for w in (self.epochs_input, self.blocks_input, self.flip_box):
             w.disabled = not tune
+        # epoch progress means nothing for the probe (seconds): no full bar standing there
+        self.progress.layout.display = "" if tune else "none"
         if tune and not self._busy:  # say whether it pays before the user waits
             self._refresh(self._refresh_advice)
 

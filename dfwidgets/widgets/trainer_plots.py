@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .plot_style import COLORS, new_figure, plot_css
+from .plot_style import COLORS, new_figure, plot_css, short_names
 from .trainer_charts import TrainerCharts
 
 __all__ = ["TRAINER_CSS", "TrainerPlots", "saving_text", "stop_text", "weak_text"]
@@ -74,8 +74,8 @@ class TrainerPlots:
         from plotly.subplots import make_subplots
 
         self._on_cell, self._on_bar = on_cell, on_bar
-        self.curve_fig = new_figure("Accuracy vs labels", xaxis_title="labels",
-                                    yaxis_title="accuracy")
+        self.curve_fig = new_figure("Accuracy vs number of labels", height=340,
+                                    xaxis_title="labels", yaxis_title="accuracy")
         fig = self.curve_fig
         fig.add_scatter(name="your labels", mode="lines+markers",
                         line={"color": COLORS["you"]}, x=[], y=[])
@@ -103,15 +103,17 @@ class TrainerPlots:
                                     showgrid=False, range=[0, 1.02])
 
         self.class_fig = new_figure("Per-class accuracy (click a bar)", yaxis_title="accuracy",
-                                    margin={"t": 55})
+                                    margin={"t": 64})
         self.class_fig.add_bar(
             x=[], y=[], marker={"color": COLORS["you"], "line": {"width": 0}}, name="accuracy",
             hovertemplate="%{x}: %{y:.1%} (%{customdata} items)<extra></extra>")
         self.class_fig.update_yaxes(range=[0, 1], tickformat=".0%")
         self.class_fig.update_layout(showlegend=False)
 
-        self.confusion_fig = new_figure("Confusion matrix (click a cell)", height=360,
-                                        xaxis_title="predicted", yaxis_title="true")
+        self.confusion_fig = new_figure("Confusion matrix (click a cell)",
+                                        height=confusion_height(10),
+                                        xaxis_title="predicted class",
+                                        yaxis_title="true class", margin={"r": 8})
         self.confusion_fig.add_heatmap(
             z=[[0]], x=[""], y=[""], colorscale=CONFUSION_SCALE, texttemplate="%{z}",
             showscale=False, hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>")
@@ -212,14 +214,28 @@ class TrainerPlots:
             bar.y = per["accuracy"].tolist()
             bar.customdata = per["n"].tolist()
             self.class_fig.layout.title.text = (  # two lines: fits a 300 px figure
-                f"Per-class accuracy (click a bar)<br><sup>{conf['kind']}, "
-                f"{conf['n']:,} items</sup>")
+                f"Per-class accuracy (click a bar)<br><span style='font-size:12px'>on "
+                f"{conf['n']:,} held-out items with {html.escape(str(conf['kind']))}</span>")
             heat = self.confusion_fig.data[0]
             heat.z = conf["matrix"].tolist()
             heat.x = list(classes)
             heat.y = list(classes)
+            # short names on the ticks (full names on hover): wider cells in a narrow pane
+            ticks = {"tickmode": "array", "tickvals": list(classes),
+                     "ticktext": short_names(classes)}
+            self.confusion_fig.update_xaxes(**ticks)
+            self.confusion_fig.update_yaxes(**ticks)
+            self.confusion_fig.layout.height = confusion_height(len(classes))
+            self.class_fig.update_xaxes(tickmode="array", tickvals=bar.x,
+                                        ticktext=short_names(bar.x))
             self._send("class_fig")
             self._send("confusion_fig")
+
+
+def confusion_height(n_classes: int) -> int:
+    """px height of the confusion matrix figure: about 30 px per class row plus the
+    title, tick names and axis titles (300 to 640)."""
+    return int(min(640, max(300, 130 + 30 * int(n_classes))))
 
 
 def _first(points: Any) -> tuple[Any, Any]:

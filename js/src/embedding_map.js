@@ -292,7 +292,7 @@ function render({ model, el }) {
 
   // ---- legend ----------------------------------------------------------------------
   function renderLegend() {
-    drawLegend(legend, model.get("_legend"), model.get("_palette") || []);
+    drawLegend(legend, model.get("_legend"), model.get("_palette") || [], { focus: model.get("_focus"), highlighted: toUint32(model.get("_highlight")).length });
   }
 
   function renderClasses() {
@@ -344,8 +344,8 @@ function render({ model, el }) {
   ev.on("change:_message", renderMessage);
   ev.on("change:_color_by_name", () => { colorSelect.value = model.get("_color_by_name"); });
   ev.on("change:pinned", () => showPin(model.get("pinned")));
-  ev.on("change:_focus", () => overlay.setFocus(model.get("_focus")));
-  ev.on("change:_highlight", () => overlay.setHighlight(toUint32(model.get("_highlight"))));
+  ev.on("change:_focus", () => { overlay.setFocus(model.get("_focus")); renderLegend(); });
+  ev.on("change:_highlight", () => { overlay.setHighlight(toUint32(model.get("_highlight"))); renderLegend(); });
   ev.on("change:height", () => { body.style.height = `${model.get("height")}px`; });
   ev.on("change:_selected", () => {
     const next = Array.from(toUint32(model.get("_selected")));

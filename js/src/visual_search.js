@@ -113,7 +113,8 @@ function render({ model, el }) {
     topk, selTop, acceptBtn, rejectBtn, h("span", { class: "dfw-group" }, prev, pageInfo, next));
 
   const grid = h("div", { class: "dfw-vs-grid" });
-  root.append(toolbar, examplesBar, proposal.el, resultsBar, grid, msg);
+  const hint = h("div", { class: "dfw-vs-hint", text: "Under each image: how similar it is to the query (1 = identical)." });
+  root.append(toolbar, examplesBar, proposal.el, resultsBar, hint, grid, msg);
 
   // ---- hover -> the Session's focus, debounced: one message per settled hover
   let hoverSent = -1;
@@ -203,6 +204,7 @@ function render({ model, el }) {
     grid.style.setProperty("--dfw-thumb", `${model.get("thumb_size")}px`);
     const results = model.get("mode") === "results";
     head.replaceChildren();
+    hint.style.display = results && items.length ? "" : "none";
     if (results) head.append("Nearest neighbours of ", h("b", { text: model.get("query_label") }));
     else head.append("Browse: ", h("b", { text: "star ☆ an item" }), ` to make it an example of ${active}`);
     acceptBtn.textContent = `Accept as ${active}` + (sel.size ? ` (${sel.size})` : "");
@@ -217,7 +219,8 @@ function render({ model, el }) {
       const tile = h("div", { class: "dfw-tile", "data-index": String(it.index), "data-rank": String(it.rank),
         "aria-selected": String(sel.has(it.index)), role: "option" },
         h("div", { class: "dfw-vs-img", "data-img": String(it.index) }),
-        h("span", { class: "dfw-sim", text: it.similarity == null ? `#${it.index}` : it.similarity.toFixed(3) }));
+        h("span", { class: "dfw-sim", text: it.similarity == null ? `#${it.index}` : it.similarity.toFixed(3),
+          title: it.similarity == null ? `item ${it.index}` : `item ${it.index}: similarity ${it.similarity.toFixed(3)} (1 = identical)` }));
       if (it.label) tile.append(h("span", { class: "dfw-badge", text: it.label }));
       const star = h("button", { class: "dfw-star", text: "☆", title: `Make this an example of ${active}`,
         "aria-label": `make item ${it.index} an example` });

@@ -4,8 +4,9 @@ import { h } from "./style.js";
 
 export const fmt = (n) => Number(n).toLocaleString("en-US");
 
-/** Fill `legend` from the `_legend` trait ({title, kind, items, min_label, max_label}). */
-export function renderLegend(legend, lg, palette) {
+/** Fill `legend` from the `_legend` trait ({title, kind, items, min_label, max_label}) and
+ * explain the marks drawn over the points (`marks`: {focus: item or -1, highlighted: n}). */
+export function renderLegend(legend, lg, palette, marks = {}) {
   legend.replaceChildren(h("div", { class: "dfw-map-legend-title" }, (lg && lg.title) || ""));
   if (!lg) return;
   if (lg.kind === "continuous") {
@@ -19,6 +20,19 @@ export function renderLegend(legend, lg, palette) {
       h("span", { class: "dfw-swatch", style: `background:${it.color}` }),
       h("span", { class: "dfw-name" }, it.name), h("span", { class: "dfw-count" }, fmt(it.count))));
   }
+  const rows = [];
+  if (marks.highlighted > 0) {
+    rows.push(h("div", { class: "dfw-map-legend-row dfw-map-legend-mark",
+      title: "The Search tab's results, outlined and enlarged on the map" },
+    h("span", { class: "dfw-swatch dfw-swatch-outline" }), h("span", { class: "dfw-name" }, "search results"),
+    h("span", { class: "dfw-count" }, fmt(marks.highlighted))));
+  }
+  if (Number.isInteger(marks.focus) && marks.focus >= 0) {
+    rows.push(h("div", { class: "dfw-map-legend-row dfw-map-legend-mark",
+      title: "The item shown in the Labeler (or the search tile under the mouse)" },
+    h("span", { class: "dfw-swatch dfw-swatch-ring" }), h("span", { class: "dfw-name" }, "current item")));
+  }
+  if (rows.length) legend.append(h("div", { class: "dfw-map-legend-sep" }), ...rows);
 }
 
 /** Item details {id, label, prediction?, confidence?, value?} as key/value rows. */

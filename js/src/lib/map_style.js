@@ -13,6 +13,9 @@ export const MAP_CSS = `
 .dfw-map-legend-row .dfw-name { flex: 1; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 150px; }
 .dfw-map-legend-row .dfw-count { color: var(--dfw-fg2); font-variant-numeric: tabular-nums; }
 .dfw-swatch { width: 11px; height: 11px; border-radius: 50%; flex: none; }
+.dfw-swatch.dfw-swatch-outline { box-sizing: border-box; border: 1.5px solid var(--dfw-fg); background: var(--dfw-fg2); }
+.dfw-swatch.dfw-swatch-ring { box-sizing: border-box; border: 2.5px solid var(--dfw-fg); background: transparent; }
+.dfw-map-legend-sep { border-top: 1px solid var(--dfw-border); margin: 4px 0 2px; }
 .dfw-ramp { height: 10px; width: 140px; border-radius: 3px; }
 .dfw-ramp-ends { display: flex; justify-content: space-between; color: var(--dfw-fg2); font-size: 11px; }
 .dfw-map-tip { position: absolute; pointer-events: none; display: none; z-index: 3;

@@ -20,7 +20,8 @@ export function proposalPanel(model, { send, loadImages }) {
   const body = h("div", { class: "dfw-vs-prop-body" });
   const el = h("div", { class: "dfw-vs-prop" },
     h("div", { class: "dfw-vs-prop-bar" }, h("span", { class: "dfw-label", text: "Label everything:" }),
-      propProto, propZero, nearBox, h("span", { class: "dfw-label", text: "min. confidence" }), thr, commitBtn,
+      propProto, propZero, nearBox,
+      h("label", { class: "dfw-label dfw-vs-thr-box" }, "min. confidence ", thr), commitBtn,
       undoProp),
     body);
   propProto.addEventListener("click", () => send({ type: "propose", method: "prototype" }));

@@ -33,7 +33,9 @@ export const VISUAL_SEARCH_CSS = `
 .dfw-vs .dfw-vs-img { width: var(--dfw-thumb); height: var(--dfw-thumb); background: var(--dfw-bg3);
   border-radius: 3px; overflow: hidden; }
 .dfw-vs .dfw-vs-img img { width: 100%; height: 100%; object-fit: contain; display: block; }
-.dfw-vs .dfw-tile .dfw-sim { font-size: 11px; color: var(--dfw-fg2); font-variant-numeric: tabular-nums; }
+.dfw-vs .dfw-vs-hint { font-size: 12px; color: var(--dfw-fg2); padding: 6px 10px 0; }
+.dfw-vs .dfw-vs-thr-box { white-space: nowrap; display: inline-flex; align-items: center; gap: 6px; }
+.dfw-vs .dfw-tile .dfw-sim { font-size: 12px; color: var(--dfw-fg2); font-variant-numeric: tabular-nums; }
 .dfw-vs .dfw-tile .dfw-badge { position: absolute; left: 4px; top: 4px; font-size: 10px; padding: 0 4px;
   border-radius: 3px; background: var(--dfw-ok); color: #fff; max-width: 70%; overflow: hidden;
   text-overflow: ellipsis; white-space: nowrap; }
