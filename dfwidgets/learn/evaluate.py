@@ -34,7 +34,9 @@ def confidence_accuracy(
     audit_probs: Any,
     audit_correct: Any,
     *,
-    prior_sd: float = 0.025,
+    weights: Any = None,
+    prior_mean: float = 0.0,
+    prior_sd: float = 0.02,
     prior_n: float | None = None,
     confidence: float = 0.95,
 ) -> dict:
@@ -42,25 +44,26 @@ def confidence_accuracy(
 
     ``pool_probs`` (M, K): the model's probabilities for the unlabeled pool (the population
     whose accuracy is wanted). ``audit_probs`` (A, K) and ``audit_correct`` (A,) bool: its
-    probabilities for the answered random audit items (never trained on) and whether its
-    guess was right.
+    probabilities for answered items drawn at random from the pool (never trained on, or
+    scored out of fold) and whether its guess was right. ``weights`` (A,) in (0, 1]: what
+    each answer is worth (1 = an audit answer scored by this model; less for evidence
+    about a sibling model, e.g. out-of-fold predictions).
 
     If the model were calibrated its accuracy would be ``m = mean(max p)`` over the pool:
-    an estimate from all M items, not just the A answers. Its calibration bias ``d`` is
-    learned from the audit residuals ``correct - max p`` (mean ``r``) with a normal prior
-    ``d ~ N(0, prior_sd^2)``; ``s^2`` = the model-implied residual variance
-    ``mean(p (1 - p))`` makes the prior worth ``n0 = s^2 / prior_sd^2`` answers (or
-    ``prior_n`` when given): the estimate is ``m + w r`` with ``w = A / (A + n0)``, and the
-    interval is the posterior's, ``+- z s / sqrt(A + n0)``. ``prior_sd`` = 2.5 points: the
-    size of a linear probe's calibration gap on frozen features (rms 2.6 points under random
-    sampling on Fashion-MNIST, its largest; 0.8-1.1 under margin/hybrid), so ~200 answers at
-    75% accuracy. Few answers -> mostly the model's confidence (+-4.9 points at 95%);
-    many answers -> the evidence decides (the answers' own noise, ~+-40 points each, no
-    longer swamps a 1-point calibration gap). When the mean residual is more than 3 sd
-    from the prior's reach the prior is widened to it (a model far off calibration).
+    an estimate from all M items, not just the A answers. Its calibration gap ``d`` is
+    learned from the weighted residuals ``correct - max p`` (sum ``S``, weight ``n``) with
+    a normal prior ``d ~ N(prior_mean, prior_sd^2)``; ``s^2`` = the model-implied residual
+    variance ``mean(p (1 - p))`` makes the prior worth ``n0 = s^2 / prior_sd^2`` answers
+    (or ``prior_n`` when given): the estimate is ``m + (S + n0 prior_mean) / (n + n0)`` and
+    the interval is the posterior's, ``+- z s / sqrt(n + n0)``. ``prior_sd`` = 2 points,
+    about the spread of a linear probe's calibration gap on frozen features around its
+    typical value (see ``Evaluation.accuracy_estimate`` for ``prior_mean``). Few answers
+    -> mostly the model's confidence; many answers -> the evidence decides. When the mean
+    residual is more than 3 sd from the prior's reach the prior is widened to it (a model
+    far off calibration).
 
     Returns dict(estimate, low, high, n, expected, correction): ``expected`` = ``m``,
-    ``correction`` = ``w r``, n = A.
+    ``correction`` = the posterior gap, n = A.
     """
     from scipy.stats import norm
 
@@ -76,26 +79,31 @@ def confidence_accuracy(
             f"audit_probs must be (A, {P.shape[1]}) with A = len(audit_correct) = {len(ok)}; "
             f"got shape {Pa.shape}"
         )
+    w = np.ones(len(ok)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != ok.shape or not np.isfinite(w).all() or (w <= 0).any() or (w > 1).any():
+        raise ValueError(f"weights must be {len(ok)} values in (0, 1]; got shape {w.shape}")
     if not (np.isfinite(P).all() and np.isfinite(Pa).all()):
         raise ValueError("probabilities contain NaN or infinite values; refit the model")
     if not prior_sd > 0 or (prior_n is not None and not prior_n > 0):
         raise ValueError(f"prior_sd and prior_n must be > 0; got {prior_sd}, {prior_n}")
+    if not (np.isfinite(prior_mean) and abs(prior_mean) < 1):
+        raise ValueError(f"prior_mean must be a gap in (-1, 1); got {prior_mean}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1); got {confidence}")
     top = P.max(axis=1)
     expected = float(top.mean())
     var = max(float((top * (1.0 - top)).mean()), 1e-4)  # residual variance if calibrated
-    n = len(ok)
+    n = float(w.sum())
     n0 = var / prior_sd**2 if prior_n is None else float(prior_n)  # the prior, in answers
-    resid = ok - Pa.max(axis=1)
-    if n and prior_n is None and abs(resid.mean()) > 3 * np.sqrt(var / n + prior_sd**2):
-        n0 = var / float(resid.mean()) ** 2  # the evidence contradicts the prior: widen it
-    correction = float(resid.sum() / (n + n0)) if n else 0.0
+    total = float((w * (ok - Pa.max(axis=1))).sum())
+    if n and prior_n is None and abs(total / n - prior_mean) > 3 * np.sqrt(var / n + prior_sd**2):
+        n0 = var / (total / n - prior_mean) ** 2  # the evidence contradicts the prior: widen
+    correction = (total + n0 * prior_mean) / (n + n0)
     half = float(norm.ppf(0.5 + confidence / 2)) * np.sqrt(var / (n + n0))
     est = float(np.clip(expected + correction, 0.0, 1.0))
     return {"estimate": est, "low": float(max(est - half, 0.0)),
-            "high": float(min(est + half, 1.0)), "n": n, "expected": expected,
-            "correction": correction}
+            "high": float(min(est + half, 1.0)), "n": len(ok), "expected": expected,
+            "correction": float(correction)}
 
 
 def out_of_fold_probs(

@@ -269,9 +269,9 @@ class Session:
 
     def accuracy_estimate(self) -> dict[str, Any]:
         """Accuracy on the unlabeled items, 95% interval: dict(estimate, low, high, n,
-        expected, correction, audit_*, n_random): mean confidence corrected by the ``n``
-        answered audit items and, under the random strategy, the ``n_random`` random picks
-        scored out of fold; ``audit_*`` from the audit alone. None values before a model."""
+        expected, correction, prior_gap, audit_*, n_random): mean confidence corrected by
+        the ``n`` audit answers and the ``n_random`` random picks scored out of fold (prior
+        gap: the calibration gap expected before evidence); ``audit_*``: the audit alone."""
         return self._evaluation.accuracy_estimate()
 
     def true_accuracy(self) -> dict[str, Any] | None:

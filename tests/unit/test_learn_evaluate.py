@@ -209,16 +209,39 @@ def test_confidence_accuracy_prior_is_a_calibration_gap_in_points() -> None:
     probs, correct = _calibrated_world(5_000, 10, rng, sharpen=2.0)
     pool, audit = slice(0, 4_940), slice(4_940, 5_000)  # 60 audit answers
     top = probs[pool].max(axis=1)
-    n0 = (top * (1 - top)).mean() / 0.025**2  # prior sd 2.5 points = n0 answers
+    n0 = (top * (1 - top)).mean() / 0.02**2  # prior sd 2 points = n0 answers
     est = confidence_accuracy(probs[pool], probs[audit], correct[audit])
     same = confidence_accuracy(probs[pool], probs[audit], correct[audit], prior_n=n0)
     assert est["estimate"] == pytest.approx(same["estimate"])
     assert est["high"] - est["low"] == pytest.approx(same["high"] - same["low"])
-    # no answers: the interval is the prior's, +-1.96 x 2.5 points
+    # no answers: the interval is the prior's, +-1.96 x 2 points, around its centre
     none = confidence_accuracy(probs[pool], probs[:0], [])
-    assert none["high"] - none["low"] == pytest.approx(2 * 1.96 * 0.025, rel=1e-3)
+    assert none["high"] - none["low"] == pytest.approx(2 * 1.96 * 0.02, rel=1e-3)
+    shifted = confidence_accuracy(probs[pool], probs[:0], [], prior_mean=-0.03)
+    assert shifted["estimate"] == pytest.approx(none["estimate"] - 0.03)
+    assert shifted["correction"] == pytest.approx(-0.03)
     with pytest.raises(ValueError, match="prior_sd"):
         confidence_accuracy(probs[pool], probs[:0], [], prior_sd=0)
+    with pytest.raises(ValueError, match="prior_mean"):
+        confidence_accuracy(probs[pool], probs[:0], [], prior_mean=float("nan"))
+
+
+def test_confidence_accuracy_weights_count_answers_fractionally() -> None:
+    rng = np.random.default_rng(3)
+    probs, correct = _calibrated_world(5_000, 10, rng, sharpen=2.0)
+    pool, ev = slice(0, 4_800), slice(4_800, 5_000)  # 200 answers
+    once = confidence_accuracy(probs[pool], probs[ev], correct[ev])
+    twice_half = confidence_accuracy(
+        probs[pool], np.concatenate([probs[ev], probs[ev]]),
+        np.concatenate([correct[ev], correct[ev]]), weights=np.full(400, 0.5))
+    assert twice_half["estimate"] == pytest.approx(once["estimate"])
+    assert twice_half["high"] - twice_half["low"] == pytest.approx(once["high"] - once["low"])
+    half = confidence_accuracy(probs[pool], probs[ev], correct[ev], weights=np.full(200, 0.5))
+    # half-weight answers: the over-confident model's correction is pulled less far
+    assert once["correction"] < half["correction"] < 0
+    assert half["high"] - half["low"] > once["high"] - once["low"]
+    with pytest.raises(ValueError, match="weights"):
+        confidence_accuracy(probs[pool], probs[ev], correct[ev], weights=np.zeros(200))
 
 
 def test_confidence_accuracy_bad_input() -> None:

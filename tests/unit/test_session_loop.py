@@ -117,6 +117,10 @@ def test_accuracy_estimate_is_honest(session: Session, small, strategy: str) -> 
     assert est["low"] <= truth <= est["high"], (est, truth)
     # random picks are trained on and also scored out of fold (unbiased evidence)
     assert (est["n_random"] > 100) == (strategy == "random"), est
+    # the prior's centre follows the share of random picks among the training labels:
+    # a probe fitted on random labels is over-confident by ~2.5 points, on picked ones ~0.5
+    assert (est["prior_gap"] < -0.015) == (strategy == "random"), est
+    assert -0.025 <= est["prior_gap"] <= -0.005, est
 
 
 def test_accuracy_estimate_only_reads(session: Session, small, monkeypatch) -> None:
