@@ -194,8 +194,10 @@ class FitWorker:
             # out-of-fold evidence for the estimate, here in the fit thread (5 refits)
             evidence = s._evaluation.random_evidence(model, train, y, weight, classes)
             self.fit_error_ = None
+            aside = int(((codes >= 0) & s._evaluation.audit_mask() & ~s.excluded_mask()).sum())
+            why = f"{aside} more are kept aside to check its accuracy; " if aside else ""
             if self.publish(seq, model, probs, classes,
-                            f"{kind} on {len(train)} labels ({seconds:.2f} s)",
+                            f"{kind} on {len(train)} labels ({why}{seconds:.2f} s)",
                             evidence=evidence):
                 s._model_file.save(model, kind=kind, train=train, y=y)
                 s._evaluation.record_curve(kind=kind, n_train=len(train), seconds=seconds)

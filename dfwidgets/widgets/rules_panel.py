@@ -134,21 +134,28 @@ class RulesPanel(SessionView, W.VBox):
         self.refresh()
 
     # ------------------------------------------------------------------ actions
-    def _class(self) -> str:
-        name = str(self.class_box.value or "").strip()
+    def _class(self, label: str | None = None) -> str:
+        """``label`` (default: the class box) if it is a class of the Session; else a
+        ValueError pointing at the tabs where a class is added (not at the API)."""
+        name = str(label or self.class_box.value or "").strip()
         if not name:
             raise ValueError("Type or pick a class name first.")
+        classes = list(self.session.classes)
+        if name not in classes:
+            raise ValueError(f"Unknown class {name!r}; classes are {', '.join(classes) or 'none yet'}."
+                             " Add it first in the Label tab ('+ class') or the Search tab"
+                             " ('New class…'), then add the rule.")
         return name
 
     def add_region(self, label: str | None = None) -> str | None:
         """A region rule from ``session.selection`` voting ``label`` (default: the box)."""
         return self._act(lambda: self.session.rules.add_region(
-            self.session.selection, label or self._class()), "Added")
+            self.session.selection, self._class(label)), "Added")
 
     def add_examples(self, label: str | None = None, threshold: float | None = None) -> str | None:
         """An examples rule for ``label`` at ``threshold`` (default: the slider)."""
         return self._act(lambda: self.session.rules.add_examples(
-            label or self._class(), threshold=float(threshold or self.threshold.value)), "Added")
+            self._class(label), threshold=float(threshold or self.threshold.value)), "Added")
 
     def add_neighbours(self, k: int = 10) -> str | None:
         """A neighbours rule (each hand label votes for its ``k`` nearest items)."""

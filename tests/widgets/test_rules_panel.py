@@ -62,7 +62,10 @@ def test_mistakes_are_messages(session):
     assert "class name first" in panel.message.value and "dfw-rl-error" in panel.message.value
     panel.class_box.value = "Hat"
     panel.examples_button.click()
-    assert "Unknown class" in panel.message.value
+    assert "Unknown class" in panel.message.value and "Label tab" in panel.message.value
+    assert "add_class" not in panel.message.value  # a panel user is not sent to the API
+    with pytest.raises(ValueError, match=r"session\.add_class"):
+        session.rules.add_examples("Hat")  # code users still are
     session.select([1, 2])
     panel.add_region("<b>Hat</b>")
     assert "&lt;b&gt;" in panel.message.value  # escaped

@@ -42,6 +42,21 @@ def test_no_labels_shows_a_message_not_a_traceback(session):
         dfw.Trainer(session, target=90)
 
 
+def test_status_says_why_fewer_labels_are_trained_on(session):
+    """Queue labels include random audit items, never trained on: the status says so."""
+    names = np.asarray(session.source.classes, dtype=object)
+    while int((session.label_array() >= 0).sum()) < 60:
+        batch = np.asarray(session.next_batch(10), dtype=np.int64)
+        session.label_many(batch, list(names[session.source.labels[batch]]), source="click")
+    tr = dfw.Trainer(session)
+    tr.train(mode="probe")
+    labeled = session.label_array() >= 0
+    aside = int((labeled & session.audit_mask()).sum())
+    assert aside > 0
+    assert (f"Trained a linear probe on {int(labeled.sum()) - aside} labels ({aside} more are "
+            "kept aside to check its accuracy") in tr.verdict_html.value
+
+
 @pytest.mark.slow
 def test_probe_curves_baseline_confusion_and_export(session):
     tr = dfw.Trainer(session, embedder="efficientnet_lite0", target=0.85)

@@ -12,7 +12,10 @@ export const ISSUES_CSS = `
 .dfw-lab-issue-item img { width: 96px; height: 96px; object-fit: contain; background: var(--dfw-bg3); border-radius: 4px; }
 .dfw-lab-issue-item.dfw-keep img { outline: 2px solid var(--dfw-ok); }
 .dfw-lab-issue-item.dfw-near img { width: 64px; height: 64px; opacity: .85; }
-.dfw-lab-issue-item button, .dfw-lab-issue-item select { font: inherit; font-size: 11px; }
+.dfw-lab-issue-item .dfw-btn, .dfw-lab-issue-item .dfw-select { align-self: stretch; font-size: 11px;
+  padding: 2px 6px; line-height: 16px; }
+.dfw-lab-issue-item .dfw-select { min-width: 110px; }
+.dfw-lab-issues > .dfw-lab-issue-skip { margin-top: 8px; }
 `;
 
 const KIND = { exact_duplicate: "Exact duplicates", near_duplicate: "Near-duplicates", outlier: "Outlier" };
@@ -34,12 +37,12 @@ function itemBox(v, send, entry, index, { keep = false, near = false } = {}) {
   const box = h("div", { class: `dfw-lab-issue-item${keep ? " dfw-keep" : ""}${near ? " dfw-near" : ""}`, "data-index": String(index) },
     picture(v, index), h("span", { text: `#${index}${keep ? " · keep" : ""}` }));
   if (near) return box;
-  const select = h("select", { "aria-label": `relabel item ${index}` },
-    h("option", { value: "", text: "relabel…" }), (v.model.get("classes") || []).map((c) => h("option", { value: c, text: c })));
+  const select = h("select", { class: "dfw-select", "aria-label": `relabel item ${index}` },
+    h("option", { value: "", text: "relabel as…" }), (v.model.get("classes") || []).map((c) => h("option", { value: c, text: c })));
   select.addEventListener("change", () => select.value && act("relabel", { label: select.value }));
   box.append(
-    h("button", { type: "button", text: "keep this one", onclick: () => act("keep") }),
-    h("button", { type: "button", text: "exclude", onclick: () => act("exclude") }),
+    h("button", { type: "button", class: "dfw-btn", text: "keep this one", onclick: () => act("keep") }),
+    h("button", { type: "button", class: "dfw-btn", text: "exclude", onclick: () => act("exclude") }),
     select);
   return box;
 }
@@ -61,6 +64,6 @@ export function drawIssues(v, el, send) {
     parts.push(h("div", { class: "dfw-lab-h", text: "Nearest neighbours" }),
       h("div", { class: "dfw-lab-issue-row" }, e.neighbours.map((i) => itemBox(v, send, e, i, { near: true }))));
   }
-  parts.push(h("button", { type: "button", text: "skip this issue", onclick: () => send({ type: "issue_action", action: "skip", key: e.key }) }));
+  parts.push(h("button", { type: "button", class: "dfw-btn dfw-lab-issue-skip", text: "skip this issue", onclick: () => send({ type: "issue_action", action: "skip", key: e.key }) }));
   el.replaceChildren(...parts);
 }
