@@ -33,11 +33,14 @@ from ._strategy_parts import take_distinct as _take_distinct
 from ._strategy_parts import unit as _unit
 from .strategies_cold import dense_margin, probcover, typical_margin, typiclust
 
-__all__ = ["DUPLICATE_COSINE", "STRATEGIES", "auto", "bald", "coreset", "dense_margin", "entropy",
-           "hybrid", "least_confidence", "margin", "probcover", "random", "select",
-           "select_with_random", "typical_margin", "typiclust", "uncertainty_scores"]
+__all__ = ["DUPLICATE_COSINE", "STRATEGIES", "SWITCH_PER_CLASS", "auto", "bald", "coreset",
+           "dense_margin", "entropy", "hybrid", "least_confidence", "margin", "probcover",
+           "random", "select", "select_with_random", "typical_margin", "typiclust", "uncertainty_scores"]
 
 log = logging.getLogger(__name__)
+
+#: labels per class (x the model's classes) at which ``auto`` goes from dense margin to hybrid
+SWITCH_PER_CLASS = 40
 
 Strategy = Callable[..., np.ndarray]
 
@@ -174,10 +177,12 @@ def hybrid(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
 
 def auto(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
          early: str = "typiclust", middle: str = "dense_margin", late: str = "hybrid",
-         per_class: int = 10, with_random: bool = False) -> Any:
+         per_class: int = SWITCH_PER_CLASS, with_random: bool = False) -> Any:
     """The default: ``early`` (representative picks) before a model exists, ``middle``
-    while fewer than ``per_class`` labels per class are in (K = the model's classes),
-    then ``late`` (uncertainty with diversity). Chosen by measurement (RESULTS.md).
+    (uncertain regions) while fewer than ``per_class`` labels per class are in (K = the
+    model's classes), then ``late`` (uncertainty with diversity). Chosen by measurement
+    (RESULTS.md, "Default strategy: what was tried"; session 28 moved the switch from 10
+    to ``SWITCH_PER_CLASS`` labels per class: dense margin held level with hybrid to ~600).
     ``with_random``: return ``(picks, random (k,) bool)`` as :func:`select_with_random`."""
     name = early if probs is None else late if (
         int(np.sum(labeled_mask)) >= per_class * np.shape(probs)[-1]) else middle

@@ -47,7 +47,12 @@ def test_auto_switches_from_representative_to_uncertain(small) -> None:
     # 3 per class: uncertain regions (dense margin)
     np.testing.assert_array_equal(S.auto(probs, emb, mask, 10, 0),
                                   S.dense_margin(probs, emb, mask, 10, 0))
-    mask[:200] = True  # 20 per class: uncertainty with diversity
+    # still uncertain regions one label short of the switch (session 28: not 10 per class)
+    mask[: 10 * S.SWITCH_PER_CLASS - 1] = True
+    assert S.SWITCH_PER_CLASS == 40
+    np.testing.assert_array_equal(S.auto(probs, emb, mask, 10, 0),
+                                  S.dense_margin(probs, emb, mask, 10, 0))
+    mask[: 10 * S.SWITCH_PER_CLASS] = True  # 40 per class: uncertainty with diversity
     np.testing.assert_array_equal(S.auto(probs, emb, mask, 10, 0),
                                   S.hybrid(probs, emb, mask, 10, 0))
 
