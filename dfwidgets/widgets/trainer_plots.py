@@ -300,6 +300,7 @@ def stop_text(stop: dict[str, Any]) -> str:
                 f"model: {plateau}. Fine-tuning or a stronger embedder may help.")
     high = stop["high"]
     hi_text = "unbounded" if not math.isfinite(high) else f"{high:,.0f}"
+    spread = ("" if hi_text == f"{stop['low']:,.0f}"  # a range of one value says nothing
+              else f" (80% range {stop['low']:,.0f}-{hi_text})")
     return (f"<b>When to stop:</b> about <b>{stop['estimate']:,.0f}</b> labels in total for "
-            f"{target:.0%} (80% range {stop['low']:,.0f}-{hi_text}), i.e. about "
-            f"{stop['more']:,} more; {plateau}.")
+            f"{target:.0%}{spread}, i.e. about {stop['more']:,} more; {plateau}.")

@@ -63,3 +63,17 @@ def test_a_rule_without_a_class_says_so_in_words():
     named = row.copy()
     named["label"] = "Bag"
     assert "→ Bag" in row_html(named)
+
+
+def test_when_to_stop_shows_a_range_only_when_it_has_two_ends():
+    from dfwidgets.widgets.trainer_plots import stop_text
+
+    base = {"target": 0.9, "status": "ok", "asymptote": 0.937, "asymptote_low": 0.937,
+            "asymptote_high": 0.937, "estimate": 16537.0, "more": 16197}
+    one = stop_text({**base, "low": 16537.0, "high": 16537.0})
+    assert "range" not in one.split(";")[0] and "16,537" in one
+    assert "too few label counts yet" in one
+    two = stop_text({**base, "low": 9000.0, "high": 30000.0})
+    assert "(80% range 9,000-30,000)" in two
+    unbounded = stop_text({**base, "low": 9000.0, "high": float("inf")})
+    assert "9,000-unbounded" in unbounded
