@@ -180,7 +180,7 @@ class Evaluation:
             ev_probs = np.concatenate([ev_probs, extra[0].astype(ev_probs.dtype)])
             ev_ok = np.concatenate([ev_ok, extra[1]])
             weight = np.concatenate([weight, np.full(len(extra[1]), OOF_WEIGHT)])
-        hand = (codes >= 0) & ~self.audit_mask() & ~s.excluded_mask()  # hand training labels
+        hand = s._fit.hand_training_mask(codes)
         share = float(self.random_mask()[hand].mean()) if hand.any() else 0.0
         prior = share * RANDOM_GAP + (1 - share) * ACTIVE_GAP
         est = confidence_accuracy(probs[pool], ev_probs, ev_ok, weights=weight,

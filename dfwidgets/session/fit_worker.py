@@ -141,18 +141,23 @@ class FitWorker:
                     self._cond.notify_all()
 
     # ------------------------------------------------------------------ fitting
+    def hand_training_mask(self, codes: np.ndarray) -> np.ndarray:
+        """(N,) bool: items whose hand label is trained on (``codes`` (N,) label codes):
+        labeled, not an audit item, not excluded."""
+        s = self._s
+        return (codes >= 0) & ~s._evaluation.audit_mask() & ~s.excluded_mask()
+
     def training_set(self, codes: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The one place the training set is built: ``(idx (M,) int64 items, y (M,) int64
         class codes into the label classes, weight (M,) float32 sample weights)``.
         Every labeled item except audit items (kept unseen for an unbiased estimate),
         weight 1. ``codes`` (N,): the label codes (default: the current labels)."""
-        s = self._s
-        codes = s._labels.codes() if codes is None else codes
-        idx = np.flatnonzero((codes >= 0) & ~s._evaluation.audit_mask() & ~s.excluded_mask())
+        codes = self._s._labels.codes() if codes is None else codes
+        idx = np.flatnonzero(self.hand_training_mask(codes))
         # issue 18: + confident weak labels of the rules after fit(weak=True)
-        return s.rules.weak_training_set(idx, codes[idx].astype(np.int64),
-                                         np.ones(len(idx), dtype=np.float32))
+        return self._s.rules.weak_training_set(idx, codes[idx].astype(np.int64),
+                                               np.ones(len(idx), dtype=np.float32))
 
     def can_fit(self, codes: np.ndarray, classes: list[str]) -> tuple[bool, str]:
         """(True, "") if a model can be trained on ``codes`` (N,), else (False, why)."""
