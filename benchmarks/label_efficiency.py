@@ -272,10 +272,10 @@ def main() -> None:
         ("Mean test accuracy (first 20 labels: random for random, TypiClust for the others; "
          "then batches of " + f"{args.batch}"
         + " labels as Session.next_batch makes them (10% random audit items, labeled but never "
-        "trained on; starved classes first), warm-started LinearProbe refitted after each). "
-        "Baseline = sklearn "
-        "LogisticRegression (defaults) on PCA-128 (scores scaled to unit overall variance) + entropy, "
-        "random first 20, same budgets/batches/seeds:"),
+        "trained on; starved classes first), warm-started LinearProbe refitted after each)"
+        + (". Baseline = sklearn LogisticRegression (defaults) on PCA-128 (scores scaled to "
+           "unit overall variance) + entropy, random first 20, same budgets/batches/seeds:"
+           if base_mean is not None else ":")),
         "",
         "| strategy | " + " | ".join(f"{b:,}" for b in budgets) + " | wall |",
         "|---|" + "---|" * (len(budgets) + 1),
