@@ -117,7 +117,7 @@ def propose_prototypes(
     (M,), applied to the pool ``X_pool`` (P, D) whose item indices are ``pool_indices``
     (P,), in embeddings centred on the pool mean. Hard negatives ``X_negative`` (Q, D) /
     ``y_negative`` (Q,) (the class each item is *not*) push prototypes away.
-    ``open_set``: leave out items far from every example of their class
+    ``open_set``: leave out items far from the examples of their class
     (:func:`dfwidgets.learn.open_set.near_examples` with ``k``, ``density_quantile``).
     -> proposal DataFrame (see :func:`proposal_frame`)."""
     from .models import PrototypeClassifier

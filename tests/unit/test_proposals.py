@@ -406,7 +406,7 @@ def test_none_of_these_leaves_out_items_far_from_every_example(session, fmnist_t
     closed = session.propose(method="prototype", examples=two, open_set=False)
     prop = session.propose(method="prototype", examples=two, open_set=True)
     assert prop.attrs["left_out"] == int((~prop["kept"]).sum()) > 0.9 * len(prop)
-    assert "farther from every example" in prop.attrs["left_out_reason"]
+    assert "farther from the examples of their class" in prop.attrs["left_out_reason"]
     summary = session.examples.summary(min_confidence=0.9)
     assert summary["left_out"].sum() == prop.attrs["left_out"]
     assert not session.examples.samples()["index"].isin(prop.loc[~prop["kept"], "index"]).any()
@@ -444,3 +444,45 @@ def test_open_set_rule_on_small_arrays():
     sims = np.array([[0.9, 0.1], [0.2, 0.2], [0.21, 0.19], [0.19, 0.2], [0.2, 0.21]])
     rule = open_set.text_outliers(sims, sims.argmax(axis=1), z=2.0)
     assert rule.kept.tolist() == [True, False, False, False, False]
+
+
+def test_open_set_needs_agreement_of_the_examples_not_their_union():
+    """One of a class's five examples sits among items of a class nobody named: the union
+    of the examples' neighbourhoods would keep those items, the examples' agreement (their
+    mean direction) does not; a lone example's items whose neighbours are not kept for
+    its class are left out too."""
+    from dfwidgets.learn import open_set
+
+    rng = np.random.default_rng(3)
+    d = 16
+    centres = np.linalg.qr(rng.normal(size=(d, 3)))[0].T.astype(np.float32)  # a, b, unnamed
+
+    def around(c, n, spread=0.05):
+        return (centres[c] + spread * rng.normal(size=(n, d))).astype(np.float32)
+
+    pool = np.concatenate([around(0, 40), around(1, 40), around(2, 40)])
+    truth = np.repeat([0, 1, 2], 40)
+    examples = np.concatenate([around(0, 4), around(2, 1), around(1, 5)])  # a's 5th: unnamed
+    ex_class = np.array([0] * 5 + [1] * 5)
+    proposed = np.where(truth == 2, 0, truth)  # the unnamed items proposed as a
+    rule = open_set.near_examples(examples, ex_class, pool, proposed, k=40,
+                                  density_quantile=0.0)
+    assert not rule.kept[truth == 2].any()
+    assert rule.kept[truth == 0].sum() >= 8 and rule.kept[truth == 1].sum() >= 8
+    assert rule.radius.shape == (2,)
+    assert "farther from the examples of their class" in rule.reason
+    # the old rule (any example's own radius) would have kept the unnamed items
+    S = open_set.center(pool, pool.mean(0)) @ open_set.center(examples, pool.mean(0)).T
+    kth = -np.partition(-S, 39, axis=0)[39]
+    union = ((S >= kth) & (proposed[:, None] == ex_class[None])).any(axis=1)
+    assert union[truth == 2].mean() > 0.5
+
+    # one example per class: a kept item also needs its nearest items kept for its class
+    args = (examples[[0, 5]], np.array([0, 1]), pool, proposed)
+    loose = open_set.near_examples(*args, k=60, density_quantile=0.0, agree=0.0)
+    strict = open_set.near_examples(*args, k=60, density_quantile=0.0, neighbours=5,
+                                    agree=1.0)
+    assert not loose.kept[truth == 2].any() and loose.kept.sum() >= 4
+    assert not (strict.kept & ~loose.kept).any()
+    with pytest.raises(ValueError, match="agree"):
+        open_set.near_examples(examples, ex_class, pool, proposed, agree=1.5)
