@@ -34,9 +34,11 @@ def remember_table(X: np.ndarray, idx: np.ndarray, sims: np.ndarray) -> None:
         return
     typ = sims.mean(axis=1, dtype=np.float64).astype(np.float32)
     typ = (typ - typ.min()) / max(float(typ.max() - typ.min()), 1e-12)
+    pool = _key("table", X, k)
     with _LOCK:
-        _CACHE.clear()  # one pool at a time: bounded memory
-        _CACHE[_key("table", X, k)] = idx
+        for old in [key for key in _CACHE if key[1:3] + key[4:] != pool[1:3] + pool[4:]]:
+            del _CACHE[old]  # one pool at a time (bounded memory); its tables of any k stay
+        _CACHE[pool] = idx
         _CACHE[_key("typicality", X, k)] = typ
 
 
@@ -68,26 +70,35 @@ def typicality(X: np.ndarray, *, k: int = KNN) -> np.ndarray:
 
 
 def probcover_picks(X: np.ndarray, labeled_mask: np.ndarray, k: int,
-                    rng: np.random.Generator, *, knn: int = KNN) -> np.ndarray:
+                    rng: np.random.Generator, *, knn: int = KNN,
+                    weights: np.ndarray | None = None) -> np.ndarray:
     """(k,) int64 unlabeled items by greedy coverage of the kNN graph, best first.
 
     ``X`` (N, D) embeddings, ``labeled_mask`` (N,) bool items that cannot be picked (they
-    cover their in-neighbours already)."""
+    cover their in-neighbours already). ``weights`` (N,) >= 0: what each not-yet-covered
+    item is worth (e.g. the model's uncertainty about it); None = 1 each (ProbCover)."""
     mask = np.asarray(labeled_mask, dtype=bool)
     n = len(X)
     if k < 1:
         return np.empty(0, dtype=np.int64)
     if n <= knn + 1:  # too few items for a graph: random
         return rng.permutation(np.flatnonzero(~mask))[:k].astype(np.int64)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (n,) or not np.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError(f"weights must be (N,) = ({n},) finite values >= 0; got shape "
+                             f"{weights.shape}")
     table = neighbour_table(X, k=knn)
     owners = table.ravel()  # owner x of edge (y -> x): x covers y
     who = np.repeat(np.arange(n), table.shape[1])
     covered = mask | mask[table].any(axis=1)
     blocked = mask.copy()
-    jitter = rng.random(n) * 1e-3  # random tie-breaks
+    # random tie-breaks, far below any weight difference that means something
+    jitter = rng.random(n) * (1e-3 if weights is None else 1e-9)
+    worth = np.ones(n) if weights is None else weights
     picks = np.empty(k, dtype=np.int64)
     for i in range(k):
-        free = ~covered
+        free = np.where(covered, 0.0, worth)
         score = np.bincount(owners, weights=free[who], minlength=n) + free + jitter
         score[blocked] = -1.0
         x = int(np.argmax(score))

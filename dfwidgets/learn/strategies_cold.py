@@ -1,5 +1,5 @@
 """Representative strategies for the cold start (few or no labels): TypiClust, ProbCover,
-typical margin and dense margin. Same signature as every strategy of :mod:`.strategies`:
+typical margin, dense margin and coverage margin. Same signature as every strategy of :mod:`.strategies`:
 ``(probs, embeddings, labeled_mask, k, rng) -> (k,) int64``."""
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from ._strategy_parts import sq_norms as _sq_norms
 from ._strategy_parts import take_distinct as _take_distinct
 from ._strategy_parts import unit as _unit
 
-__all__ = ["dense_margin", "probcover", "typical_margin", "typiclust"]
+__all__ = ["COVER_KNN", "coverage_margin", "dense_margin", "probcover", "typical_margin",
+           "typiclust"]
+
+#: neighbours per item of the graph :func:`coverage_margin` covers (session 29: 30 > 10, 20, 45, 60)
+COVER_KNN = 30
 
 
 def _margin(probs: np.ndarray) -> np.ndarray:
@@ -139,3 +143,22 @@ def dense_margin(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: An
     u = _margin(probs)
     score = own_weight * u + (1.0 - own_weight) * u[neighbour_table(X)].mean(axis=1)
     return _best_of_clusters(score * typicality(X) ** gamma, X, pool, k, rng, n_candidates)
+
+
+def coverage_margin(probs: Any, embeddings: Any, labeled_mask: Any, k: int, rng: Any, *,
+                    knn: int = COVER_KNN) -> np.ndarray:
+    """ProbCover weighted by uncertainty: greedy max coverage of the ``knn``-NN graph where
+    each item not yet covered (by a label or an earlier pick) is worth its margin
+    uncertainty, so each pick is the item whose neighbourhood holds the most uncertainty
+    left: uncertain regions, one pick per region, no k-means."""
+    from .probcover import probcover_picks
+
+    probs, X, pool, k, rng = _setup(probs, embeddings, labeled_mask, k, rng,
+                                    need_embeddings=True)
+    if probs is None or k == 0:
+        return typiclust(None, X, labeled_mask, k, rng)
+    u = _margin(probs)
+    picks = probcover_picks(X, np.asarray(labeled_mask, dtype=bool), k, rng, knn=knn,
+                            weights=u)
+    rest = _rank_by(u, pool[~np.isin(pool, picks)], rng)
+    return _take_distinct(np.concatenate([picks, rest]), X, k)

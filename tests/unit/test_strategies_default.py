@@ -1,4 +1,4 @@
-"""Issue 16: the default strategy (auto = TypiClust, dense margin, then hybrid), simulate() as the
+"""Issue 16: the default strategy (auto = TypiClust, coverage margin, then hybrid), simulate() as the
 Session loop (audit items, starved classes), and recommend() with its evidence."""
 
 from __future__ import annotations
@@ -44,14 +44,14 @@ def test_auto_switches_from_representative_to_uncertain(small) -> None:
     # no model yet: representative picks
     np.testing.assert_array_equal(S.auto(None, emb, mask, 10, 0),
                                   S.typiclust(None, emb, mask, 10, 0))
-    # 3 per class: uncertain regions (dense margin)
+    # 3 per class: uncertain regions (coverage margin)
     np.testing.assert_array_equal(S.auto(probs, emb, mask, 10, 0),
-                                  S.dense_margin(probs, emb, mask, 10, 0))
+                                  S.coverage_margin(probs, emb, mask, 10, 0))
     # still uncertain regions one label short of the switch (session 28: not 10 per class)
     mask[: 10 * S.SWITCH_PER_CLASS - 1] = True
     assert S.SWITCH_PER_CLASS == 40
     np.testing.assert_array_equal(S.auto(probs, emb, mask, 10, 0),
-                                  S.dense_margin(probs, emb, mask, 10, 0))
+                                  S.coverage_margin(probs, emb, mask, 10, 0))
     mask[: 10 * S.SWITCH_PER_CLASS] = True  # 40 per class: uncertainty with diversity
     np.testing.assert_array_equal(S.auto(probs, emb, mask, 10, 0),
                                   S.hybrid(probs, emb, mask, 10, 0))
@@ -95,6 +95,33 @@ def test_dense_margin_prefers_uncertain_regions_to_lone_uncertain_items(small) -
     # the middle of the uncertain region; uncertainty x typicality alone cannot tell
     assert core[dense].mean() >= 0.5 and core[dense].mean() >= core[typical].mean() + 0.3
     np.testing.assert_array_equal(dense, S.dense_margin(probs, emb, mask, 20, 0))
+
+
+def test_coverage_margin_takes_one_pick_per_uncertain_region(small) -> None:
+    from dfwidgets.learn.probcover import neighbour_table, probcover_picks
+    from dfwidgets.learn.strategies_cold import COVER_KNN
+
+    _, emb = small
+    n = len(emb)
+    nb = neighbour_table(emb, k=COVER_KNN)
+    unsure = np.zeros(n, dtype=bool)
+    unsure[np.unique(nb[:40])] = True  # 40 items' neighbourhoods are unsure, the rest sure
+    probs = np.tile(np.asarray([[0.95, 0.05]], np.float32), (n, 1))
+    probs[unsure] = [0.5, 0.5]
+    mask = np.zeros(n, dtype=bool)
+    picks = S.coverage_margin(probs, emb, mask, 10, 0)
+    assert len(np.unique(picks)) == 10 and not mask[picks].any()
+    # each pick covers (is a neighbour of) many unsure items, and different ones
+    covers = [np.flatnonzero((nb == x).any(axis=1) & unsure) for x in picks]
+    assert min(len(c) for c in covers) >= 5
+    together = np.concatenate(covers)
+    assert len(np.unique(together)) >= 0.8 * len(together)
+    np.testing.assert_array_equal(picks, S.coverage_margin(probs, emb, mask, 10, 0))
+    with pytest.raises(ValueError, match="weights must be"):  # bad weights: a clear message
+        probcover_picks(emb, mask, 5, np.random.default_rng(3), weights=-np.ones(n))
+    # no model yet: representative picks
+    np.testing.assert_array_equal(S.coverage_margin(None, emb, mask, 10, 0),
+                                  S.typiclust(None, emb, mask, 10, 0))
 
 
 def test_simulate_mirrors_the_session_loop(small) -> None:
