@@ -244,6 +244,7 @@ def main() -> None:
     from dfwidgets.session.rules import (
         AGREE_NEIGHBOURS,
         CLASS_SHARE,
+        NEIGHBOURS_DECIDE,
         WEAK_SHARE,
         WEIGHT_BY_PROBABILITY,
     )
@@ -280,7 +281,9 @@ def main() -> None:
             f"the most confident {CLASS_SHARE:.0%} of each class's label-model labels, weighted "
             f"{'by the probability' if WEIGHT_BY_PROBABILITY else 'alike'} (together at most "
             f"{WEAK_SHARE:g}x the hand labels)"
-            f"{', only where the neighbours rule votes the same class' if AGREE_NEIGHBOURS else ''}. "
+            + (", only where the neighbours rule votes, " + ("its class where it disagrees"
+               if NEIGHBOURS_DECIDE else "and the same class") if AGREE_NEIGHBOURS else "")
+            + ". "
             f"`{bench.command_line('weak_supervision.py')}`, {time.perf_counter() - t0:.0f} s, "
             f"{bench.machine_note(load0)}.")
     bench.report(args, "weak_supervision", "## Weak supervision (rules + label model)\n\n"

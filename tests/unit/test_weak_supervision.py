@@ -275,7 +275,7 @@ def test_weak_labels_never_cover_audit_items_and_train_the_probe(labeled, monkey
     assert s.curve.iloc[-1]["weak"] == 0 and not s.rules.train_with_weak
 
 
-def test_weak_labels_the_neighbours_rule_contradicts_are_not_trained_on(labeled, monkeypatch):
+def test_weak_labels_follow_the_neighbours_rule_where_it_contradicts(labeled, monkeypatch):
     from dfwidgets.session import rules as rules_mod
 
     s, truth = labeled
@@ -287,12 +287,21 @@ def test_weak_labels_the_neighbours_rule_contradicts_are_not_trained_on(labeled,
     y, w = s.label_array()[idx], np.ones(len(idx), np.float32)
     L, names = s.rules.votes()
     nb = L[:, names.index("10 nearest neighbours")]
+    monkeypatch.setattr(rules_mod, "NEIGHBOURS_DECIDE", True)
     all_idx, all_y, all_w = s.rules.weak_training_set(idx, y, w, force=True)
-    weak_w = all_w[len(idx):]  # weak labels weigh alike, together at most the hand labels
-    assert np.allclose(weak_w, weak_w[0]) and weak_w.sum() <= w.sum() + 1e-3
+    weak_w = all_w[len(idx):]  # weak labels weigh alike, together at most WEAK_SHARE x hand
+    assert np.allclose(weak_w, weak_w[0])
+    assert weak_w.sum() <= rules_mod.WEAK_SHARE * w.sum() + 1e-3
+    weak, weak_y = all_idx[len(idx):], all_y[len(idx):]
+    assert len(weak) and (nb[weak] == weak_y).all()  # the neighbours rule's class
+    probs, _ = s.weak_labels()
+    assert (probs[weak].argmax(1) != weak_y).any()  # ... also where the label model disagrees
+    monkeypatch.setattr(rules_mod, "NEIGHBOURS_DECIDE", False)  # there: no weak label
+    agree_idx, agree_y, _ = s.rules.weak_training_set(idx, y, w, force=True)
+    agree = agree_idx[len(idx):]
+    assert 0 < len(agree) < len(weak) and (nb[agree] == agree_y[len(idx):]).all()
+    assert (probs[agree].argmax(1) == agree_y[len(idx):]).all()
     monkeypatch.setattr(rules_mod, "AGREE_NEIGHBOURS", False)
     loose_idx, loose_y, _ = s.rules.weak_training_set(idx, y, w, force=True)
-    weak, weak_y = all_idx[len(idx):], all_y[len(idx):]
-    assert len(weak) and (nb[weak] == weak_y).all()
     loose = loose_idx[len(idx):]
-    assert len(loose) > len(weak) and (nb[loose] != loose_y[len(idx):]).any()
+    assert len(loose) > len(agree) and (nb[loose] != loose_y[len(idx):]).any()
