@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OpenSet", "center", "density_floor", "near_examples", "text_outliers",
+__all__ = ["OpenSet", "center", "density_floor", "near_examples", "text_outliers", "whiten",
            "whitener"]
 
 #: defaults chosen with benchmarks/proposals.py (Fashion-MNIST 60k, offline backbone,
@@ -54,6 +54,10 @@ NEIGHBOURS = 10
 AGREE = 0.3
 SAMPLE = 1000
 CHUNK = 256
+#: the whitener's covariance comes from at most this many pool items (a fixed-seed sample)
+COV_SAMPLE = 100_000
+#: rows whitened per step (bounds the temporary copies of a large pool)
+ROWS_PER_STEP = 65_536
 
 
 @dataclass(frozen=True)
@@ -85,11 +89,25 @@ def whitener(X_pool: np.ndarray, mean: np.ndarray, *, alpha: float = WHITEN_SHRI
     x the largest; ``alpha=inf`` would be no whitening)."""
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0; got {alpha!r}.")
-    Xc = np.asarray(X_pool, np.float32) - np.asarray(mean, np.float32)
+    X_pool = np.asarray(X_pool, np.float32)
+    if len(X_pool) > COV_SAMPLE:  # the covariance of a large pool from a fixed sample
+        pick = np.random.default_rng(0).choice(len(X_pool), COV_SAMPLE, replace=False)
+        X_pool = X_pool[np.sort(pick)]
+    Xc = X_pool - np.asarray(mean, np.float32)
     cov = (Xc.T @ Xc).astype(np.float64) / max(len(Xc) - 1, 1)
     w, V = np.linalg.eigh(cov)
     w = np.maximum(w, 0.0)
     return (V / np.sqrt(w + alpha * max(float(w.max()), 1e-12))).astype(np.float32)
+
+
+def whiten(X: np.ndarray, mean: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Unit rows of ``(X - mean) @ W`` for ``X`` (N, D), ``W`` (D, D) (float32, in steps
+    of ROWS_PER_STEP rows so a large pool is not copied several times at once)."""
+    X = np.asarray(X, np.float32)
+    out = np.empty((len(X), W.shape[1]), np.float32)
+    for lo in range(0, len(X), ROWS_PER_STEP):
+        out[lo:lo + ROWS_PER_STEP] = _unit((X[lo:lo + ROWS_PER_STEP] - mean) @ W)
+    return out
 
 
 def _nearest(Xq: np.ndarray, Xp: np.ndarray, rows: np.ndarray | None, n: int) -> np.ndarray:
@@ -156,8 +174,7 @@ def near_examples(
     if P == 0:
         return OpenSet(kept=np.zeros(0, bool), radius=radius, floor=1.0, reason="")
     W = whitener(X_pool, mean, alpha=alpha)
-    Xp = _unit((X_pool - mean) @ W)
-    Xe = _unit((np.asarray(X_examples, np.float32) - mean) @ W)
+    Xp, Xe = whiten(X_pool, mean, W), whiten(X_examples, mean, W)
     floor = density_floor(Xp, quantile=density_quantile)
     counts = np.bincount(ex_cls, minlength=K)
     has = np.flatnonzero(counts)
