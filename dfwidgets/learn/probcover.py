@@ -25,6 +25,11 @@ def _key(kind: str, X: np.ndarray, k: int) -> tuple:
     return (kind, X.shape, X.dtype.str, k, X[:: max(1, len(X) // 64)].tobytes())
 
 
+def _pool_of(key: tuple) -> tuple:
+    """The pool part of a cache key (shape, dtype, sampled rows), without kind and k."""
+    return key[1:3] + key[4:]
+
+
 def remember_table(X: np.ndarray, idx: np.ndarray, sims: np.ndarray) -> None:
     """Use a neighbour table made elsewhere (a Session's, ``knn_table``'s layout: idx (N, k)
     int64 and sims (N, k) cosine, nearest first) for the pool ``X`` (N, D): the strategies'
@@ -36,7 +41,7 @@ def remember_table(X: np.ndarray, idx: np.ndarray, sims: np.ndarray) -> None:
     typ = (typ - typ.min()) / max(float(typ.max() - typ.min()), 1e-12)
     pool = _key("table", X, k)
     with _LOCK:
-        for old in [key for key in _CACHE if key[1:3] + key[4:] != pool[1:3] + pool[4:]]:
+        for old in [key for key in _CACHE if _pool_of(key) != _pool_of(pool)]:
             del _CACHE[old]  # one pool at a time (bounded memory); its tables of any k stay
         _CACHE[pool] = idx
         _CACHE[_key("typicality", X, k)] = typ

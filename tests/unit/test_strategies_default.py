@@ -155,3 +155,24 @@ def test_recommend_gives_the_strategy_with_its_evidence() -> None:
     assert far.strategy == "auto" and "no strategy reached" in far.text
     with pytest.raises(ValueError, match="target"):
         recommend(_curves(), target=1.5)
+
+
+def test_neighbour_tables_of_several_k_stay_for_one_pool_and_go_with_it() -> None:
+    """A pool's 10-NN (the Session's) and 30-NN (coverage margin's) tables are both kept;
+    handing over another pool's table drops the first pool's (bounded memory)."""
+    from dfwidgets.learn import probcover
+
+    rng = np.random.default_rng(0)
+    X1, X2 = rng.normal(size=(50, 4)), rng.normal(size=(60, 4))
+
+    def table(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.stack([np.roll(np.arange(len(X)), -j - 1) for j in range(k)], axis=1)
+        return idx, np.full(idx.shape, 0.5, np.float32)
+
+    probcover.remember_table(X1, *table(X1, 10))
+    probcover.remember_table(X1, *table(X1, 30))
+    for k in (10, 30):  # both served from memory: the handed-over tables, not rebuilt ones
+        np.testing.assert_array_equal(probcover.neighbour_table(X1, k=k), table(X1, k)[0])
+    probcover.remember_table(X2, *table(X2, 10))
+    pools = {key[1] for key in probcover._CACHE}
+    assert pools == {X2.shape}
