@@ -53,7 +53,6 @@ WHITEN_SHRINK = 0.2
 NEIGHBOURS = 10
 AGREE = 0.3
 SAMPLE = 1000
-CHUNK = 256
 #: the whitener's covariance comes from at most this many pool items (a fixed-seed sample)
 COV_SAMPLE = 100_000
 #: rows whitened per step (bounds the temporary copies of a large pool)
@@ -110,16 +109,15 @@ def whiten(X: np.ndarray, mean: np.ndarray, W: np.ndarray) -> np.ndarray:
     return out
 
 
-def _nearest(Xq: np.ndarray, Xp: np.ndarray, rows: np.ndarray | None, n: int) -> np.ndarray:
-    """(Q, n) positions in ``Xp`` (P, D) of the ``n`` most similar rows to each row of
-    ``Xq`` (Q, D) (unordered); ``rows`` (Q,): the query's own position in ``Xp``, excluded."""
-    out = np.empty((len(Xq), n), np.int64)
-    for lo in range(0, len(Xq), CHUNK):
-        S = Xq[lo:lo + CHUNK] @ Xp.T
-        if rows is not None:
-            S[np.arange(len(S)), rows[lo:lo + CHUNK]] = -np.inf
-        out[lo:lo + CHUNK] = np.argpartition(-S, n - 1, axis=1)[:, :n]
-    return out
+def _nearest(Xq: np.ndarray, Xp: np.ndarray, rows: np.ndarray, n: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(similarities (Q, n), positions (Q, n)) of the ``n`` rows of the unit pool ``Xp``
+    (P, D) most similar to the rows of ``Xq`` (Q, D), each query's own position ``rows``
+    (Q,) excluded: the project's exact :class:`~dfwidgets.index.NearestNeighborIndex`."""
+    from ..index import NearestNeighborIndex
+
+    index = NearestNeighborIndex(Xp, backend="exact")
+    return index.search(Xq, n, exclude=[np.array([r]) for r in rows])
 
 
 def density_floor(Xc_pool: np.ndarray, *, quantile: float = DENSITY_QUANTILE,
@@ -131,9 +129,8 @@ def density_floor(Xc_pool: np.ndarray, *, quantile: float = DENSITY_QUANTILE,
         return 1.0
     rng = np.random.default_rng(seed)
     pick = rng.choice(P, size=min(P, sample), replace=False)
-    near = _nearest(Xc_pool[pick], Xc_pool, pick, 1)[:, 0]
-    best = np.einsum("ij,ij->i", Xc_pool[pick], Xc_pool[near])
-    return float(np.quantile(best, quantile))
+    best, _ = _nearest(Xc_pool[pick], Xc_pool, pick, 1)
+    return float(np.quantile(best[:, 0], quantile))
 
 
 def near_examples(
@@ -195,7 +192,7 @@ def near_examples(
     nn = min(int(neighbours), P - 1)
     if single.any() and nn >= 1:
         rows = np.flatnonzero(single)
-        near = _nearest(Xp[rows], Xp, rows, nn)
+        _, near = _nearest(Xp[rows], Xp, rows, nn)
         same = kept[near] & (pool_cls[near] == pool_cls[rows, None])
         kept[rows] = same.mean(axis=1) >= agree
     reason = (f"farther from the examples of their class than the class's {kk} nearest "
