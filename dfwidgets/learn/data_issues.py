@@ -325,7 +325,10 @@ def _label_rows(codes: np.ndarray, probs: np.ndarray, names: list[str]) -> list[
     p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
     if np.bincount(y).min() < 2:
         return []
-    found = find_label_issues(labels=y, pred_probs=p, filter_by="prune_by_noise_rate")
+    from .issues import CLEANLAB_JOBS
+
+    found = find_label_issues(labels=y, pred_probs=p, filter_by="prune_by_noise_rate",
+                              n_jobs=CLEANLAB_JOBS)
     quality = get_label_quality_scores(y, p)
     out: list[dict] = []
     for j in np.flatnonzero(found):

@@ -10,11 +10,15 @@ import pandas as pd
 
 from ._checks import check_embeddings, check_labels, encode_labels
 
-__all__ = ["DIFFICULTY_LEVELS", "difficulty", "find_label_issues", "out_of_fold_probs"]
+__all__ = ["CLEANLAB_JOBS", "DIFFICULTY_LEVELS", "difficulty", "find_label_issues", "out_of_fold_probs"]
 
 log = logging.getLogger(__name__)
 
 DIFFICULTY_LEVELS = ("easy", "medium", "hard")
+#: cleanlab's find_label_issues runs in this process (n_jobs=1): with more jobs it forks a
+#: multiprocessing.Pool, which can hang for ever in a threaded process such as a Jupyter
+#: kernel (seen: the quickstart's Session.fit stuck in Pool start-up in a CI run)
+CLEANLAB_JOBS = 1
 
 
 def out_of_fold_probs(
@@ -116,6 +120,7 @@ def find_label_issues(
         pred_probs=probs,
         filter_by="prune_by_noise_rate",
         return_indices_ranked_by="self_confidence",
+        n_jobs=CLEANLAB_JOBS,
     )
     ranked = np.asarray(ranked, dtype=np.int64)
     if not len(ranked):

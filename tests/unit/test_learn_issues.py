@@ -75,3 +75,24 @@ def test_label_issues_bad_input(noisy):
         find_label_issues(X, noisy["y"][:50])
     with pytest.raises(ValueError, match="pred_probs must have shape"):
         find_label_issues(noisy["X"][:50], noisy["y"][:50], pred_probs=np.ones((50, 3)))
+
+
+def test_cleanlab_never_starts_a_process_pool(noisy, monkeypatch):
+    """Label issues and the data-issue report run cleanlab in this process: a forked
+    multiprocessing.Pool can hang for ever inside a threaded Jupyter kernel."""
+    import multiprocessing
+
+    from dfwidgets.learn import data_issues as DI
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("cleanlab started a multiprocessing.Pool")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    assert len(find_label_issues(noisy["X"], noisy["y"])) > 0
+    names = sorted(set(noisy["y"].tolist()))
+    codes = np.searchsorted(names, noisy["y"])
+    _, probs = out_of_fold_probs(noisy["X"], noisy["y"])
+    graph = DI.knn_graph(*DI.knn_search(noisy["X"], 10))
+    report = DI.find_data_issues(graph=graph, labels=codes, pred_probs=probs,
+                                 class_names=names)
+    assert (report["kind"] == "label_error").sum() > 0
