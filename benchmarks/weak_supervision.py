@@ -11,7 +11,7 @@ backbone embeddings) gets ``budget`` random hand labels and these rules, through
   label in it: no region). Variant "looked": named by what a user sees in it (the true
   majority class of the region), as someone looking at the thumbnails would;
 * an examples rule per class with hand labels (``--threshold``);
-* a neighbours rule (k=10: the hand labels spread over the 10-NN graph).
+* a neighbours rule (k=10: the hand labels spread over the whitened pool's 10-NN graph).
 
 Reported: coverage; accuracy on covered items of the label model (Snorkel's LabelModel),
 majority vote and the best single rule, all three on the same items (every item some rule
@@ -141,12 +141,14 @@ def rule_scores(s, X: np.ndarray, L: np.ndarray, region_score: list, hand: np.nd
     from dfwidgets.learn.label_spreading import spread_labels
     from dfwidgets.learn.neighbour_smoothing import knn_table
     from dfwidgets.learn.weak_supervision import centred_rows
+    from dfwidgets.learn.whitening import whitened_rows
 
     kinds = [r["kind"] for r in s.rules.all() if r.get("enabled", True)]
     mean = X.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
     labels = s.label_array()[hand]
     near = (centred_rows(X, mean) @ centred_rows(X[hand], mean).T).max(axis=1)
-    spread = spread_labels(knn_table(X, k=10)[1], hand, labels, len(s.classes)).max(axis=1)
+    graph = knn_table(whitened_rows(X), k=10)[1]  # the neighbours rule's graph (cached)
+    spread = spread_labels(graph, hand, labels, len(s.classes)).max(axis=1)
     S = np.zeros(L.shape, np.float32)
     regions = iter(region_score)
     for j, kind in enumerate(kinds):
@@ -277,7 +279,8 @@ def main() -> None:
             f"backbone embeddings; seeds {args.seeds}; {args.clusters} k-means clusters, "
             f"examples threshold {args.threshold}; a region abstains when at most "
             f"{REGION_AGREE:.0%} of the hand labels inside it have its class; the "
-            f"neighbours rule is label spreading over the 10-NN graph; weak labels trained on: "
+            f"neighbours rule is label spreading over the whitened pool's 10-NN graph; weak "
+            f"labels trained on: "
             f"the most confident {CLASS_SHARE:.0%} of each class's label-model labels, weighted "
             f"{'by the probability' if WEIGHT_BY_PROBABILITY else 'alike'} (together at most "
             f"{WEAK_SHARE:g}x the hand labels)"

@@ -5,7 +5,7 @@ an example, even an item of a class nobody named. :func:`near_examples` keeps an
 when it lies inside the *calibrated radius* of the class it is proposed for; the rest are
 left out of commits (label kept, ``kept=False``).
 
-Everything is measured in the pool's *whitened* space (:func:`whitener`: centred on the
+Everything is measured in the pool's *whitened* space (``learn/whitening.py``: centred on the
 pool mean, each principal direction scaled to unit variance, with shrinkage ``alpha``): in
 the raw embedding a few high-variance directions (overall shape and brightness) dominate
 the cosine, so dense blobs of dark Coats, Shirts and Pullovers look like one tight
@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .whitening import whiten, whitener
+
 __all__ = ["OpenSet", "center", "density_floor", "near_examples", "text_outliers", "whiten",
            "whitener"]
 
@@ -53,10 +55,6 @@ WHITEN_SHRINK = 0.2
 NEIGHBOURS = 10
 AGREE = 0.3
 SAMPLE = 1000
-#: the whitener's covariance comes from at most this many pool items (a fixed-seed sample)
-COV_SAMPLE = 100_000
-#: rows whitened per step (bounds the temporary copies of a large pool)
-ROWS_PER_STEP = 65_536
 
 
 @dataclass(frozen=True)
@@ -79,34 +77,6 @@ def _unit(X: np.ndarray) -> np.ndarray:
 def center(X: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Unit rows of ``X`` (N, D) after subtracting ``mean`` (D,) (float32)."""
     return _unit(np.asarray(X, np.float32) - np.asarray(mean, np.float32))
-
-
-def whitener(X_pool: np.ndarray, mean: np.ndarray, *, alpha: float = WHITEN_SHRINK
-             ) -> np.ndarray:
-    """(D, D) matrix ``W``: ``(x - mean) @ W`` has unit variance along each principal
-    direction of the pool ``X_pool`` (P, D), shrunk by ``alpha`` (eigenvalue + ``alpha``
-    x the largest; ``alpha=inf`` would be no whitening)."""
-    if not alpha > 0:
-        raise ValueError(f"alpha must be > 0; got {alpha!r}.")
-    X_pool = np.asarray(X_pool, np.float32)
-    if len(X_pool) > COV_SAMPLE:  # the covariance of a large pool from a fixed sample
-        pick = np.random.default_rng(0).choice(len(X_pool), COV_SAMPLE, replace=False)
-        X_pool = X_pool[np.sort(pick)]
-    Xc = X_pool - np.asarray(mean, np.float32)
-    cov = (Xc.T @ Xc).astype(np.float64) / max(len(Xc) - 1, 1)
-    w, V = np.linalg.eigh(cov)
-    w = np.maximum(w, 0.0)
-    return (V / np.sqrt(w + alpha * max(float(w.max()), 1e-12))).astype(np.float32)
-
-
-def whiten(X: np.ndarray, mean: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """Unit rows of ``(X - mean) @ W`` for ``X`` (N, D), ``W`` (D, D) (float32, in steps
-    of ROWS_PER_STEP rows so a large pool is not copied several times at once)."""
-    X = np.asarray(X, np.float32)
-    out = np.empty((len(X), W.shape[1]), np.float32)
-    for lo in range(0, len(X), ROWS_PER_STEP):
-        out[lo:lo + ROWS_PER_STEP] = _unit((X[lo:lo + ROWS_PER_STEP] - mean) @ W)
-    return out
 
 
 def _nearest(Xq: np.ndarray, Xp: np.ndarray, rows: np.ndarray, n: int

@@ -146,16 +146,17 @@ def example_rule_votes(session: Session, code: int, *, threshold: float) -> np.n
 
 
 def neighbour_rule_votes(session: Session, *, k: int) -> np.ndarray:
-    """Hand labels (not audit) spread over the pool's ``k``-nearest-neighbour graph
-    (label spreading, Zhou et al. 2004: learn/label_spreading.py); each item reached votes
-    its top class (the labeled items their own)."""
+    """Hand labels (not audit) spread over the ``k``-nearest-neighbour graph of the
+    whitened pool (label spreading, Zhou et al. 2004: learn/label_spreading.py; whitening:
+    learn/whitening.py); each item reached votes its top class (the labeled items their
+    own)."""
     from ..learn.label_spreading import spread_labels
 
     n = len(session.ids)
     src = _sources(session)
     if len(src) == 0 or n < 2:
         return np.full(n, ws.ABSTAIN, np.int64)
-    table = session._neighbours.table(k=k)[1]  # the Session's shared kNN table
+    table = session._neighbours.whitened_table(k=k)  # built once per Session
     scores = spread_labels(table, src, session.label_array()[src], len(session.classes))
     return np.where(scores.sum(axis=1) > 0, scores.argmax(axis=1), ws.ABSTAIN).astype(np.int64)
 

@@ -249,21 +249,33 @@ def test_include_and_bad_input(dup_session):
         s.exclude([10_000])
 
 
-def test_one_neighbour_table_for_issues_rules_and_strategies(dup_session, monkeypatch):
-    """The Session builds its 10-NN table once (exact at this size); the data-issue graph,
-    the neighbours rule and the strategies' ProbCover / typicality all read that table."""
+def test_one_neighbour_table_for_issues_and_strategies(dup_session, monkeypatch):
+    """The Session builds its 10-NN table once (exact at this size); the data-issue graph
+    and the strategies' ProbCover / typicality all read that table; the neighbours rule
+    reads the whitened pool's table, also built once."""
     from dfwidgets.learn import neighbour_smoothing as ns
     from dfwidgets.learn import probcover, strategies
+    from dfwidgets.learn.whitening import whitened_rows
     from dfwidgets.session.rules_votes import neighbour_rule_votes
 
     s, calls = dup_session, []
     real = ns.knn_table
-    monkeypatch.setattr(ns, "knn_table", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    monkeypatch.setattr(ns, "knn_table", lambda *a, **kw: calls.append(a[0]) or real(*a, **kw))
     s.find_issues()
-    neighbour_rule_votes(s, k=10)
     strategies.probcover(None, s.embeddings, np.zeros(len(s.ids), bool), 5, 0)
     typ = probcover.typicality(np.array(s.embeddings))  # a copy: the same pool by content
-    assert len([c for c in calls if c.get("cache", True)]) == 1  # (the other: pixel kNN)
+    pools = [a for a in calls if a.shape == s.embeddings.shape]  # (the other: pixel kNN)
+    assert len(pools) == 1
+    neighbour_rule_votes(s, k=10)
+    neighbour_rule_votes(s, k=5)
+    pools = [a for a in calls if a.shape == s.embeddings.shape]
+    assert len(pools) == 2  # + the whitened pool's, once
+    W = whitened_rows(s.embeddings)
+    np.testing.assert_allclose(pools[1], W, atol=1e-6)
+    wsims = np.einsum("id,ikd->ik", W, W[s._neighbours.whitened_table(k=10)])
+    full_w = W @ W.T
+    np.fill_diagonal(full_w, -np.inf)
+    np.testing.assert_allclose(wsims, -np.sort(-full_w, axis=1)[:, :10], atol=1e-5)
     sims, idx = s._neighbours.table(k=10)
     unit = s.embeddings / np.linalg.norm(s.embeddings, axis=1, keepdims=True)
     full = unit @ unit.T

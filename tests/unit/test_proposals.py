@@ -492,21 +492,22 @@ def test_whitening_in_steps_and_from_a_sample_matches_the_whole_pool(monkeypatch
     """A large pool is whitened in row steps (same numbers) and its covariance taken from a
     fixed sample (nearly the same space: the kept items barely change)."""
     from dfwidgets.learn import open_set as OS
+    from dfwidgets.learn import whitening as WH
 
     rng = np.random.default_rng(3)
     centres = rng.normal(size=(6, 16)) * np.linspace(5.0, 0.5, 16)
     cluster = rng.integers(0, 6, 3000)
     X = (centres[cluster] + rng.normal(size=(3000, 16)) * 0.3).astype(np.float32)
     mean = X.mean(axis=0)
-    W = OS.whitener(X, mean)
-    whole = OS.whiten(X, mean, W)
-    monkeypatch.setattr(OS, "ROWS_PER_STEP", 7)
-    np.testing.assert_allclose(OS.whiten(X, mean, W), whole, rtol=1e-5, atol=1e-6)
+    W = WH.whitener(X, mean, alpha=OS.WHITEN_SHRINK)
+    whole = WH.whiten(X, mean, W)
+    monkeypatch.setattr(WH, "ROWS_PER_STEP", 7)
+    np.testing.assert_allclose(WH.whiten(X, mean, W), whole, rtol=1e-5, atol=1e-6)
     ex = np.concatenate([np.flatnonzero(cluster == 0)[:3], np.flatnonzero(cluster == 1)[:3]])
     ex_cls, pool_cls = np.repeat([0, 1], 3), (cluster == 1).astype(np.int64)
     full = OS.near_examples(X[ex], ex_cls, X, pool_cls, k=400, density_quantile=0.0).kept
-    monkeypatch.setattr(OS, "COV_SAMPLE", 1500)
-    assert not np.allclose(OS.whitener(X, mean), W)  # the sample was used
+    monkeypatch.setattr(WH, "COV_SAMPLE", 1500)
+    assert not np.allclose(WH.whitener(X, mean, alpha=OS.WHITEN_SHRINK), W)  # the sample was used
     sampled = OS.near_examples(X[ex], ex_cls, X, pool_cls, k=400, density_quantile=0.0).kept
     assert full.sum() > 300 and set(cluster[full]) <= {0, 1}
     assert (full & sampled).sum() / (full | sampled).sum() > 0.9
