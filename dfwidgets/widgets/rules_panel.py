@@ -158,7 +158,9 @@ class RulesPanel(SessionView, W.VBox):
             self._class(label), threshold=float(threshold or self.threshold.value)), "Added")
 
     def add_neighbours(self, k: int = 10) -> str | None:
-        """A neighbours rule (each hand label votes for its ``k`` nearest items)."""
+        """A neighbours rule (the hand labels spread over the ``k``-nearest-neighbour graph)."""
+        self.show_message("Adding a neighbours rule: the first one builds the pool's neighbour "
+                          "graph (about 10 s per 60,000 images, once per pool)...")
         return self._act(lambda: self.session.rules.add_neighbours(k=k), "Added")
 
     def toggle(self, name: str, on: bool) -> None:

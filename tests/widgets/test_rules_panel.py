@@ -41,7 +41,11 @@ def test_add_from_selection_toggle_remove_undo(session):
     assert "6%" in html  # coverage 36 / 600
     panel.threshold.value = 0.75
     panel.examples_button.click()
+    shown = []  # what the panel says while the neighbours rule (and its graph) is built
+    real_add = session.rules.add_neighbours
+    session.rules.add_neighbours = lambda **kw: shown.append(panel.message.value) or real_add(**kw)
     panel.neighbours_button.click()
+    assert "builds the pool&#x27;s neighbour graph" in shown[0] and "Added" in panel.message.value
     assert len(panel.rows) == 3
     assert session.rules.all()[1]["params"]["threshold"] == pytest.approx(0.75)
     switch = panel.list_box.children[0].children[0]
