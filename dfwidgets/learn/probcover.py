@@ -6,6 +6,8 @@ max coverage: repeatedly the unlabeled item covering the most not-yet-covered it
 early picks are typical (dense regions) and spread out (each new region once). Items
 covered by a labeled item count as covered. The graph is ``neighbour_smoothing.knn_table``'s
 (cached on disk by content hash); a Session hands over its own (:func:`remember_table`).
+:func:`whitened_table` is the graph of the whitened pool (``learn/whitening.py``), the one
+coverage margin covers; a Session hands it over too (:func:`remember_whitened`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["KNN", "neighbour_table", "probcover_picks", "remember_table", "typicality"]
+__all__ = ["KNN", "neighbour_table", "probcover_picks", "remember_table", "remember_whitened",
+           "typicality", "whitened_table"]
 
 KNN = 10
 _CACHE: dict[tuple, np.ndarray] = {}
@@ -39,12 +42,24 @@ def remember_table(X: np.ndarray, idx: np.ndarray, sims: np.ndarray) -> None:
         return
     typ = sims.mean(axis=1, dtype=np.float64).astype(np.float32)
     typ = (typ - typ.min()) / max(float(typ.max() - typ.min()), 1e-12)
-    pool = _key("table", X, k)
+    _store({_key("table", X, k): idx, _key("typicality", X, k): typ})
+
+
+def remember_whitened(X: np.ndarray, idx: np.ndarray) -> None:
+    """Use a table of the whitened pool made elsewhere (idx (N, k) int64, nearest first) for
+    the pool ``X`` (N, D): :func:`whitened_table` on the same ``X`` then builds nothing."""
+    if idx.shape[1] >= 1 and len(idx) == len(X):
+        _store({_key("whitened", X, idx.shape[1]): idx})
+
+
+def _store(entries: dict[tuple, np.ndarray]) -> None:
+    """Cache ``entries`` (all of one pool), dropping every other pool's (bounded memory; a
+    pool's tables of any kind and k stay)."""
+    pool = _pool_of(next(iter(entries)))
     with _LOCK:
-        for old in [key for key in _CACHE if _pool_of(key) != _pool_of(pool)]:
-            del _CACHE[old]  # one pool at a time (bounded memory); its tables of any k stay
-        _CACHE[pool] = idx
-        _CACHE[_key("typicality", X, k)] = typ
+        for old in [key for key in _CACHE if _pool_of(key) != pool]:
+            del _CACHE[old]
+        _CACHE.update(entries)
 
 
 def neighbour_table(X: np.ndarray, *, k: int = KNN) -> np.ndarray:
@@ -58,6 +73,24 @@ def neighbour_table(X: np.ndarray, *, k: int = KNN) -> np.ndarray:
     if table is None:
         sims, table = knn_table(X, k=k)
         remember_table(X, table, sims)
+    return table
+
+
+def whitened_table(X: np.ndarray, *, k: int) -> np.ndarray:
+    """(N, k) int64 nearest neighbours of the rows of ``X`` in the whitened pool
+    (``whitening.whitened_rows``: its 10 nearest share the item's class 84.3% of the time on
+    Fashion-MNIST, raw 82.2%), nearest first: cached (a table of k or more columns of the
+    same pool), else ``knn_table``'s."""
+    with _LOCK:
+        tables = [v for key, v in _CACHE.items() if key[0] == "whitened" and key[3] >= k
+                  and _pool_of(key) == _pool_of(_key("whitened", X, k))]
+    if tables:
+        return tables[0][:, :k]
+    from .neighbour_smoothing import knn_table
+    from .whitening import whitened_rows
+
+    table = knn_table(whitened_rows(X), k=k)[1]
+    remember_whitened(X, table)
     return table
 
 
@@ -76,12 +109,13 @@ def typicality(X: np.ndarray, *, k: int = KNN) -> np.ndarray:
 
 def probcover_picks(X: np.ndarray, labeled_mask: np.ndarray, k: int,
                     rng: np.random.Generator, *, knn: int = KNN,
-                    weights: np.ndarray | None = None) -> np.ndarray:
+                    weights: np.ndarray | None = None, whitened: bool = False) -> np.ndarray:
     """(k,) int64 unlabeled items by greedy coverage of the kNN graph, best first.
 
     ``X`` (N, D) embeddings, ``labeled_mask`` (N,) bool items that cannot be picked (they
     cover their in-neighbours already). ``weights`` (N,) >= 0: what each not-yet-covered
-    item is worth (e.g. the model's uncertainty about it); None = 1 each (ProbCover)."""
+    item is worth (e.g. the model's uncertainty about it); None = 1 each (ProbCover).
+    ``whitened``: cover the graph of the whitened pool (:func:`whitened_table`)."""
     mask = np.asarray(labeled_mask, dtype=bool)
     n = len(X)
     if k < 1:
@@ -93,7 +127,7 @@ def probcover_picks(X: np.ndarray, labeled_mask: np.ndarray, k: int,
         if weights.shape != (n,) or not np.isfinite(weights).all() or (weights < 0).any():
             raise ValueError(f"weights must be (N,) = ({n},) finite values >= 0; got shape "
                              f"{weights.shape}")
-    table = neighbour_table(X, k=knn)
+    table = whitened_table(X, k=knn) if whitened else neighbour_table(X, k=knn)
     owners = table.ravel()  # owner x of edge (y -> x): x covers y
     who = np.repeat(np.arange(n), table.shape[1])
     covered = mask | mask[table].any(axis=1)

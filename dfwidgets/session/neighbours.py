@@ -71,10 +71,11 @@ class Neighbours:
         want = max(0, min(int(k), len(self._embeddings) - 1))
         with self._table_lock:
             if self._whitened is None or self._whitened.shape[1] < want:
-                from ..learn.neighbour_smoothing import knn_table
-                from ..learn.whitening import whitened_rows
+                from ..learn.probcover import whitened_table
+                from ..learn.strategies_cold import COVER_KNN
 
-                idx = knn_table(whitened_rows(self._embeddings), k=max(want, TABLE_K))[1]
+                # one table for the rule and coverage margin (learn.probcover's cache)
+                idx = whitened_table(self._embeddings, k=max(want, TABLE_K, COVER_KNN))
                 idx.flags.writeable = False
                 self._whitened = idx
             idx = self._whitened

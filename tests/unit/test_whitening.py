@@ -60,3 +60,45 @@ def test_whitener_rejects_a_shrinkage_that_is_not_positive():
     X, _ = _two_classes_hidden_by_a_loud_direction(n=50)
     with pytest.raises(ValueError, match="alpha must be > 0"):
         whitener(X, X.mean(axis=0), alpha=0.0)
+
+
+def test_whitened_table_is_built_once_per_pool_and_shared(monkeypatch):
+    """probcover keeps the whitened pool's table: a second call (or a smaller k) builds
+    nothing, a Session's handover (remember_whitened) is used as is, another pool's
+    table replaces it."""
+    from dfwidgets.learn import neighbour_smoothing as ns
+    from dfwidgets.learn import probcover
+
+    X, _ = _two_classes_hidden_by_a_loud_direction(n=500)
+    monkeypatch.setattr(probcover, "_CACHE", {})  # no table from another test
+    calls = []
+    real = ns.knn_table
+    monkeypatch.setattr(ns, "knn_table", lambda *a, **kw: calls.append(kw["k"]) or real(*a, **kw))
+    t20 = probcover.whitened_table(X, k=20)
+    assert calls == [20] and t20.shape == (500, 20)
+    np.testing.assert_array_equal(probcover.whitened_table(X, k=10), t20[:, :10])
+    assert calls == [20]
+    exact = knn_table(whitened_rows(X), k=20, cache=False)[1]
+    np.testing.assert_array_equal(t20, exact)
+    other = X[::-1].copy()
+    given = np.tile(np.arange(20, dtype=np.int64), (500, 1))
+    probcover.remember_whitened(other, given)
+    np.testing.assert_array_equal(probcover.whitened_table(other, k=20), given)
+    probcover.whitened_table(X, k=20)  # the first pool's table was dropped: built again
+    assert calls == [20, 20]
+
+
+def test_coverage_margin_covers_the_whitened_graph(monkeypatch):
+    from dfwidgets.learn import probcover
+    from dfwidgets.learn.strategies_cold import COVER_KNN, coverage_margin
+
+    X, _ = _two_classes_hidden_by_a_loud_direction(n=400)
+    asked = []
+    real = probcover.whitened_table
+    monkeypatch.setattr(probcover, "whitened_table",
+                        lambda X, *, k: asked.append(k) or real(X, k=k))
+    labeled = np.zeros(len(X), bool)
+    labeled[:10] = True
+    probs = np.full((len(X), 2), 0.5, np.float32)
+    picks = coverage_margin(probs, X, labeled, 5, np.random.default_rng(0))
+    assert asked == [COVER_KNN] and len(set(picks.tolist())) == 5 and not labeled[picks].any()
