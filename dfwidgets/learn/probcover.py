@@ -7,7 +7,7 @@ early picks are typical (dense regions) and spread out (each new region once). I
 covered by a labeled item count as covered. The graph is ``neighbour_smoothing.knn_table``'s
 (cached on disk by content hash); a Session hands over its own (:func:`remember_table`).
 :func:`whitened_table` is the graph of the whitened pool (``learn/whitening.py``), the one
-coverage margin covers; a Session hands it over too (:func:`remember_whitened`).
+coverage margin covers; a Session's neighbours rule reads the same cached table.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ def remember_table(X: np.ndarray, idx: np.ndarray, sims: np.ndarray) -> None:
 
 
 def remember_whitened(X: np.ndarray, idx: np.ndarray) -> None:
-    """Use a table of the whitened pool made elsewhere (idx (N, k) int64, nearest first) for
-    the pool ``X`` (N, D): :func:`whitened_table` on the same ``X`` then builds nothing."""
+    """Cache a table of the whitened pool (idx (N, k) int64, nearest first; built by
+    :func:`whitened_table` or elsewhere) for the pool ``X`` (N, D): :func:`whitened_table`
+    on the same ``X`` then builds nothing."""
     if idx.shape[1] >= 1 and len(idx) == len(X):
         _store({_key("whitened", X, idx.shape[1]): idx})
 

@@ -4,13 +4,14 @@ In a raw embedding a few high-variance directions (overall shape, brightness) do
 cosine, so items that differ only there look alike: on Fashion-MNIST with the offline
 backbone, dark Coats, Shirts and Pullovers form one tight blob. Whitened, they separate:
 the 10 nearest neighbours share the item's class 84.3% of the time instead of 82.2%, and
-label spreading over that graph is 4-5 points more accurate (``benchmarks/RESULTS.md``,
+label spreading over that graph is about 4-5 points more accurate (``benchmarks/RESULTS.md``,
 "Weak supervision: session 30 notes"). The shrinkage ``alpha`` adds ``alpha`` x the largest
 eigenvalue to every eigenvalue, so no direction is stretched more than ``1/sqrt(alpha)``
 times the largest one (small pools and noise directions stay bounded).
 
-Used by the open-set rule of proposals (``learn/open_set.py``, ``alpha`` 0.2) and the
-neighbours rule's graph (``session/neighbours.py``, ``alpha`` 0.01).
+Used by the open-set rule of proposals (``learn/open_set.py``, ``alpha`` 0.2) and, with
+``alpha`` 0.01, by the graph that the neighbours rule spreads labels over and coverage
+margin covers (``learn/probcover.py``'s ``whitened_table``, one table for both).
 """
 
 from __future__ import annotations
