@@ -139,15 +139,14 @@ def rule_scores(s, X: np.ndarray, L: np.ndarray, region_score: list, hand: np.nd
     a region's cosine to its cluster centre, an examples rule's similarity to its nearest
     example, the neighbours rule's spread class probability."""
     from dfwidgets.learn.label_spreading import spread_labels
-    from dfwidgets.learn.neighbour_smoothing import knn_table
+    from dfwidgets.learn.probcover import whitened_table
     from dfwidgets.learn.weak_supervision import centred_rows
-    from dfwidgets.learn.whitening import whitened_rows
 
     kinds = [r["kind"] for r in s.rules.all() if r.get("enabled", True)]
     mean = X.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
     labels = s.label_array()[hand]
     near = (centred_rows(X, mean) @ centred_rows(X[hand], mean).T).max(axis=1)
-    graph = knn_table(whitened_rows(X), k=10)[1]  # the neighbours rule's graph (cached)
+    graph = whitened_table(X, k=10)  # the neighbours rule's graph: the Session's own table
     spread = spread_labels(graph, hand, labels, len(s.classes)).max(axis=1)
     S = np.zeros(L.shape, np.float32)
     regions = iter(region_score)

@@ -30,6 +30,7 @@ robust deviations).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -79,27 +80,33 @@ def center(X: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return _unit(np.asarray(X, np.float32) - np.asarray(mean, np.float32))
 
 
-def _nearest(Xq: np.ndarray, Xp: np.ndarray, rows: np.ndarray, n: int
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """(similarities (Q, n), positions (Q, n)) of the ``n`` rows of the unit pool ``Xp``
-    (P, D) most similar to the rows of ``Xq`` (Q, D), each query's own position ``rows``
-    (Q,) excluded: the project's exact :class:`~dfwidgets.index.NearestNeighborIndex`."""
+def _exact_index(Xp: np.ndarray) -> Any:
+    """The project's exact :class:`~dfwidgets.index.NearestNeighborIndex` over the unit
+    pool ``Xp`` (P, D)."""
     from ..index import NearestNeighborIndex
 
-    index = NearestNeighborIndex(Xp, backend="exact")
+    return NearestNeighborIndex(Xp, backend="exact")
+
+
+def _nearest(index: Any, Xq: np.ndarray, rows: np.ndarray, n: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(similarities (Q, n), positions (Q, n)) of the ``n`` pool rows of ``index`` most
+    similar to the rows of ``Xq`` (Q, D), each query's own position ``rows`` (Q,) excluded."""
     return index.search(Xq, n, exclude=[np.array([r]) for r in rows])
 
 
 def density_floor(Xc_pool: np.ndarray, *, quantile: float = DENSITY_QUANTILE,
-                  sample: int = SAMPLE, seed: int = 0) -> float:
+                  sample: int = SAMPLE, seed: int = 0, index: Any = None) -> float:
     """The ``quantile`` of the nearest-neighbour cosine of ``sample`` pool items among the
-    unit pool ``Xc_pool`` (P, D) (an item itself excluded)."""
+    unit pool ``Xc_pool`` (P, D) (an item itself excluded); ``index``: an exact index of
+    ``Xc_pool`` already built (else one is built)."""
     P = len(Xc_pool)
     if P < 2:
         return 1.0
     rng = np.random.default_rng(seed)
     pick = rng.choice(P, size=min(P, sample), replace=False)
-    best, _ = _nearest(Xc_pool[pick], Xc_pool, pick, 1)
+    index = _exact_index(Xc_pool) if index is None else index
+    best, _ = _nearest(index, Xc_pool[pick], pick, 1)
     return float(np.quantile(best[:, 0], quantile))
 
 
@@ -142,7 +149,8 @@ def near_examples(
         return OpenSet(kept=np.zeros(0, bool), radius=radius, floor=1.0, reason="")
     W = whitener(X_pool, mean, alpha=alpha)
     Xp, Xe = whiten(X_pool, mean, W), whiten(X_examples, mean, W)
-    floor = density_floor(Xp, quantile=density_quantile)
+    index = _exact_index(Xp)  # one index for the floor and the neighbours' agreement
+    floor = density_floor(Xp, quantile=density_quantile, index=index)
     counts = np.bincount(ex_cls, minlength=K)
     has = np.flatnonzero(counts)
     U = np.zeros((K, Xp.shape[1]), np.float32)
@@ -162,7 +170,7 @@ def near_examples(
     nn = min(int(neighbours), P - 1)
     if single.any() and nn >= 1:
         rows = np.flatnonzero(single)
-        _, near = _nearest(Xp[rows], Xp, rows, nn)
+        _, near = _nearest(index, Xp[rows], rows, nn)
         same = kept[near] & (pool_cls[near] == pool_cls[rows, None])
         kept[rows] = same.mean(axis=1) >= agree
     reason = (f"farther from the examples of their class than the class's {kk} nearest "

@@ -82,9 +82,10 @@ def whitened_table(X: np.ndarray, *, k: int) -> np.ndarray:
     (``whitening.whitened_rows``: its 10 nearest share the item's class 84.3% of the time on
     Fashion-MNIST, raw 82.2%), nearest first: cached (a table of k or more columns of the
     same pool), else ``knn_table``'s."""
+    pool = _pool_of(_key("whitened", X, k))
     with _LOCK:
-        tables = [v for key, v in _CACHE.items() if key[0] == "whitened" and key[3] >= k
-                  and _pool_of(key) == _pool_of(_key("whitened", X, k))]
+        tables = [v for key, v in _CACHE.items()
+                  if key[0] == "whitened" and key[3] >= k and _pool_of(key) == pool]
     if tables:
         return tables[0][:, :k]
     from .neighbour_smoothing import knn_table

@@ -51,7 +51,7 @@ MIN_CONFIDENCE = 0.8
 WEAK_SHARE = 10.0
 #: weak labels only where the enabled neighbours rule votes (AGREE_NEIGHBOURS); where it
 #: votes another class than the label model: its class (NEIGHBOURS_DECIDE; spreading was
-#: right 2-18x as often as the label model there on Fashion-MNIST; +0.4 points) or none
+#: right 2-18x as often as the label model there, raw graph, Fashion-MNIST; +0.4) or none
 AGREE_NEIGHBOURS, NEIGHBOURS_DECIDE = True, True
 #: weak labels weigh alike, or by the label model's top probability (worse on Fashion-MNIST)
 WEIGHT_BY_PROBABILITY = False

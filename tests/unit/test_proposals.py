@@ -511,3 +511,17 @@ def test_whitening_in_steps_and_from_a_sample_matches_the_whole_pool(monkeypatch
     sampled = OS.near_examples(X[ex], ex_cls, X, pool_cls, k=400, density_quantile=0.0).kept
     assert full.sum() > 300 and set(cluster[full]) <= {0, 1}
     assert (full & sampled).sum() / (full | sampled).sum() > 0.9
+
+
+def test_open_set_builds_one_exact_index_per_call(monkeypatch):
+    """The density floor and the one-example agreement search the same index."""
+    from dfwidgets.learn import open_set as OS
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 8)).astype(np.float32)
+    built = []
+    real = OS._exact_index
+    monkeypatch.setattr(OS, "_exact_index", lambda Xp: built.append(len(Xp)) or real(Xp))
+    out = OS.near_examples(X[:1], np.array([0]), X, np.zeros(400, np.int64), k=50,
+                           density_quantile=0.0)
+    assert built == [400] and out.kept.shape == (400,)
