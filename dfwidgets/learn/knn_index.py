@@ -1,6 +1,8 @@
 """One faiss inner-product index over unit rows, shared by the map's placement and the
 data-issue graph: exact (flat) below ``ivf_from`` rows, else an inverted-file index with
-4 sqrt(N) lists and ``nprobe`` lists probed per query (each query scans ~1% of the rows)."""
+4 sqrt(N) lists and ``nprobe`` lists probed per query (each query scans ~1% of the rows).
+For a large pool's neighbour table, :func:`compressed_inner_product_index` holds the rows
+projected and 8-bit quantized (approximate scores: re-rank its candidates exactly)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["inner_product_index"]
+__all__ = ["compressed_inner_product_index", "inner_product_index"]
 
 
 def inner_product_index(base: np.ndarray, *, ivf_from: int = 20_000, nprobe: int = 8,
@@ -32,5 +34,31 @@ def inner_product_index(base: np.ndarray, *, ivf_from: int = 20_000, nprobe: int
             index.cp.max_points_per_centroid = int(points_per_list)
         index.train(base)
         index.nprobe = int(nprobe)
+    index.add(base)
+    return index
+
+
+def compressed_inner_product_index(base: np.ndarray, *, dims: int = 256, nprobe: int = 8,
+                                   train_iterations: int | None = None,
+                                   points_per_list: int | None = None) -> Any:
+    """A faiss index over ``base`` (S, d) float32 C-contiguous unit rows, searched by inner
+    product on their projection to the ``dims`` leading principal directions
+    (``PCAMatrix``), stored 8-bit scalar-quantized in an inverted file of 4 sqrt(S) lists
+    (``nprobe`` probed). Its scores are approximate: ask for extra candidates and re-rank
+    them by the exact inner product. Options as :func:`inner_product_index`."""
+    import faiss
+
+    n, dim = base.shape
+    dims = min(int(dims), dim)
+    ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dims), dims, int(4 * np.sqrt(n)),
+                                        faiss.ScalarQuantizer.QT_8bit,
+                                        faiss.METRIC_INNER_PRODUCT)
+    if train_iterations is not None:
+        ivf.cp.niter = int(train_iterations)
+    if points_per_list is not None:
+        ivf.cp.max_points_per_centroid = int(points_per_list)
+    index = faiss.IndexPreTransform(faiss.PCAMatrix(dim, dims), ivf)
+    index.train(base)
+    ivf.nprobe = int(nprobe)
     index.add(base)
     return index

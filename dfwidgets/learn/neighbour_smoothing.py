@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 
 HNSW_FROM = 20_000  # items from which a pool's table is approximate (faiss IVF, _ivf_knn)
 IVF_NPROBE = 32  # inverted lists probed per item (recall@10 0.995 at 60k)
+#: items from which the table's index holds compressed rows (PCA to COMPRESSED_DIMS, 8-bit),
+#: its candidates re-ranked exactly: at 250,000 whitened rows recall@20 0.982 as the full
+#: rows' 0.982, in 0.35x the time (benchmarks/RESULTS.md, "Neighbour table at a million")
+COMPRESSED_FROM = 200_000
+COMPRESSED_DIMS = 256
 _CHUNK = 2048
 
 
@@ -132,7 +137,9 @@ def _index_table(X: np.ndarray, k: int, *, cache: bool) -> np.ndarray:
     """(N, k) int32 neighbours of unit rows ``X`` (self excluded), from the disk cache, else
     exact (:func:`_knn`) below ``HNSW_FROM`` rows or without faiss, else :func:`_ivf_knn`."""
     approximate = len(X) >= HNSW_FROM and _has_faiss()
-    file = _cache_file(X, k, f"_ivf{IVF_NPROBE}" if approximate else "") if cache else None
+    method = "" if not approximate else f"_ivf{IVF_NPROBE}" + (
+        f"sq{COMPRESSED_DIMS}" if len(X) >= COMPRESSED_FROM else "")
+    file = _cache_file(X, k, method) if cache else None
     table = _load_table(file, len(X), k) if file is not None else None
     if table is None:
         table = _ivf_knn(X, k) if approximate else _knn(X, X, k, exclude_self=True)
@@ -154,12 +161,41 @@ def _ivf_knn(X: np.ndarray, k: int) -> np.ndarray:
     inverted-file index (``knn_index.inner_product_index``, 4 sqrt(N) lists, ``IVF_NPROBE``
     probed, ranked exactly inside them). At 60k Fashion-MNIST rows, recall@10: nprobe 8
     0.915, 16 0.974, 32 0.995 (HNSW, used before: 0.984, and it let one item of a separate
-    200-item cluster link to the rest, which hid that cluster from the outlier rule)."""
+    200-item cluster link to the rest, which hid that cluster from the outlier rule).
+    From ``COMPRESSED_FROM`` rows: :func:`_compressed_knn`."""
     from .knn_index import inner_product_index
 
-    index = inner_product_index(np.ascontiguousarray(X, dtype=np.float32), ivf_from=0,
-                                nprobe=IVF_NPROBE, train_iterations=10, points_per_list=32)
-    _, found = index.search(np.ascontiguousarray(X, dtype=np.float32), k + 1)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if len(X) >= COMPRESSED_FROM:
+        return _compressed_knn(X, k)
+    index = inner_product_index(X, ivf_from=0, nprobe=IVF_NPROBE, train_iterations=10,
+                                points_per_list=32)
+    _, found = index.search(X, k + 1)
+    return _drop_self(found, k)
+
+
+def _compressed_knn(X: np.ndarray, k: int, *, step: int = 4096) -> np.ndarray:
+    """:func:`_ivf_knn` for a large pool: the same lists and probes over rows compressed
+    by ``knn_index.compressed_inner_product_index`` (a quarter of the bytes to scan), 2k + 1
+    candidates per row re-ranked by the exact inner product; ``step`` rows at a time with a
+    progress bar (a million rows: minutes, once per pool)."""
+    from tqdm.auto import tqdm
+
+    from .knn_index import compressed_inner_product_index
+
+    index = compressed_inner_product_index(X, dims=COMPRESSED_DIMS, nprobe=IVF_NPROBE,
+                                           train_iterations=10, points_per_list=32)
+    found = np.empty((len(X), k + 1), np.int64)
+    with tqdm(total=len(X), unit="item", leave=False,
+              desc=f"neighbour table of {len(X):,} items") as bar:
+        for lo in range(0, len(X), step):
+            rows = X[lo:lo + step]
+            _, cand = index.search(rows, 2 * k + 1)
+            sims = np.einsum("id,ikd->ik", rows, X[np.maximum(cand, 0)])
+            sims[cand < 0] = -np.inf
+            best = np.argsort(-sims, axis=1, kind="stable")[:, :k + 1]
+            found[lo:lo + step] = np.take_along_axis(cand, best, axis=1)
+            bar.update(len(rows))
     return _drop_self(found, k)
 
 
