@@ -193,6 +193,24 @@ def test_simulate_uses_smoothing_and_records_it(fmnist_train_emb, fmnist_train,
     assert not np.allclose(on.curves["accuracy"], off.curves["accuracy"])
 
 
+def with_far_cluster(blobs: np.ndarray) -> np.ndarray:
+    """``blobs`` (1500, 32) plus a far cluster of 40 rows (the last 40)."""
+    rng = np.random.default_rng(1)
+    far = (rng.normal(size=(1, 32)) * 8 + 0.3 * rng.normal(size=(40, 32))).astype(np.float32)
+    return np.concatenate([blobs, far])
+
+
+def assert_close_to_exact(pool: np.ndarray, sims: np.ndarray, idx: np.ndarray) -> None:
+    """recall@10 >= 0.97 against brute force, the far cluster (rows 1500+) linked only to
+    itself, ``sims`` the exact cosines, sorted."""
+    want = brute_knn(pool, 10)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx, want)]) >= 0.97
+    assert (idx[1500:] >= 1500).all() and (idx[:1500] < 1500).all()
+    U = pool / np.linalg.norm(pool, axis=1, keepdims=True)
+    np.testing.assert_allclose(sims, np.einsum("id,ikd->ik", U, U[idx]), atol=1e-5)
+    assert (np.diff(sims, axis=1) <= 1e-6).all()
+
+
 def test_large_pool_table_is_close_to_exact_and_keeps_a_separate_cluster_apart(
         blobs, cache, monkeypatch) -> None:
     """Above HNSW_FROM rows the shared table comes from a faiss inverted-file index: recall
@@ -200,18 +218,11 @@ def test_large_pool_table_is_close_to_exact_and_keeps_a_separate_cluster_apart(
     (the data-issue outlier rule finds such a cluster as a component of the graph)."""
     from dfwidgets.learn import neighbour_smoothing as ns
 
-    rng = np.random.default_rng(1)
-    far = (rng.normal(size=(1, 32)) * 8 + 0.3 * rng.normal(size=(40, 32))).astype(np.float32)
-    pool = np.concatenate([blobs, far])
+    pool = with_far_cluster(blobs)
     monkeypatch.setattr(ns, "HNSW_FROM", 1000)
     monkeypatch.setattr(ns, "_knn", lambda *a, **kw: pytest.fail("the exact path was used"))
     sims, idx = ns.knn_table(pool, k=10, cache=False)
-    want = brute_knn(pool, 10)
-    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx, want)]) >= 0.97
-    assert (idx[1500:] >= 1500).all() and (idx[:1500] < 1500).all()
-    U = pool / np.linalg.norm(pool, axis=1, keepdims=True)
-    np.testing.assert_allclose(sims, np.einsum("id,ikd->ik", U, U[idx]), atol=1e-5)
-    assert (np.diff(sims, axis=1) <= 1e-6).all()
+    assert_close_to_exact(pool, sims, idx)
 
 
 def test_very_large_pool_table_uses_compressed_rows_and_stays_close_to_exact(
@@ -224,9 +235,7 @@ def test_very_large_pool_table_uses_compressed_rows_and_stays_close_to_exact(
     from dfwidgets.learn import knn_index
     from dfwidgets.learn import neighbour_smoothing as ns
 
-    rng = np.random.default_rng(1)
-    far = (rng.normal(size=(1, 32)) * 8 + 0.3 * rng.normal(size=(40, 32))).astype(np.float32)
-    pool = np.concatenate([blobs, far]) * (0.85 ** np.arange(32)).astype(np.float32)
+    pool = with_far_cluster(blobs) * (0.85 ** np.arange(32)).astype(np.float32)
     built = []
     real = knn_index.compressed_inner_product_index
     monkeypatch.setattr(knn_index, "compressed_inner_product_index",
@@ -237,10 +246,5 @@ def test_very_large_pool_table_uses_compressed_rows_and_stays_close_to_exact(
     sims, idx = ns.knn_table(pool, k=10)
     assert built == [16]
     assert not (idx == np.arange(len(pool))[:, None]).any()
-    want = brute_knn(pool, 10)
-    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx, want)]) >= 0.97
-    assert (idx[1500:] >= 1500).all() and (idx[:1500] < 1500).all()
-    U = pool / np.linalg.norm(pool, axis=1, keepdims=True)
-    np.testing.assert_allclose(sims, np.einsum("id,ikd->ik", U, U[idx]), atol=1e-5)
-    assert (np.diff(sims, axis=1) <= 1e-6).all()
+    assert_close_to_exact(pool, sims, idx)
     assert [f.name.endswith("_k10_ivf32sq16.npy") for f in cache.iterdir()] == [True]
