@@ -4,15 +4,16 @@ Coverage margin (``next_batch``'s default ``auto`` once a model exists), the nei
 rule and the data-issue graph all need each item's nearest neighbours in the pool; the
 first call on a pool builds that table (then it is cached on disk). This times
 ``knn_table(..., cache=False)`` on the whitened pool at 20 neighbours (the table coverage
-margin uses) two ways in the same run, one after the other: the inverted file over the full rows
-(``COMPRESSED_FROM`` set above the pool size: what every pool used before) and over rows
+margin uses; ``--raw``: on the raw embeddings, the table of the other strategies and data
+issues) two ways in the same run, one after the other: the inverted file over the full
+rows (``COMPRESSED_FROM`` set above the pool size: what every pool used before) and over rows
 projected to ``COMPRESSED_DIMS`` and 8-bit quantized, candidates re-ranked exactly (what
 pools of ``COMPRESSED_FROM`` or more items use now). Recall@20 / @10 against the exact
 neighbours of 2,000 sampled items. Pools: the 60,000 Fashion-MNIST embeddings (offline
 backbone) resampled with noise to the size asked.
 
     python benchmarks/knn_table.py                        # 250,000 and 1,000,000 items
-    python benchmarks/knn_table.py --sizes 250000 --no-write
+    python benchmarks/knn_table.py --sizes 250000 --raw
     python benchmarks/knn_table.py --session 1000000      # the user's path only (below)
 
 ``--session N``: instead, the path a user takes: a Session over N images (Fashion-MNIST
@@ -32,18 +33,22 @@ import _results as bench
 import numpy as np
 
 
-def pool_of(X0: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """(n, D) float32: rows of ``X0`` drawn with replacement plus 5% per-dimension noise."""
+def pool_of(X0: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """((n, D) float32 rows of ``X0`` drawn with replacement plus 5% per-dimension noise,
+    (n,) the row of ``X0`` each one comes from)."""
     if n == len(X0):
-        return X0
+        return X0, np.arange(n)
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal((n, X0.shape[1]), dtype=np.float32) * (0.05 * X0.std(0))
-    return (X0[rng.integers(0, len(X0), n)] + noise).astype(np.float32)
+    rows = rng.integers(0, len(X0), n)
+    return (X0[rows] + noise).astype(np.float32), rows
 
 
 def recall(idx: np.ndarray, U: np.ndarray, k: int, n: int = 2000) -> float:
     """Mean share of the exact ``k`` nearest (cosine, self excluded) found in ``idx``."""
     import torch
+
+    U = U / np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1e-12)
 
     qs = np.random.default_rng(1).choice(len(U), n, replace=False)
     S = torch.from_numpy(U[qs]) @ torch.from_numpy(U).T
@@ -63,8 +68,7 @@ def session_path(n: int, args: argparse.Namespace, load0: float) -> None:
 
     tr = dfw.datasets.fashion_mnist(split="train")
     X0 = dfw.embed(tr, model="efficientnet_lite0", progress=False)
-    rows_of = np.random.default_rng(0).integers(0, len(X0), n)
-    X = pool_of(X0, n)  # the same draw: rows_of[i] is item i's image
+    X, rows_of = pool_of(X0, n)  # item i: image rows_of[i], its embedding plus noise
     images = np.asarray(tr.array)  # (60000, 28, 28) uint8
     y = np.asarray(tr.labels)[rows_of]
     names = list(tr.classes)
@@ -115,6 +119,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_000_000])
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--session", type=int, default=0, help="N: time a Session's path")
+    parser.add_argument("--raw", action="store_true",
+                        help="the raw embeddings' table (strategies, data issues) instead of "
+                             "the whitened pool's")
     bench.add_threads_option(parser, default=2)
     bench.add_output_options(parser)
     args = parser.parse_args()
@@ -132,7 +139,8 @@ def main() -> None:
     threshold = ns.COMPRESSED_FROM
     rows = []
     for n in args.sizes:
-        U = whitened_rows(pool_of(X0, n))
+        X = pool_of(X0, n)[0]
+        U = X if args.raw else whitened_rows(X)
         found = {}
         for name, cut in (("full rows", 10**12), ("compressed rows", 0)):
             ns.COMPRESSED_FROM = cut
@@ -151,12 +159,14 @@ def main() -> None:
          f"compressed rows ({ns.COMPRESSED_DIMS} dims, 8-bit, re-ranked)", "ratio",
          "recall@20 / @10, full", "recall@20 / @10, compressed"],
         rows)
+    space = "raw embeddings" if args.raw else "whitened pool"
     note = (f"`{bench.command_line('knn_table.py')}`: `knn_table(U, k={args.k}, cache=False)` "
-            f"on the whitened pool, each way once per size in the same run; {args.threads} "
+            f"on the {space}, each way once per size in the same run; {args.threads} "
             f"threads; {bench.machine_note(load0)}. Pools of {threshold:,} items or more use "
             "the compressed rows.")
-    bench.report(args, "Neighbour table at a million",
-                 "## Neighbour table at a million items\n\n" + note + "\n\n" + table)
+    title = "Neighbour table at a million" + (": raw embeddings" if args.raw else "")
+    bench.report(args, title, f"## {title.replace('million', 'million items')}\n\n" + note
+                 + "\n\n" + table)
 
 
 if __name__ == "__main__":

@@ -230,12 +230,13 @@ def test_very_large_pool_table_uses_compressed_rows_and_stays_close_to_exact(
     """From COMPRESSED_FROM rows the index holds rows projected to COMPRESSED_DIMS and
     8-bit quantized; its candidates are re-ranked exactly, so the table is as close to
     exact as the full rows' (sims exact and sorted, no self, a far cluster kept apart), and
-    it is cached under its own name. The pool's spectrum decays, as real embeddings' does
-    (isotropic noise would hide within-cluster order in the dropped directions)."""
+    it is cached under its own name. Like real embeddings, the pool's spectrum decays
+    (isotropic noise would hide within-cluster order in the dropped directions) and its
+    rows share a mean direction (a centred projection would rank by the wrong products)."""
     from dfwidgets.learn import knn_index
     from dfwidgets.learn import neighbour_smoothing as ns
 
-    pool = with_far_cluster(blobs) * (0.85 ** np.arange(32)).astype(np.float32)
+    pool = (with_far_cluster(blobs) + 2.0) * (0.85 ** np.arange(32)).astype(np.float32)
     built = []
     real = knn_index.compressed_inner_product_index
     monkeypatch.setattr(knn_index, "compressed_inner_product_index",
