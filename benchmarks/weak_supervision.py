@@ -189,7 +189,7 @@ def graph_check(s, X, hand, probs, mv, truth, cov) -> dict:
     spreading over the neighbours rule's whitened 10-NN graph, seeded by the hand labels
     plus GRAPH_PRIOR x the label model's (or majority vote's) probabilities on covered
     items (each part's class columns scaled to sum 1). Not bound by the vote ceiling."""
-    from dfwidgets.learn.label_spreading import knn_affinity
+    from dfwidgets.learn.label_spreading import knn_affinity, spread
     from dfwidgets.learn.probcover import whitened_table
 
     S = knn_affinity(whitened_table(X, k=10))
@@ -200,10 +200,7 @@ def graph_check(s, X, hand, probs, mv, truth, cov) -> dict:
     Yh[hand, codes] = 1.0
     out = {}
     for name, P in (("lm", probs), ("mv", mv)):
-        Y = cols(Yh) + GRAPH_PRIOR * cols(np.where(cov[:, None], P, 0.0))
-        F = Y.copy()
-        for _ in range(30):  # spread_labels' update: alpha 0.99, 30 steps
-            F = 0.99 * (S @ F) + 0.01 * Y
+        F = spread(S, cols(Yh) + GRAPH_PRIOR * cols(np.where(cov[:, None], P, 0.0)))
         out[f"graph_{name}"] = float((F.argmax(axis=1)[cov] == truth[cov]).mean())
     return out
 

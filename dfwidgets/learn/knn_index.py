@@ -40,21 +40,21 @@ def inner_product_index(base: np.ndarray, *, ivf_from: int = 20_000, nprobe: int
 
 def compressed_inner_product_index(base: np.ndarray, *, dims: int = 256, nprobe: int = 8,
                                    train_iterations: int | None = None,
-                                   points_per_list: int | None = None,
-                                   sample: int = 100_000) -> Any:
+                                   points_per_list: int | None = None) -> Any:
     """A faiss index over ``base`` (S, d) float32 C-contiguous unit rows, searched by inner
     product on their projection to the ``dims`` leading eigenvectors of the rows' second
     moment (not centred, unlike PCA: centring would rank by the centred rows' products,
     which for embeddings that share a mean direction are not the cosines; from at most
-    ``sample`` rows), stored 8-bit scalar-quantized in an inverted file of 4 sqrt(S) lists
+    ``whitening.COV_SAMPLE`` rows), stored 8-bit scalar-quantized in an inverted file of 4 sqrt(S) lists
     (``nprobe`` probed). Its scores are approximate: ask for extra candidates and re-rank
     them by the exact inner product. Options as :func:`inner_product_index`."""
     import faiss
 
+    from .whitening import sample_rows
+
     n, dim = base.shape
     dims = min(int(dims), dim)
-    rows = base if n <= sample else base[np.sort(
-        np.random.default_rng(0).choice(n, sample, replace=False))]
+    rows = sample_rows(base)
     _, vectors = np.linalg.eigh(rows.T.astype(np.float64) @ rows)
     project = faiss.LinearTransform(dim, dims, False)
     faiss.copy_array_to_vector(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["knn_affinity", "spread_labels"]
+__all__ = ["knn_affinity", "spread", "spread_labels"]
 
 
 def knn_affinity(neighbours: np.ndarray, n: int | None = None) -> sp.csr_matrix:
@@ -60,8 +60,18 @@ def spread_labels(neighbours: np.ndarray, seeds: np.ndarray, seed_codes: np.ndar
     Y = np.zeros((n, K), np.float32)
     Y[seeds, codes] = 1.0
     Y /= np.maximum(Y.sum(axis=0, keepdims=True), 1.0)
-    F = Y.copy()
-    for _ in range(int(n_iter)):
-        F = float(alpha) * (S @ F) + (1.0 - float(alpha)) * Y
+    F = spread(S, Y, alpha=alpha, n_iter=n_iter)
     total = F.sum(axis=1, keepdims=True)
     return np.where(total > 0, F / np.maximum(total, 1e-30), 0.0).astype(np.float32)
+
+
+def spread(affinity: sp.csr_matrix, Y: np.ndarray, *, alpha: float = 0.99,
+           n_iter: int = 30) -> np.ndarray:
+    """(N, K) float32 scores ``F`` after ``n_iter`` steps of ``F <- alpha S F + (1 - alpha)
+    Y`` from ``F = Y``, for a :func:`knn_affinity` ``S`` (N, N) and seed scores ``Y``
+    (N, K), hard or soft (rows not normalised)."""
+    Y = np.asarray(Y, np.float32)
+    F = Y.copy()
+    for _ in range(int(n_iter)):
+        F = float(alpha) * (affinity @ F) + (1.0 - float(alpha)) * Y
+    return F

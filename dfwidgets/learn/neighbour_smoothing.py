@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 HNSW_FROM = 20_000  # items from which a pool's table is approximate (faiss IVF, _ivf_knn)
 IVF_NPROBE = 32  # inverted lists probed per item (recall@10 0.995 at 60k)
-#: items from which the table's index holds compressed rows (PCA to COMPRESSED_DIMS, 8-bit),
+#: items from which the table's index holds compressed rows (COMPRESSED_DIMS, 8-bit),
 #: its candidates re-ranked exactly: the same recall@20 as full rows (0.980 vs 0.981 at
 #: 250,000 whitened rows, 0.993 vs 0.994 at 1,000,000, 0.992 vs 0.994 at 250,000 raw rows)
 #: in 0.48x the time (benchmarks/RESULTS.md, "Neighbour table at a million items")

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COV_SAMPLE", "GRAPH_SHRINK", "ROWS_PER_STEP", "whiten", "whitened_rows",
-           "whitener"]
+__all__ = ["COV_SAMPLE", "GRAPH_SHRINK", "ROWS_PER_STEP", "sample_rows", "whiten",
+           "whitened_rows", "whitener"]
 
 #: the whitener's covariance comes from at most this many pool items (a fixed-seed sample)
 COV_SAMPLE = 100_000
@@ -36,16 +36,22 @@ def _unit(X: np.ndarray) -> np.ndarray:
     return X / np.maximum(np.linalg.norm(X, axis=-1, keepdims=True), 1e-12)
 
 
+def sample_rows(X: np.ndarray, limit: int | None = None) -> np.ndarray:
+    """``X`` (N, D) itself when N <= ``limit`` (None: COV_SAMPLE), else ``limit`` of its
+    rows (a fixed-seed sample, in order): enough to estimate a pool's second moments."""
+    limit = COV_SAMPLE if limit is None else int(limit)
+    if len(X) <= limit:
+        return X
+    return X[np.sort(np.random.default_rng(0).choice(len(X), limit, replace=False))]
+
+
 def whitener(X_pool: np.ndarray, mean: np.ndarray, *, alpha: float) -> np.ndarray:
     """(D, D) float32 matrix ``W``: ``(x - mean) @ W`` has unit variance along each
     principal direction of the pool ``X_pool`` (P, D), shrunk by ``alpha`` (eigenvalue +
     ``alpha`` x the largest; a large ``alpha`` is close to no whitening)."""
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0; got {alpha!r}.")
-    X_pool = np.asarray(X_pool, np.float32)
-    if len(X_pool) > COV_SAMPLE:  # the covariance of a large pool from a fixed sample
-        pick = np.random.default_rng(0).choice(len(X_pool), COV_SAMPLE, replace=False)
-        X_pool = X_pool[np.sort(pick)]
+    X_pool = sample_rows(np.asarray(X_pool, np.float32))  # a large pool: from a sample
     Xc = X_pool - np.asarray(mean, np.float32)
     cov = (Xc.T @ Xc).astype(np.float64) / max(len(Xc) - 1, 1)
     w, V = np.linalg.eigh(cov)
